@@ -1,0 +1,26 @@
+"""Datasets for EAGER-LLM: loading, preprocessing, leave-one-out split and statistics.
+
+Modules: ``schema`` (data classes), ``fileio`` (line/table readers with ``file:line`` errors),
+``atomic`` (RecBole atomic files), ``amazon`` (Amazon 2014/2018), ``loaders`` (name or path
+-> dataset), ``preprocess`` (EAGER-LLM filtering), ``split`` (leave-one-out), ``stats``.
+"""
+
+from .loaders import load_dataset, load_raw
+from .preprocess import preprocess
+from .schema import Interactions, ItemCatalog, ItemText
+from .split import Example, LeaveOneOut, leave_one_out
+from .stats import dataset_stats, interaction_stats
+
+__all__ = [
+    "Example",
+    "Interactions",
+    "ItemCatalog",
+    "ItemText",
+    "LeaveOneOut",
+    "dataset_stats",
+    "interaction_stats",
+    "leave_one_out",
+    "load_dataset",
+    "load_raw",
+    "preprocess",
+]

@@ -1,0 +1,126 @@
+"""In-memory representation of a recommendation dataset.
+
+User and item ids are strings outside this package. Inside, every user and item gets a
+contiguous integer index (``0..n-1``); ``Interactions.user_ids[u]`` and
+``Interactions.item_ids[i]`` map an index back to its string id. Indices are assigned in
+order of first appearance in the rows and keep that relative order when rows are removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True, eq=False)
+class Interactions:
+    """User-item events, one row per event, in a fixed row order.
+
+    Attributes:
+        user_ids: ``(n_users,)`` string id of each user index.
+        item_ids: ``(n_items,)`` string id of each item index.
+        users: ``(n,)`` int64 user index of each event.
+        items: ``(n,)`` int64 item index of each event.
+        timestamps: ``(n,)`` float64 time of each event.
+    """
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    users: np.ndarray
+    items: np.ndarray
+    timestamps: np.ndarray
+
+    @classmethod
+    def from_ids(
+        cls, users: Sequence[str], items: Sequence[str], timestamps: Sequence[float]
+    ) -> Interactions:
+        """Build from parallel sequences of string ids and times (rows keep their order)."""
+        user_codes, user_ids = pd.factorize(np.asarray(users, dtype=object))
+        item_codes, item_ids = pd.factorize(np.asarray(items, dtype=object))
+        times = np.asarray(timestamps, dtype=np.float64)
+        if not len(user_codes) == len(item_codes) == len(times):
+            raise ValueError("users, items and timestamps must have the same length")
+        return cls(
+            user_ids, item_ids, user_codes.astype(np.int64), item_codes.astype(np.int64), times
+        )
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def take(self, rows: np.ndarray) -> Interactions:
+        """Keep ``rows`` (boolean mask or indices, in that order) and re-index compactly."""
+        users, items = self.users[rows], self.items[rows]
+        kept_users, users = np.unique(users, return_inverse=True)
+        kept_items, items = np.unique(items, return_inverse=True)
+        return Interactions(
+            self.user_ids[kept_users],
+            self.item_ids[kept_items],
+            users.astype(np.int64),
+            items.astype(np.int64),
+            self.timestamps[rows],
+        )
+
+    def time_order(self) -> np.ndarray:
+        """Row indices sorted by user index, then time; ties keep row order (stable)."""
+        order = np.argsort(self.timestamps, kind="stable")
+        return order[np.argsort(self.users[order], kind="stable")]
+
+    def sequences(self) -> list[np.ndarray]:
+        """Item indices of each user (list position = user index), in time order."""
+        items = self.items[self.time_order()]
+        counts = np.bincount(self.users, minlength=self.n_users)
+        ends = np.cumsum(counts)
+        return [items[end - count : end] for count, end in zip(counts, ends, strict=True)]
+
+
+@dataclass(frozen=True)
+class ItemText:
+    """The text known about one item."""
+
+    title: str
+    categories: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def has_text(self) -> bool:
+        """Whether the item has a non-blank title (the EAGER-LLM keep rule)."""
+        return bool(self.title.strip())
+
+
+@dataclass(frozen=True)
+class ItemCatalog:
+    """Item string id -> :class:`ItemText`."""
+
+    items: dict[str, ItemText]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self.items
+
+    def __getitem__(self, item_id: str) -> ItemText:
+        return self.items[item_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.items)
+
+    def has_text(self, item_id: str) -> bool:
+        """Whether ``item_id`` is in the catalog with a non-blank title."""
+        item = self.items.get(item_id)
+        return item is not None and item.has_text
+
+    def subset(self, item_ids: Iterable[str]) -> ItemCatalog:
+        """The entries of ``item_ids``, in that order (all must be present)."""
+        return ItemCatalog({item_id: self.items[item_id] for item_id in item_ids})

@@ -1,0 +1,162 @@
+"""Tiny random models of the real architectures, built from config for fast tests.
+
+Each builder writes a complete Hugging Face folder (weights, config, tokenizer or
+processor, chat template) that the ``Auto*`` classes and TRL load like any hub model.
+Weights are random but seeded, so every machine builds the same model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import (
+    BitImageProcessorPil,
+    Dinov2Config,
+    LlamaConfig,
+    LlamaForCausalLM,
+    LlavaConfig,
+    LlavaForConditionalGeneration,
+    LlavaProcessor,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen2VLImageProcessorPil,
+)
+
+from model_zoo.processors import ImageOnlyQwen2_5_VLProcessor, save_processor
+from model_zoo.tiny_tokenizer import (
+    LLAVA_CHAT_TEMPLATE,
+    LLAVA_IMAGE,
+    QWEN_CHAT_TEMPLATE,
+    QWEN_VISION,
+    build_tiny_tokenizer,
+)
+
+SEED = 0
+TEXT_DIMS = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 2048,
+}
+TINY_IMAGE_PX = 56  # 4x4 patches of 14 px
+
+
+def _token_ids(tokenizer) -> dict[str, int]:
+    return {
+        "bos_token_id": tokenizer.convert_tokens_to_ids("<|im_start|>"),
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+
+
+def _save(model, processor_or_tokenizer, out: Path) -> None:
+    model.generation_config.pad_token_id = model.config.get_text_config().pad_token_id
+    model.generation_config.eos_token_id = model.config.get_text_config().eos_token_id
+    model.save_pretrained(out)
+    if hasattr(processor_or_tokenizer, "image_processor"):
+        save_processor(processor_or_tokenizer, out)
+    else:
+        processor_or_tokenizer.save_pretrained(out)
+
+
+def build_tiny_llama(out: Path) -> None:
+    """``LlamaForCausalLM``: 2 layers, hidden 64, ~100k parameters, ChatML template."""
+    tokenizer = build_tiny_tokenizer()
+    tokenizer.chat_template = LLAVA_CHAT_TEMPLATE
+    config = LlamaConfig(vocab_size=len(tokenizer), **TEXT_DIMS, **_token_ids(tokenizer))
+    torch.manual_seed(SEED)
+    _save(LlamaForCausalLM(config), tokenizer, out)
+
+
+def build_tiny_llava(out: Path) -> None:
+    """``LlavaForConditionalGeneration``: tiny DINOv2 tower + 2-layer MLP + tiny Llama,
+    the same layout as the offline default VLM; 56 px images -> 16 image tokens."""
+    tokenizer = build_tiny_tokenizer([LLAVA_IMAGE])
+    vision = Dinov2Config(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        patch_size=14,
+        image_size=TINY_IMAGE_PX,
+    )
+    text = LlamaConfig(vocab_size=len(tokenizer), **TEXT_DIMS, **_token_ids(tokenizer))
+    config = LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=tokenizer.convert_tokens_to_ids(LLAVA_IMAGE),
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+        projector_hidden_act="gelu",
+    )
+    image_processor = BitImageProcessorPil(
+        size={"shortest_edge": TINY_IMAGE_PX},
+        crop_size={"height": TINY_IMAGE_PX, "width": TINY_IMAGE_PX},
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+    )
+    processor = LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=14,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        chat_template=LLAVA_CHAT_TEMPLATE,
+    )
+    torch.manual_seed(SEED)
+    _save(LlavaForConditionalGeneration(config), processor, out)
+
+
+def build_tiny_qwen2_5_vl(out: Path) -> None:
+    """``Qwen2_5_VLForConditionalGeneration`` with Qwen's vision specials and M-RoPE;
+    a 56 px image -> 16 patches -> 4 image tokens after the 2x2 merge."""
+    tokenizer = build_tiny_tokenizer(QWEN_VISION)
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in QWEN_VISION}
+    head_dim = TEXT_DIMS["hidden_size"] // TEXT_DIMS["num_attention_heads"]
+    text = {
+        "vocab_size": len(tokenizer),
+        **TEXT_DIMS,
+        **_token_ids(tokenizer),
+        # M-RoPE: temporal/height/width sections of the rotary half-dimension
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "mrope_section": [2, 3, 3],
+        },
+    }
+    assert sum(text["rope_parameters"]["mrope_section"]) == head_dim // 2
+    vision = {
+        "depth": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_heads": 2,
+        "out_hidden_size": TEXT_DIMS["hidden_size"],
+        "fullatt_block_indexes": [1],
+        "window_size": 56,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+    }
+    config = Qwen2_5_VLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+    image_processor = Qwen2VLImageProcessorPil(
+        min_pixels=TINY_IMAGE_PX * TINY_IMAGE_PX,
+        max_pixels=2 * TINY_IMAGE_PX * TINY_IMAGE_PX,
+        patch_size=14,
+        merge_size=2,
+        temporal_patch_size=2,
+    )
+    processor = ImageOnlyQwen2_5_VLProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, chat_template=QWEN_CHAT_TEMPLATE
+    )
+    torch.manual_seed(SEED)
+    _save(Qwen2_5_VLForConditionalGeneration(config), processor, out)

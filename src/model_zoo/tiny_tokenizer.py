@@ -1,0 +1,68 @@
+"""A small byte-level BPE tokenizer with chat templates, trained in well under a second.
+
+Tiny test models need a real tokenizer (special tokens, chat template, padding) but no
+download; this one is trained on a fixed corpus, so it is identical on every machine.
+"""
+
+from __future__ import annotations
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+VOCAB_SIZE = 768
+ENDOFTEXT, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
+QWEN_VISION = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+LLAVA_IMAGE = "<image>"
+
+_CORPUS = [
+    "<observe>The image shows 3 red circles and 2 blue squares.</observe>",
+    "<think>Count the circles: 1, 2, 3. Then add 4 + 5 = 9.</think><answer>9</answer>",
+    "The user has interacted with items in order. Predict the next item the user will like.",
+    "What is the area of the triangle? Options: A. 12 B. 15 C. 18 D. 20. Answer: C",
+    "0 1 2 3 4 5 6 7 8 9 10 100 3/4 0.5 25% x^2 + y = \\frac{1}{2} sqrt(16)",
+    "Toy Story (1995) Animation Children's Comedy Drama Action Thriller Sci-Fi Romance",
+    "You are a helpful assistant. Describe the image, reason step by step, then answer.",
+]
+
+
+def _chatml_template(image_markup: str) -> str:
+    """ChatML with a default system turn; image parts render as ``image_markup``."""
+    return (
+        "{% for message in messages %}"
+        "{% if loop.first and message['role'] != 'system' %}"
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+        "{% endif %}"
+        "<|im_start|>{{ message['role'] }}\n"
+        "{% if message['content'] is string %}{{ message['content'] }}"
+        "{% else %}{% for part in message['content'] %}"
+        "{% if part['type'] == 'image' %}" + image_markup + "{% elif part['type'] == 'text' %}"
+        "{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
+        "{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+
+
+QWEN_CHAT_TEMPLATE = _chatml_template("<|vision_start|><|image_pad|><|vision_end|>")
+LLAVA_CHAT_TEMPLATE = _chatml_template(LLAVA_IMAGE)
+
+
+def build_tiny_tokenizer(extra_special: list[str] = ()) -> PreTrainedTokenizerFast:
+    """Byte-level BPE (``VOCAB_SIZE`` entries) with ChatML specials + ``extra_special``."""
+    specials = [ENDOFTEXT, IM_START, IM_END, *extra_special]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        eos_token=IM_END,
+        pad_token=ENDOFTEXT,
+        additional_special_tokens=list(extra_special),
+        padding_side="left",
+    )

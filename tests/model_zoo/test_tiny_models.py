@@ -1,0 +1,59 @@
+"""The tiny random models load through the Auto classes and run forward and generate."""
+
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
+
+from model_zoo import resolve
+from model_zoo.processors import load_processor
+
+IMAGE_PROMPT = [
+    {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "How many?"}]}
+]
+
+
+def test_tiny_llama_chat_forward_and_generate():
+    folder = resolve("tiny-llama")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    batch = tokenizer.apply_chat_template(
+        [[{"role": "user", "content": "hi"}], [{"role": "user", "content": "a longer question"}]],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+        padding=True,
+    )
+    out = model(**batch, labels=batch["input_ids"])
+    assert out.logits.shape[:2] == batch["input_ids"].shape
+    assert torch.isfinite(out.loss)
+    generated = model.generate(**batch, max_new_tokens=4, do_sample=False)
+    assert generated.shape == (2, batch["input_ids"].shape[1] + 4)
+
+
+@pytest.mark.parametrize(
+    ("name", "architecture", "image_tokens"),
+    [
+        ("tiny-llava", "LlavaForConditionalGeneration", [16, 16]),  # fixed 56 px crop
+        ("tiny-qwen2.5-vl", "Qwen2_5_VLForConditionalGeneration", [4, 6]),  # native aspect
+    ],
+)
+def test_tiny_vlm_processes_images_and_trains(name, architecture, image_tokens):
+    folder = resolve(name)
+    processor = load_processor(folder)
+    model = AutoModelForImageTextToText.from_pretrained(folder)
+    assert type(model).__name__ == architecture
+    text = processor.apply_chat_template(IMAGE_PROMPT, add_generation_prompt=True, tokenize=False)
+    images = [Image.new("RGB", (112, 112), "red"), Image.new("RGB", (80, 60), "blue")]
+    batch = processor(text=[text, text], images=images, return_tensors="pt", padding=True)
+    image_token_id = model.config.image_token_id
+    assert (batch["input_ids"] == image_token_id).sum(dim=1).tolist() == image_tokens
+
+    loss = model(**batch, labels=batch["input_ids"]).loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    vision_grads = [p.grad for n, p in model.named_parameters() if "vision" in n or "visual" in n]
+    assert any(g is not None and g.abs().sum() > 0 for g in vision_grads)
+
+    generated = model.generate(**batch, max_new_tokens=3, do_sample=False)
+    assert generated.shape[1] == batch["input_ids"].shape[1] + 3
