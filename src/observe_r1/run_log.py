@@ -1,0 +1,78 @@
+"""``metrics.jsonl`` and ``reward_curve.png`` next to a training run."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+# metrics.jsonl key <- TRL log key
+_KEYS = {
+    "reward": "reward",
+    "reward_format": "rewards/format/mean",
+    "reward_accuracy": "rewards/accuracy/mean",
+    "bonus_rate": "observe_r1/bonus_rate",
+    "difficulty_weight_mean": "observe_r1/difficulty_weight_mean",
+    "zero_signal_groups": "observe_r1/zero_signal_groups",
+    "completion_length_mean": "completions/mean_length",
+    "kl": "kl",
+    "loss": "loss",
+    "learning_rate": "learning_rate",
+}
+
+
+class MetricsFile(TrainerCallback):
+    """Appends one JSON object per logging step to ``path`` (main process only)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._step_started = time.perf_counter()
+        self._step_seconds: list[float] = []
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._step_started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._step_seconds.append(time.perf_counter() - self._step_started)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs or "reward" not in logs:
+            return
+        record = {"step": state.global_step}
+        record.update({ours: logs.get(theirs) for ours, theirs in _KEYS.items()})
+        seconds = self._step_seconds or [float("nan")]
+        record["step_seconds"] = sum(seconds) / len(seconds)
+        self._step_seconds = []
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def truncate_after(path: Path, step: int) -> None:
+    """Drop records of steps after ``step`` (a resumed run re-does them)."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def plot_reward_curve(metrics_path: Path, out: Path) -> None:
+    """Reward, format and accuracy rewards per step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [json.loads(line) for line in metrics_path.read_text().splitlines()]
+    steps = [r["step"] for r in records]
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for key in ("reward", "reward_format", "reward_accuracy"):
+        axes[0].plot(steps, [r.get(key) for r in records], marker="o", label=key)
+    axes[0].set(xlabel="step", ylabel="mean reward", title="rewards")
+    axes[0].legend()
+    axes[1].plot(steps, [r.get("completion_length_mean") for r in records], marker="o")
+    axes[1].set(xlabel="step", ylabel="tokens", title="completion length")
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)

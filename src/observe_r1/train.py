@@ -1,0 +1,110 @@
+"""One Observe-R1 training run: config -> model, data, rewards -> ObserveR1Trainer -> files.
+
+Writes to ``output_dir``: ``checkpoint-*`` (Trainer checkpoints), ``metrics.jsonl``,
+``rollouts.jsonl`` (one line per completion), ``reward_curve.png`` and ``final/``
+(a plain Hugging Face model + processor; LoRA adapters are merged).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from datasets import Dataset, Image
+from transformers import AutoModelForImageTextToText
+from transformers.trainer_utils import get_last_checkpoint
+
+from model_zoo import resolve
+from model_zoo.processors import load_processor, save_processor
+from observe_r1.config import ObserveR1Config
+from observe_r1.prompts import TAGS, conversation
+from observe_r1.rewards import make_accuracy_reward, make_format_reward
+from observe_r1.rows import read_rows
+from observe_r1.run_log import MetricsFile, plot_reward_curve, truncate_after
+from observe_r1.trainer import ObserveR1Trainer
+
+
+def training_dataset(config: ObserveR1Config) -> tuple[Dataset, int]:
+    """Rows of ``config.train_file`` as TRL prompts (file order kept) and the skipped count."""
+    loaded = read_rows(config.train_file, skip_invalid=config.skip_invalid)
+    records = {
+        "prompt": [conversation(r["question"], config.response_format) for r in loaded.rows],
+        "image": [r["image"] for r in loaded.rows],
+        "answer": [r["answer"] for r in loaded.rows],
+        "row_id": [str(r.get("id", index)) for index, r in enumerate(loaded.rows)],
+    }
+    return Dataset.from_dict(records).cast_column("image", Image()), loaded.skipped
+
+
+def reward_functions(config: ObserveR1Config) -> list:
+    return [
+        make_format_reward(config.format_value, config.format_compat, TAGS[config.response_format]),
+        make_accuracy_reward(),
+    ]
+
+
+def _peft_config(config: ObserveR1Config):
+    settings = config.lora_settings
+    if settings is None:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=settings.targets,
+        task_type="CAUSAL_LM",
+    )
+
+
+def build_trainer(config: ObserveR1Config, trainer_class=ObserveR1Trainer):
+    """The trainer for ``config`` (model resolved through the zoo; processor image-aware)."""
+    folder = resolve(config.model)
+    processor = load_processor(folder)
+    dtype = torch.bfloat16 if config.bf16 else torch.float32
+    model = AutoModelForImageTextToText.from_pretrained(folder, dtype=dtype)
+    dataset, skipped = training_dataset(config)
+    if skipped:
+        print(f"skipped {skipped} invalid rows of {config.train_file}")
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    is_ours = issubclass(trainer_class, ObserveR1Trainer)
+    extra = {"rollout_log": output_dir / "rollouts.jsonl"} if is_ours else {}
+    return trainer_class(
+        model=model,
+        reward_funcs=reward_functions(config),
+        args=config,
+        train_dataset=dataset,
+        processing_class=processor,
+        peft_config=_peft_config(config),
+        callbacks=[MetricsFile(output_dir / "metrics.jsonl")],
+        **extra,
+    )
+
+
+def train(config: ObserveR1Config, *, resume: bool = False) -> Path:
+    """Run (or resume) training; return the folder of the final model."""
+    output_dir = Path(config.output_dir)
+    checkpoint = get_last_checkpoint(str(output_dir)) if resume and output_dir.is_dir() else None
+    if resume and checkpoint is None:
+        print(f"no checkpoint in {output_dir}: starting from scratch")
+    if checkpoint is None:
+        for name in ("metrics.jsonl", "rollouts.jsonl"):
+            (output_dir / name).unlink(missing_ok=True)
+    else:
+        done = int(Path(checkpoint).name.split("-")[-1])
+        for name in ("metrics.jsonl", "rollouts.jsonl"):
+            truncate_after(output_dir / name, done)
+    trainer = build_trainer(config)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    final = output_dir / "final"
+    model = trainer.model
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    if trainer.accelerator.is_main_process:
+        model.save_pretrained(final)
+        save_processor(trainer.processing_class, final)
+        if (output_dir / "metrics.jsonl").is_file():
+            plot_reward_curve(output_dir / "metrics.jsonl", output_dir / "reward_curve.png")
+    return final

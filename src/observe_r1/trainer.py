@@ -1,0 +1,130 @@
+"""``ObserveR1Trainer``: TRL's ``GRPOTrainer`` with Observe-R1 group shaping.
+
+Two hooks of TRL 1.16, both kept small:
+
+- ``_calculate_rewards`` (returns rewards gathered over all processes): also gathers the
+  completion lengths, in the same order, and stashes both.
+- ``_generate_and_score_completions``: after the stock pass, replaces ``advantages`` by
+  :func:`observe_r1.shaping.shape_advantages` over the gathered groups (contiguous blocks
+  of ``num_generations`` in the gathered order) and keeps this process's slice.
+
+:func:`check_trl_hooks` fails loudly at import if an upgrade of TRL moves either hook.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+import torch
+from accelerate.utils import gather_object
+from trl import GRPOTrainer
+
+from observe_r1.shaping import bonus_mask, difficulty_weight, shape_advantages
+
+_HOOKS = {
+    "_calculate_rewards": ["self", "inputs", "prompts", "completions", "completion_ids_list"],
+    "_generate_and_score_completions": ["self", "inputs"],
+}
+
+
+def check_trl_hooks() -> None:
+    """Raise if TRL no longer has the two methods this trainer overrides, as expected."""
+    for name, expected in _HOOKS.items():
+        method = getattr(GRPOTrainer, name, None)
+        found = list(inspect.signature(method).parameters) if method else None
+        if found != expected:
+            raise RuntimeError(
+                f"TRL's GRPOTrainer.{name} changed (expected parameters {expected}, "
+                f"found {found}): port ObserveR1Trainer's shaping hook to this TRL version"
+            )
+
+
+check_trl_hooks()
+
+
+class ObserveR1Trainer(GRPOTrainer):
+    """GRPO with the Observe-R1 bonus and dynamic weighting (see ``ObserveR1Config``).
+
+    Needs a reward function named ``"accuracy"`` (1.0 = correct). When ``rollout_log`` is set,
+    the main process appends one JSON line per completion: step, row id, rewards, length,
+    correctness and the advantage used for training.
+    """
+
+    def __init__(self, *args, rollout_log: str | Path | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "accuracy" not in self.reward_func_names:
+            raise ValueError("ObserveR1Trainer needs a reward function named 'accuracy'")
+        self._accuracy_column = self.reward_func_names.index("accuracy")
+        self.rollout_log = Path(rollout_log) if rollout_log else None
+        self._gathered: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(
+            inputs, prompts, completions, completion_ids_list
+        )
+        lengths = torch.tensor(
+            [len(ids) for ids in completion_ids_list], device=rewards_per_func.device
+        )
+        self._gathered = (rewards_per_func, self.accelerator.gather(lengths))
+        return rewards_per_func
+
+    def _generate_and_score_completions(self, inputs):
+        output = super()._generate_and_score_completions(inputs)
+        rewards_per_func, lengths = self._gathered
+        mode = "train" if self.model.training else "eval"
+        group_size = self.num_generations if mode == "train" else self.num_generations_eval
+        weights = self.reward_weights.to(rewards_per_func.device)
+        rewards = (rewards_per_func * weights).nansum(dim=1).view(-1, group_size)
+        correct = (rewards_per_func[:, self._accuracy_column] >= 1.0).view(-1, group_size)
+        lengths = lengths.view(-1, group_size)
+        args = self.args
+        advantages = shape_advantages(
+            rewards,
+            correct,
+            lengths,
+            use_bonus=args.use_bonus,
+            bonus=args.bonus,
+            bonus_min_length=args.bonus_min_length,
+            use_dynamic_weight=args.use_dynamic_weight,
+            sigma=args.sigma,
+            eps=args.advantage_eps,
+        ).view(-1)
+        local = slice(self.accelerator.process_index * len(inputs), None)
+        output["advantages"] = advantages[local][: len(inputs)].to(output["advantages"].dtype)
+
+        bonus = bonus_mask(correct, lengths, args.bonus_min_length) if args.use_bonus else None
+        accuracy = correct.float().mean(dim=1)
+        metrics = self._metrics[mode]
+        metrics["observe_r1/bonus_rate"].append(
+            0.0 if bonus is None else bonus.any(1).float().mean().item()
+        )
+        metrics["observe_r1/difficulty_weight_mean"].append(
+            difficulty_weight(accuracy, args.sigma).mean().item()
+        )
+        zero_signal = (advantages.view(-1, group_size) == 0).all(dim=1)
+        metrics["observe_r1/zero_signal_groups"].append(zero_signal.float().sum().item())
+        self._write_rollouts(
+            inputs, rewards_per_func, lengths.view(-1), correct.view(-1), advantages
+        )
+        return output
+
+    def _write_rollouts(self, inputs, rewards_per_func, lengths, correct, advantages) -> None:
+        row_ids = gather_object([example.get("row_id") for example in inputs])
+        if self.rollout_log is None or not self.accelerator.is_main_process:
+            return
+        step = self.state.global_step + 1
+        with self.rollout_log.open("a") as handle:
+            for index, row_id in enumerate(row_ids):
+                record = {
+                    "step": step,
+                    "row_id": row_id,
+                    "rewards": dict(
+                        zip(self.reward_func_names, rewards_per_func[index].tolist(), strict=True)
+                    ),
+                    "length": int(lengths[index]),
+                    "correct": bool(correct[index]),
+                    "advantage": float(advantages[index]),
+                }
+                handle.write(json.dumps(record) + "\n")

@@ -1,0 +1,185 @@
+"""ObserveR1Trainer on the tiny VLMs: files, shaped advantages, stock equivalence, errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+from transformers import AutoModelForImageTextToText
+from trl import GRPOTrainer
+from typer.testing import CliRunner
+
+from observe_r1 import trainer as trainer_module
+from observe_r1.cli import app
+from observe_r1.config import ConfigError, load_config
+from observe_r1.rewards import make_format_reward
+from observe_r1.rows import RowError
+from observe_r1.shaping import shape_advantages
+from observe_r1.train import build_trainer, train
+
+TINY = Path(__file__).parents[2] / "configs" / "observe_r1" / "tiny.yaml"
+
+
+def write_rows(folder: Path, n: int = 6) -> Path:
+    """``n`` counting questions with real PNGs; returns the JSONL path."""
+    rows = []
+    for index in range(n):
+        image = Image.new("RGB", (112, 112), "white")
+        draw = ImageDraw.Draw(image)
+        for k in range(index % 4 + 1):
+            draw.ellipse((8 + 25 * k, 40, 28 + 25 * k, 60), fill="red")
+        image.save(folder / f"{index}.png")
+        rows.append(
+            {
+                "id": f"row{index}",
+                "image": f"{index}.png",
+                "question": "How many red circles?",
+                "answer": str(index % 4 + 1),
+            }
+        )
+    path = folder / "train.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def hashed_accuracy(prompts, completions, answer, **kwargs):
+    """A deterministic stand-in judge (the random tiny model is never right): about half of
+    the completions count as correct, so groups carry signal."""
+    texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+    return [float(hashlib.sha256(str(t).encode()).digest()[0] % 2) for t in texts]
+
+
+hashed_accuracy.__name__ = "accuracy"
+
+
+def config_for(tmp_path, **overrides):
+    data = write_rows(tmp_path)
+    settings = {"train_file": str(data), "output_dir": str(tmp_path / "run"), **overrides}
+    return load_config(TINY, [f"{k}={v}" for k, v in settings.items()])
+
+
+class Recording:
+    """Mixin: remember the advantages every optimisation step was computed with."""
+
+    def _compute_loss(self, model, inputs):
+        self.used_advantages = getattr(self, "used_advantages", [])
+        self.used_advantages.append(inputs["advantages"].detach().clone())
+        return super()._compute_loss(model, inputs)
+
+
+class RecordingObserveR1(Recording, trainer_module.ObserveR1Trainer):
+    pass
+
+
+class RecordingGRPO(Recording, GRPOTrainer):
+    pass
+
+
+def _trainer(config, trainer_class):
+    trainer = build_trainer(config, trainer_class)
+    trainer.reward_funcs = [make_format_reward(), hashed_accuracy]
+    return trainer
+
+
+@pytest.mark.parametrize("model", ["tiny-qwen2.5-vl", "tiny-llava"])
+def test_training_uses_shaped_advantages_and_writes_the_run(tmp_path, model):
+    config = config_for(tmp_path, model=model, bonus_min_length=2)
+    trainer = _trainer(config, RecordingObserveR1)
+    trainer.train()
+
+    run = Path(config.output_dir)
+    rollouts = [json.loads(line) for line in (run / "rollouts.jsonl").read_text().splitlines()]
+    assert [r["row_id"] for r in rollouts] == [f"row{i}" for i in range(4) for _ in range(4)]
+    rewards = torch.tensor([sum(r["rewards"].values()) for r in rollouts]).view(-1, 4)
+    correct = torch.tensor([r["correct"] for r in rollouts]).view(-1, 4)
+    lengths = torch.tensor([r["length"] for r in rollouts]).view(-1, 4)
+    expected = shape_advantages(rewards, correct, lengths, bonus_min_length=2, eps=1e-4)
+    # TRL shuffles completions inside a generation batch: compare each step as a multiset
+    used = torch.stack([step.sort().values for step in trainer.used_advantages])
+    expected = expected.view(len(trainer.used_advantages), -1).sort(dim=1).values
+    torch.testing.assert_close(used, expected, rtol=1e-5, atol=1e-6)
+    logged = torch.tensor([r["advantage"] for r in rollouts]).view_as(expected)
+    torch.testing.assert_close(logged.sort(dim=1).values, expected, rtol=1e-5, atol=1e-6)
+    assert used.abs().sum() > 0, "groups with mixed correctness must carry signal"
+
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [1, 2]
+    required = {
+        "step",
+        "reward",
+        "reward_format",
+        "reward_accuracy",
+        "bonus_rate",
+        "kl",
+        "difficulty_weight_mean",
+        "zero_signal_groups",
+        "completion_length_mean",
+        "step_seconds",
+    }
+    assert required <= set(metrics[0])
+    assert {p.name for p in run.glob("checkpoint-*")} == {"checkpoint-1", "checkpoint-2"}
+
+
+def test_with_both_switches_off_advantages_equal_stock_grpo(tmp_path):
+    runs = {}
+    for name, trainer_class in (("stock", RecordingGRPO), ("ours", RecordingObserveR1)):
+        (tmp_path / name).mkdir()
+        config = config_for(tmp_path / name, use_bonus=False, use_dynamic_weight=False, max_steps=1)
+        trainer = _trainer(config, trainer_class)
+        trainer.train()
+        runs[name] = trainer.used_advantages[0].sort().values
+    assert runs["stock"].abs().sum() > 0
+    torch.testing.assert_close(runs["ours"], runs["stock"], rtol=1e-5, atol=1e-6)
+
+
+def test_train_writes_a_loadable_final_model_and_plot(tmp_path):
+    config = config_for(tmp_path, max_steps=1)
+    final = train(config)
+    assert AutoModelForImageTextToText.from_pretrained(final) is not None
+    assert (Path(config.output_dir) / "reward_curve.png").stat().st_size > 0
+
+
+def test_shuffled_curriculum_changes_the_prompt_order(tmp_path):
+    assert config_for(tmp_path, curriculum="shuffled").shuffle_dataset is True
+    assert config_for(tmp_path, curriculum="ordered").shuffle_dataset is False
+
+
+def test_unknown_config_key_is_named(tmp_path):
+    result = CliRunner().invoke(app, ["train", "--config", str(TINY), "--set", "bonnus=0.3"])
+    assert result.exit_code == 2
+    assert "unknown config key 'bonnus'" in result.output
+    with pytest.raises(ConfigError, match="curriculum"):
+        load_config(TINY, ["curriculum=random"])
+
+
+def test_rows_with_missing_image_or_answer_name_the_line(tmp_path):
+    path = write_rows(tmp_path, n=3)
+    lines = path.read_text().splitlines()
+    lines[1] = json.dumps({"id": "x", "image": "missing.png", "question": "q", "answer": "1"})
+    lines.append(json.dumps({"id": "y", "image": "0.png", "question": "q"}))
+    path.write_text("\n".join(lines) + "\n")
+    config = load_config(TINY, [f"train_file={path}", f"output_dir={tmp_path / 'run'}"])
+    with pytest.raises(RowError, match=r"train.jsonl:2: field 'image': no such file"):
+        build_trainer(config)
+    skipping = load_config(
+        TINY, [f"train_file={path}", f"output_dir={tmp_path / 'run'}", "skip_invalid=true"]
+    )
+    from observe_r1.train import training_dataset
+
+    dataset, skipped = training_dataset(skipping)
+    assert (len(dataset), skipped) == (2, 2)
+
+
+def test_a_moved_trl_hook_fails_loudly(monkeypatch):
+    trainer_module.check_trl_hooks()
+
+    def renamed(self, inputs, prompts, completions, completion_ids):
+        return None
+
+    monkeypatch.setattr(GRPOTrainer, "_calculate_rewards", renamed)
+    with pytest.raises(RuntimeError, match="_calculate_rewards changed"):
+        trainer_module.check_trl_hooks()
