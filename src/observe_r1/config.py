@@ -64,6 +64,7 @@ class ObserveR1Config(GRPOConfig):
             raise ConfigError(
                 f"format_compat must be 'strict' or 'official', got {self.format_compat!r}"
             )
+        _ = self.lora_settings  # validate the nested block now, not after loading the model
         self.shuffle_dataset = self.curriculum == "shuffled"
         super().__post_init__()
         if (

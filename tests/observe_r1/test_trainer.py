@@ -154,6 +154,15 @@ def test_unknown_config_key_is_named(tmp_path):
     assert "unknown config key 'bonnus'" in result.output
     with pytest.raises(ConfigError, match="curriculum"):
         load_config(TINY, ["curriculum=random"])
+    with pytest.raises(ConfigError, match="unknown key 'lora.rank'"):
+        load_config(TINY, ["lora={rank: 4}"])
+
+
+@pytest.mark.slow
+def test_lora_run_merges_into_a_plain_final_model(tmp_path):
+    final = train(config_for(tmp_path, max_steps=1, lora="{r: 4, alpha: 8}"))
+    model = AutoModelForImageTextToText.from_pretrained(final)
+    assert not any("lora" in name for name, _ in model.named_parameters())
 
 
 def test_rows_with_missing_image_or_answer_name_the_line(tmp_path):

@@ -1,0 +1,70 @@
+"""Step time of ObserveR1Trainer vs stock TRL GRPOTrainer on the same tiny config.
+
+Same seed, same data, interleaved rounds (stock, ours, stock, ours, ...) so that machine
+noise hits both alike; prints the median step time of each and their ratio (target <= 1.05).
+The first step of every run (warm-up) is left out.
+
+    .venv/bin/python benchmarks/trainer_overhead.py [--rounds 3] [--steps 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+from trl import GRPOTrainer
+
+from observe_r1.config import load_config
+from observe_r1.train import build_trainer
+from observe_r1.trainer import ObserveR1Trainer
+
+TINY = Path(__file__).parents[1] / "configs" / "observe_r1" / "tiny.yaml"
+
+
+def write_rows(folder: Path, n: int) -> Path:
+    lines = []
+    for index in range(n):
+        image = Image.new("RGB", (112, 112), "white")
+        ImageDraw.Draw(image).ellipse((20, 20, 60, 60), fill="red")
+        image.save(folder / f"{index}.png")
+        row = {"id": index, "image": f"{index}.png", "question": "How many?", "answer": "1"}
+        lines.append(json.dumps(row))
+    (folder / "rows.jsonl").write_text("\n".join(lines) + "\n")
+    return folder / "rows.jsonl"
+
+
+def step_seconds(trainer_class, data: Path, out: Path, steps: int) -> list[float]:
+    config = load_config(
+        TINY,
+        [f"train_file={data}", f"output_dir={out}", f"max_steps={steps}", "save_strategy=no"],
+    )
+    build_trainer(config, trainer_class).train()
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [r["step_seconds"] for r in records[1:]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=4)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = write_rows(Path(tmp), 2 * args.steps)
+        times: dict[str, list[float]] = {"stock": [], "ours": []}
+        for round_index in range(args.rounds):
+            for name, trainer_class in (("stock", GRPOTrainer), ("ours", ObserveR1Trainer)):
+                out = Path(tmp) / f"{name}-{round_index}"
+                times[name] += step_seconds(trainer_class, data, out, args.steps)
+    stock, ours = (statistics.median(times[k]) for k in ("stock", "ours"))
+    print(f"median step time over {len(times['ours'])} steps each (tiny-qwen2.5-vl, CPU)")
+    print(f"  stock GRPOTrainer   {stock:.3f} s")
+    print(f"  ObserveR1Trainer    {ours:.3f} s")
+    print(f"  ratio ours/stock    {ours / stock:.3f}  (target <= 1.05)")
+
+
+if __name__ == "__main__":
+    main()
