@@ -36,9 +36,13 @@ test: lint
 test-all: lint
 	$(VENV)/bin/pytest -q
 
+# What runs end to end today: the zoo (converts and verifies the real models), the
+# MovieLens pipeline, and a short Observe-R1 GRPO run. The full demos (synth -> ladder ->
+# train -> eval; index -> train -> recommend -> eval) replace these steps as they land.
 demo: $(STAMP)
-	$(VENV)/bin/observe-r1 demo
-	$(VENV)/bin/eager-llm demo
+	$(VENV)/bin/observe-r1 models --build all
+	$(VENV)/bin/eager-llm data stats --dataset movielens-100k
+	$(PY) -m observe_r1.demo
 
 bench: $(STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

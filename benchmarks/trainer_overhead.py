@@ -15,26 +15,14 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from PIL import Image, ImageDraw
 from trl import GRPOTrainer
 
 from observe_r1.config import load_config
+from observe_r1.demo import draw_counting_rows
 from observe_r1.train import build_trainer
 from observe_r1.trainer import ObserveR1Trainer
 
 TINY = Path(__file__).parents[1] / "configs" / "observe_r1" / "tiny.yaml"
-
-
-def write_rows(folder: Path, n: int) -> Path:
-    lines = []
-    for index in range(n):
-        image = Image.new("RGB", (112, 112), "white")
-        ImageDraw.Draw(image).ellipse((20, 20, 60, 60), fill="red")
-        image.save(folder / f"{index}.png")
-        row = {"id": index, "image": f"{index}.png", "question": "How many?", "answer": "1"}
-        lines.append(json.dumps(row))
-    (folder / "rows.jsonl").write_text("\n".join(lines) + "\n")
-    return folder / "rows.jsonl"
 
 
 def step_seconds(trainer_class, data: Path, out: Path, steps: int) -> list[float]:
@@ -53,7 +41,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        data = write_rows(Path(tmp), 2 * args.steps)
+        data = draw_counting_rows(Path(tmp), 2 * args.steps)
         times: dict[str, list[float]] = {"stock": [], "ours": []}
         for round_index in range(args.rounds):
             for name, trainer_class in (("stock", GRPOTrainer), ("ours", ObserveR1Trainer)):

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image, ImageDraw
 from transformers import AutoModelForImageTextToText
 from trl import GRPOTrainer
 from typer.testing import CliRunner
@@ -16,6 +15,7 @@ from typer.testing import CliRunner
 from observe_r1 import trainer as trainer_module
 from observe_r1.cli import app
 from observe_r1.config import ConfigError, load_config
+from observe_r1.demo import draw_counting_rows
 from observe_r1.rewards import make_format_reward
 from observe_r1.rows import RowError
 from observe_r1.shaping import shape_advantages
@@ -25,25 +25,8 @@ TINY = Path(__file__).parents[2] / "configs" / "observe_r1" / "tiny.yaml"
 
 
 def write_rows(folder: Path, n: int = 6) -> Path:
-    """``n`` counting questions with real PNGs; returns the JSONL path."""
-    rows = []
-    for index in range(n):
-        image = Image.new("RGB", (112, 112), "white")
-        draw = ImageDraw.Draw(image)
-        for k in range(index % 4 + 1):
-            draw.ellipse((8 + 25 * k, 40, 28 + 25 * k, 60), fill="red")
-        image.save(folder / f"{index}.png")
-        rows.append(
-            {
-                "id": f"row{index}",
-                "image": f"{index}.png",
-                "question": "How many red circles?",
-                "answer": str(index % 4 + 1),
-            }
-        )
-    path = folder / "train.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
+    """``n`` counting questions with real PNGs (ids ``count-0``...); returns the JSONL path."""
+    return draw_counting_rows(folder, n)
 
 
 def hashed_accuracy(prompts, completions, answer, **kwargs):
@@ -93,7 +76,7 @@ def test_training_uses_shaped_advantages_and_writes_the_run(tmp_path, model):
 
     run = Path(config.output_dir)
     rollouts = [json.loads(line) for line in (run / "rollouts.jsonl").read_text().splitlines()]
-    assert [r["row_id"] for r in rollouts] == [f"row{i}" for i in range(4) for _ in range(4)]
+    assert [r["row_id"] for r in rollouts] == [f"count-{i}" for i in range(4) for _ in range(4)]
     rewards = torch.tensor([sum(r["rewards"].values()) for r in rollouts]).view(-1, 4)
     correct = torch.tensor([r["correct"] for r in rollouts]).view(-1, 4)
     lengths = torch.tensor([r["length"] for r in rollouts]).view(-1, 4)
@@ -169,7 +152,7 @@ def test_rows_with_missing_image_or_answer_name_the_line(tmp_path):
     path = write_rows(tmp_path, n=3)
     lines = path.read_text().splitlines()
     lines[1] = json.dumps({"id": "x", "image": "missing.png", "question": "q", "answer": "1"})
-    lines.append(json.dumps({"id": "y", "image": "0.png", "question": "q"}))
+    lines.append(json.dumps({"id": "y", "image": "count-0.png", "question": "q"}))
     path.write_text("\n".join(lines) + "\n")
     config = load_config(TINY, [f"train_file={path}", f"output_dir={tmp_path / 'run'}"])
     with pytest.raises(RowError, match=r"train.jsonl:2: field 'image': no such file"):
