@@ -1,0 +1,43 @@
+"""Two CPU processes (torchrun, gloo) shape each group exactly as one process would."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from observe_r1.shaping import shape_advantages
+from tests.observe_r1.test_trainer import TINY, write_rows
+
+SCRIPT = Path(__file__).with_name("distributed_run.py")
+REPO = Path(__file__).parents[2]
+
+
+def test_two_processes_shape_gathered_groups_like_one(tmp_path):
+    data = write_rows(tmp_path, n=4)
+    out = tmp_path / "run"
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    command = [
+        torchrun, "--nproc_per_node", "2", str(SCRIPT), str(TINY), f"train_file={data}",
+        f"output_dir={out}", "max_steps=1", "max_completion_length=8", "bonus_min_length=2",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    rollouts = [json.loads(line) for line in (out / "rollouts.jsonl").open()]
+    assert len(rollouts) == 2 * 8  # 2 ranks x 8 completions: 4 groups of 4
+    groups = [r["row_id"] for r in rollouts]
+    assert groups == [f"count-{i}" for i in range(4) for _ in range(4)]  # contiguous, in order
+    rewards = torch.tensor([sum(r["rewards"].values()) for r in rollouts]).view(4, 4)
+    correct = torch.tensor([r["correct"] for r in rollouts]).view(4, 4)
+    lengths = torch.tensor([r["length"] for r in rollouts]).view(4, 4)
+    one_process = shape_advantages(rewards, correct, lengths, bonus_min_length=2, eps=1e-4)
+    assert one_process.abs().sum() > 0
+    for rank in (0, 1):
+        used = torch.tensor(json.loads((out / f"used-{rank}.json").read_text())[0])
+        expected = one_process[2 * rank : 2 * rank + 2].flatten()  # this rank's two groups
+        torch.testing.assert_close(used.sort().values, expected.sort().values)
