@@ -28,7 +28,7 @@ TINY = Path(__file__).parents[1] / "configs" / "observe_r1" / "tiny.yaml"
 def step_seconds(trainer_class, data: Path, out: Path, steps: int) -> list[float]:
     config = load_config(
         TINY,
-        [f"train_file={data}", f"output_dir={out}", f"max_steps={steps}", "save_strategy=no"],
+        [f"train_file={data}", f"output_dir={out}", f"max_steps={steps}", "save_strategy='no'"],
     )
     build_trainer(config, trainer_class).train()
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
