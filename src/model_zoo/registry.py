@@ -19,7 +19,8 @@ from model_zoo.wheels import wheel_folder
 class ZooModel:
     """One named model. Exactly one of ``build`` (writes a HF folder) or ``wheel`` is set.
 
-    ``version`` is part of the cache folder name: bump it when ``build`` changes.
+    ``version`` is part of the cache folder name: bump it when ``build`` changes;
+    ``fingerprint`` (optional) adds a hash of the inputs, e.g. of committed assets.
     """
 
     name: str
@@ -27,10 +28,12 @@ class ZooModel:
     build: Callable[[Path], object] | None = None
     version: int = 1
     wheel: tuple[str, str, str] | None = None  # (import name, pip name, folder inside)
+    fingerprint: Callable[[], str] | None = None
 
     @property
     def cache_name(self) -> str:
-        return f"{self.name}-v{self.version}"
+        suffix = f"-{self.fingerprint()}" if self.fingerprint else ""
+        return f"{self.name}-v{self.version}{suffix}"
 
 
 def _smollm2(out: Path) -> None:
@@ -43,6 +46,18 @@ def _dinov2(out: Path) -> None:
     from model_zoo.dinov2 import convert_dinov2
 
     convert_dinov2(out)
+
+
+def _smolvlm_dino(out: Path) -> None:
+    from model_zoo.smolvlm import build_smolvlm_dino
+
+    build_smolvlm_dino(out)
+
+
+def _assets_fingerprint() -> str:
+    from model_zoo.smolvlm import assets_fingerprint
+
+    return assets_fingerprint()
 
 
 def _tiny(builder_name: str) -> Callable[[Path], None]:
@@ -71,6 +86,12 @@ ZOO: dict[str, ZooModel] = {
             "dinov2-small",
             "DINOv2-S/14 Dinov2Model rebuilt from ONNX, verified at conversion",
             build=_dinov2,
+        ),
+        ZooModel(
+            "smolvlm-dino",
+            "offline default VLM: LLaVA of DINOv2-S + MLP projector + SmolLM2, 112 px",
+            build=_smolvlm_dino,
+            fingerprint=_assets_fingerprint,
         ),
         ZooModel(
             "tiny-llama", "random 2-layer LlamaForCausalLM (tests)", _tiny("build_tiny_llama")

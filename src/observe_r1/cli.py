@@ -49,5 +49,56 @@ def train(
     typer.echo(f"final model: {final}")
 
 
+@app.command("eval")
+def evaluate(
+    model: str = typer.Option(..., help="Zoo name, HF id or folder of a vision-language model."),
+    data: Path = typer.Option(..., exists=True, dir_okay=False, help="Rows JSONL to evaluate on."),
+    out: Path = typer.Option(None, help="Report folder (default: runs/eval-<data name>)."),
+    samples: int = typer.Option(1, help="1: greedy; N > 1: N sampled responses (pass@k)."),
+    temperature: float = typer.Option(1.0, help="Sampling temperature when samples > 1."),
+    max_new_tokens: int = typer.Option(256),
+    batch_size: int = typer.Option(8),
+    response_format: str = typer.Option("observe", help="observe | think"),
+    limit: int = typer.Option(None, help="Evaluate only the first N rows."),
+    skip_invalid: bool = typer.Option(False, help="Skip bad rows and count them."),
+) -> None:
+    """Accuracy, format rate, response length, per level and family: JSON, markdown, plot."""
+    from rich.progress import Progress
+    from transformers import AutoModelForImageTextToText
+
+    from model_zoo import resolve
+    from model_zoo.processors import load_processor
+    from observe_r1.evaluate import generate_responses, score, write_report
+    from observe_r1.rows import RowError, read_rows
+
+    try:
+        loaded = read_rows(data, skip_invalid=skip_invalid)
+    except RowError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    rows = loaded.rows[:limit] if limit else loaded.rows
+    folder = resolve(model)
+    processor = load_processor(folder)
+    vlm = AutoModelForImageTextToText.from_pretrained(folder).eval()
+    with Progress() as progress:
+        task = progress.add_task("generating", total=len(rows))
+        responses = generate_responses(
+            vlm,
+            processor,
+            rows,
+            response_format=response_format,
+            samples=samples,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            progress=lambda n: progress.advance(task, n),
+        )
+    metrics = {**score(rows, responses, response_format=response_format), "skipped": loaded.skipped}
+    out = out or Path("runs") / f"eval-{data.stem}"
+    write_report(metrics, out, f"{model} on {data.name}")
+    typer.echo((out / "eval.md").read_text())
+    typer.echo(f"report: {out}")
+
+
 if __name__ == "__main__":
     app()

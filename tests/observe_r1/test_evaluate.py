@@ -1,0 +1,91 @@
+"""Evaluation metrics on hand-made predictions, and one batched generation on a tiny VLM."""
+
+import pytest
+from transformers import AutoModelForImageTextToText
+
+from model_zoo import resolve
+from model_zoo.processors import load_processor
+from observe_r1.demo import draw_counting_rows
+from observe_r1.evaluate import (
+    Responses,
+    generate_responses,
+    majority_baseline,
+    pass_at_k,
+    question_and_gold,
+    score,
+    write_report,
+)
+
+
+def good(answer: str) -> str:
+    return f"<observe>shapes</observe><think>count</think><answer>{answer}</answer>"
+
+
+ROWS = [
+    {"question": "q1", "answer": "3", "level": 1, "family": "count"},
+    {"question": "q2", "answer": "1/2", "level": 1, "family": "chart"},
+    {"question": "q3", "answer": "7", "level": 2, "family": "count"},
+    {"question": "q4", "answer": "12", "choices": ["10", "12", "14"], "level": 2, "family": "mc"},
+]
+
+
+def test_score_on_hand_made_predictions():
+    texts = [
+        [good("3"), "<answer>4</answer>"],  # right, well formatted
+        ["<think>half</think><answer>0.5</answer>", good("0.5")],  # right, bad format
+        [good("8"), good("7")],  # wrong first, right second
+        [good("B"), good("A")],  # MC: the gold "12" is choice B
+    ]
+    tokens = [[10, 4], [20, 6], [30, 8], [40, 2]]
+    metrics = score(ROWS, Responses(texts, tokens))
+    assert metrics["accuracy"] == pytest.approx(3 / 4)
+    assert metrics["format_rate"] == pytest.approx(3 / 4)
+    assert metrics["mean_tokens"] == pytest.approx(25.0)
+    assert metrics["median_tokens"] == pytest.approx(25.0)
+    assert metrics["accuracy_by_level"] == {"1": 1.0, "2": 0.5}
+    assert metrics["accuracy_by_family"] == {"chart": 1.0, "count": 0.5, "mc": 1.0}
+    # pass@1 averages single-sample success over both samples; pass@2: any of the two
+    assert metrics["pass_at_k"]["pass@1"] == pytest.approx((0.5 + 1 + 0.5 + 0.5) / 4)
+    assert metrics["pass_at_k"]["pass@2"] == pytest.approx(1.0)
+
+
+def test_think_format_is_scored_against_its_own_tags():
+    texts = [["<think>t</think><answer>3</answer>"]]
+    metrics = score(ROWS[:1], Responses(texts, [[5]]), response_format="think")
+    assert metrics["format_rate"] == 1.0 and metrics["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("n", "c", "k", "expected"),
+    [(4, 0, 1, 0.0), (4, 4, 2, 1.0), (4, 1, 1, 0.25), (4, 1, 2, 0.5), (5, 2, 2, 0.7)],
+)
+def test_pass_at_k(n, c, k, expected):
+    assert pass_at_k(n, c, k) == pytest.approx(expected)
+
+
+def test_choices_become_letters_and_gold_letters_stay():
+    question, gold = question_and_gold(ROWS[3])
+    assert "A. 10\nB. 12\nC. 14" in question and gold == "B"
+    assert question_and_gold({**ROWS[3], "answer": "C"})[1] == "C"
+
+
+def test_majority_baseline():
+    assert majority_baseline(["1", "2", "2", "3"]) == 0.5
+
+
+def test_generation_and_report_on_tiny_vlm(tmp_path):
+    folder = resolve("tiny-llava")
+    model = AutoModelForImageTextToText.from_pretrained(folder)
+    processor = load_processor(folder)
+    from observe_r1.rows import read_rows
+
+    rows = read_rows(draw_counting_rows(tmp_path / "data", n=3)).rows
+    responses = generate_responses(
+        model, processor, rows, samples=2, max_new_tokens=5, batch_size=2
+    )
+    assert [len(t) for t in responses.texts] == [2, 2, 2]
+    assert all(0 < n <= 5 for tokens in responses.tokens for n in tokens)
+    metrics = score(rows, responses)
+    write_report(metrics, tmp_path / "out", "tiny-llava")
+    for name in ("eval.json", "eval.md", "eval.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
