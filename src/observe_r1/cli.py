@@ -100,5 +100,45 @@ def evaluate(
     typer.echo(f"report: {out}")
 
 
+@app.command()
+def align(
+    data: Path = typer.Option(
+        ..., exists=True, dir_okay=False, help="Rows with caption (+ rationale for stage 2)."
+    ),
+    out: Path = typer.Option(None, help="Asset folder (default: the repo's assets/smolvlm-dino)."),
+    work: Path = typer.Option(Path("runs/align"), help="Checkpoints of both stages."),
+    projector_steps: int = typer.Option(200, help="Stage 1: projector-only caption steps."),
+    format_steps: int = typer.Option(100, help="Stage 2: LoRA format SFT steps (0: skip)."),
+    batch_size: int = typer.Option(8),
+    resume: bool = typer.Option(False, help="Continue each stage from its last checkpoint."),
+) -> None:
+    """Align the default VLM: train its projector on captions, then teach the format."""
+    from model_zoo.smolvlm import assets_folder
+    from observe_r1.align import run_align
+    from observe_r1.rows import RowError, read_rows
+
+    try:
+        rows = read_rows(data).rows
+    except RowError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    needed = ["caption"] + (["rationale"] if format_steps else [])
+    for number, row in enumerate(rows, start=1):
+        missing = [key for key in needed if not row.get(key)]
+        if missing:
+            typer.echo(f"error: {data}: row {number}: missing field '{missing[0]}'", err=True)
+            raise typer.Exit(2)
+    assets = run_align(
+        rows,
+        out or assets_folder(),
+        work,
+        projector_steps=projector_steps,
+        format_steps=format_steps,
+        batch_size=batch_size,
+        resume=resume,
+    )
+    typer.echo(f"assets: {assets} (the zoo's smolvlm-dino now assembles with them)")
+
+
 if __name__ == "__main__":
     app()

@@ -36,7 +36,11 @@ def draw_counting_rows(folder: Path, n: int, seed: int = 0) -> Path:
         image.save(folder / f"count-{index}.png")
         question = "How many red circles are in the image?"
         row = {"id": f"count-{index}", "image": f"count-{index}.png", "question": question}
-        lines.append(json.dumps({**row, "answer": str(count)}))
+        caption = f"A white picture with {count} red circle{'s' * (count > 1)}."
+        rationale = "Counting the red circles: " + ", ".join(map(str, range(1, count + 1))) + "."
+        lines.append(
+            json.dumps({**row, "answer": str(count), "caption": caption, "rationale": rationale})
+        )
     (folder / "train.jsonl").write_text("\n".join(lines) + "\n")
     return folder / "train.jsonl"
 
