@@ -1,0 +1,90 @@
+"""Top-k ranking metrics for next-item recommendation with one relevant item per user.
+
+Every user has a ranked list of recommended items (best first) and exactly one held-out
+target item. With a single relevant item the ideal DCG is 1, so
+
+- Recall@k = 1 if the target is among the first k ranked items, else 0;
+- NDCG@k = 1 / log2(rank + 1) if the target sits at 1-based position rank <= k, else 0.
+
+Conventions:
+- A target that is absent from the ranked list (or ranked below k) scores 0.
+- Duplicates in a ranked list do not take extra positions: only the first occurrence of
+  an item counts and later copies are dropped before positions are assigned, so the list
+  ``[a, a, b]`` ranks ``b`` second.
+- k larger than a list means the whole list; empty lists are allowed (they score 0).
+- The aggregate functions return the mean over users.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+
+
+def _check(ranked: Sequence[Sequence[Hashable]], targets: Sequence[Hashable], k: int) -> None:
+    if len(ranked) != len(targets):
+        raise ValueError(f"{len(ranked)} ranked lists but {len(targets)} targets")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+
+
+def target_rank(ranked: Sequence[Hashable], target: Hashable) -> int | None:
+    """1-based position of ``target`` in ``ranked`` after dropping repeated items, or None."""
+    seen: set[Hashable] = set()
+    for item in ranked:
+        if item in seen:
+            continue
+        seen.add(item)
+        if item == target:
+            return len(seen)
+    return None
+
+
+def per_user_recall(
+    ranked: Sequence[Sequence[Hashable]], targets: Sequence[Hashable], k: int
+) -> np.ndarray:
+    """Recall@k of every user: float array of shape (n_users,) with values in {0, 1}."""
+    _check(ranked, targets, k)
+    ranks = [target_rank(items, target) for items, target in zip(ranked, targets, strict=True)]
+    return np.array([float(r is not None and r <= k) for r in ranks], dtype=np.float64)
+
+
+def per_user_ndcg(
+    ranked: Sequence[Sequence[Hashable]], targets: Sequence[Hashable], k: int
+) -> np.ndarray:
+    """NDCG@k of every user (IDCG = 1): float array of shape (n_users,)."""
+    _check(ranked, targets, k)
+    ranks = [target_rank(items, target) for items, target in zip(ranked, targets, strict=True)]
+    return np.array(
+        [1.0 / math.log2(r + 1) if r is not None and r <= k else 0.0 for r in ranks],
+        dtype=np.float64,
+    )
+
+
+def recall_at_k(ranked: Sequence[Sequence[Hashable]], targets: Sequence[Hashable], k: int) -> float:
+    """Mean Recall@k over users (0.0 for zero users)."""
+    scores = per_user_recall(ranked, targets, k)
+    return float(scores.mean()) if scores.size else 0.0
+
+
+def ndcg_at_k(ranked: Sequence[Sequence[Hashable]], targets: Sequence[Hashable], k: int) -> float:
+    """Mean NDCG@k over users (0.0 for zero users)."""
+    scores = per_user_ndcg(ranked, targets, k)
+    return float(scores.mean()) if scores.size else 0.0
+
+
+def evaluate_rankings(
+    ranked: Sequence[Sequence[Hashable]],
+    targets: Sequence[Hashable],
+    ks: Sequence[int] = (5, 10),
+) -> dict[str, float | int]:
+    """All metrics at once: ``{"recall@5": ..., "ndcg@5": ..., ..., "n_users": n}``."""
+    result: dict[str, float | int] = {}
+    for k in ks:
+        result[f"recall@{k}"] = recall_at_k(ranked, targets, k)
+        result[f"ndcg@{k}"] = ndcg_at_k(ranked, targets, k)
+    _check(ranked, targets, min(ks, default=1))
+    result["n_users"] = len(targets)
+    return result

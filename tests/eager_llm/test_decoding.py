@@ -1,0 +1,200 @@
+import random
+from types import SimpleNamespace
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from eager_llm.decoding import ItemTrie, recommend, recommend_with_generate
+from model_zoo import resolve
+
+N_USERS = 6
+
+
+def _catalogue() -> dict[str, list[str]]:
+    """30 items: 29 three-token indices and one four-token index extending item0's."""
+    codes = [(a, b, c) for a in range(4) for b in range(3) for c in range(3)][:29]
+    index = {f"item{i}": [f"<a_{a}>", f"<b_{b}>", f"<c_{c}>"] for i, (a, b, c) in enumerate(codes)}
+    index["long"] = [*index["item0"], "<d_0>"]
+    return index
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The tiny model gains nothing from threads, and idle threads spin on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    folder = resolve("tiny-llama")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    index = _catalogue()
+    tokenizer.add_tokens(sorted({token for tokens in index.values() for token in tokens}))
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    # Larger random weights than the default init: peaked, prompt-dependent distributions,
+    # so that beams get pruned and users get different rankings.
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.dim() == 2:
+                parameter.normal_(0, 0.3, generator=generator)
+    rng = random.Random(0)
+    prompts = []
+    for _ in range(N_USERS):
+        history = [index[rng.choice(list(index))] for _ in range(rng.randrange(1, 8))]
+        text = "History: " + ", ".join("".join(tokens) for tokens in history)
+        prompts.append(
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+            )
+        )
+    trie = ItemTrie(index, tokenizer)
+    return SimpleNamespace(
+        model=model, tokenizer=tokenizer, index=index, trie=trie, prompts=prompts
+    )
+
+
+def _assert_same(results_a, results_b):
+    for a, b in zip(results_a, results_b, strict=True):
+        assert [item for item, _ in a] == [item for item, _ in b]
+        assert [score for _, score in a] == pytest.approx([score for _, score in b], abs=1e-4)
+
+
+# ---- trie ------------------------------------------------------------------------------
+
+
+def test_trie_structure(setup):
+    trie, tokenizer = setup.trie, setup.tokenizer
+    assert len(trie) == 30
+    assert trie.depth == 5  # four tokens + EOS
+    first = {tokenizer.convert_tokens_to_ids(f"<a_{a}>") for a in range(4)}
+    assert set(trie.allowed_tokens(0).tolist()) == first
+    # item0's index is a strict prefix of "long": the terminator keeps both reachable.
+    ids = trie.sequences["item0"]
+    assert ids[-1] == tokenizer.eos_token_id
+    assert trie.item_of(ids) == "item0"
+    assert trie.item_of(trie.sequences["long"]) == "long"
+    assert set(trie.allowed_tokens(trie.walk(ids[:-1])).tolist()) == {
+        tokenizer.eos_token_id,
+        tokenizer.convert_tokens_to_ids("<d_0>"),
+    }
+    assert trie.item_of(ids[:-1]) is None  # no terminator yet
+    assert trie.walk([tokenizer.eos_token_id]) is None
+
+
+def test_trie_rejects_duplicate_index(setup):
+    index = {"x": ["<a_0>", "<b_1>"], "y": ["<a_0>", "<b_1>"]}
+    with pytest.raises(ValueError, match="'x' and 'y' have the same index"):
+        ItemTrie(index, setup.tokenizer)
+
+
+@pytest.mark.parametrize("token", ["<zz_1>", "<a_0><b_0>", "hello world"])
+def test_trie_rejects_multi_token_index_tokens(setup, token):
+    with pytest.raises(ValueError, match="not a single token"):
+        ItemTrie({"x": ["<a_0>", token]}, setup.tokenizer)
+
+
+def test_trie_rejects_empty_index_and_terminator(setup):
+    with pytest.raises(ValueError, match="empty index"):
+        ItemTrie({"x": []}, setup.tokenizer)
+    with pytest.raises(ValueError, match="terminator"):
+        ItemTrie({"x": ["<a_0>", setup.tokenizer.eos_token]}, setup.tokenizer)
+
+
+# ---- beam search -----------------------------------------------------------------------
+
+
+def test_every_result_is_a_distinct_real_item_sorted(setup):
+    results = recommend(setup.model, setup.tokenizer, setup.prompts, setup.trie, k=10)
+    assert len(results) == N_USERS
+    for ranked in results:
+        items = [item for item, _ in ranked]
+        scores = [score for _, score in ranked]
+        assert len(items) == 10
+        assert len(set(items)) == 10
+        assert set(items) <= set(setup.index)
+        assert scores == sorted(scores, reverse=True)
+    assert len({tuple(item for item, _ in ranked) for ranked in results}) > 1
+
+
+@pytest.mark.parametrize("k", [30, 50])
+def test_k_up_to_catalogue_returns_every_item(setup, k):
+    results = recommend(setup.model, setup.tokenizer, setup.prompts, setup.trie, k=k)
+    for ranked in results:
+        assert sorted(item for item, _ in ranked) == sorted(setup.index)
+
+
+def test_scores_are_model_log_probs(setup):
+    model, tokenizer, trie = setup.model, setup.tokenizer, setup.trie
+    prompt = setup.prompts[0]
+    ranked = recommend(model, tokenizer, [prompt], trie, k=30)[0]
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    for item, score in ranked:
+        ids = torch.tensor([prompt_ids + trie.sequences[item]])
+        with torch.no_grad():
+            log_probs = model(input_ids=ids).logits[0, :-1].log_softmax(-1)
+        targets = ids[0, 1:]
+        per_token = log_probs.gather(1, targets[:, None])[len(prompt_ids) - 1 :]
+        assert score == pytest.approx(per_token.sum().item(), abs=1e-4)
+
+
+def test_batched_equals_per_user(setup):
+    batched = recommend(setup.model, setup.tokenizer, setup.prompts, setup.trie, k=8, batch_size=4)
+    single = [
+        recommend(setup.model, setup.tokenizer, [p], setup.trie, k=8)[0] for p in setup.prompts
+    ]
+    _assert_same(batched, single)
+
+
+@pytest.mark.parametrize("k", [2, 5, 30])
+def test_matches_generate_reference(setup, k):
+    args = (setup.model, setup.tokenizer, setup.prompts, setup.trie)
+    _assert_same(recommend(*args, k=k, batch_size=3), recommend_with_generate(*args, k=k))
+
+
+def test_single_beam_is_greedy_over_the_trie(setup):
+    model, tokenizer, trie = setup.model, setup.tokenizer, setup.trie
+    prompt_ids = tokenizer(setup.prompts[0], add_special_tokens=False)["input_ids"]
+    path, node, score = [], 0, 0.0
+    while trie.leaf_item[node] < 0:
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([prompt_ids + path])).logits[0, -1]
+        log_probs = logits.log_softmax(-1)
+        allowed = trie.allowed_tokens(node)
+        token = allowed[log_probs[allowed].argmax()].item()
+        score += log_probs[token].item()
+        path.append(token)
+        node = trie.walk(path)
+    [(item, found)] = recommend(model, tokenizer, setup.prompts[:1], trie, k=1)[0]
+    assert item == trie.item_of(path)
+    assert found == pytest.approx(score, abs=1e-4)
+
+
+def test_prompt_is_encoded_once_per_user(setup):
+    attention = setup.model.config._attn_implementation
+    shapes = []
+    hook = setup.model.model.register_forward_pre_hook(
+        lambda _, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
+    )
+    try:
+        recommend(setup.model, setup.tokenizer, setup.prompts[:3], setup.trie, k=5)
+    finally:
+        hook.remove()
+    assert shapes[0][0] == 3  # one row per user, not per beam
+    assert all(width == 1 for _, width in shapes[1:])  # then one new token per live beam
+    assert max(rows for rows, _ in shapes[1:]) <= 3 * 5
+    assert setup.model.config._attn_implementation == attention  # restored after decoding
+
+
+def test_invalid_arguments_and_no_prompts(setup):
+    args = (setup.model, setup.tokenizer)
+    with pytest.raises(ValueError, match="k must be"):
+        recommend(*args, setup.prompts, setup.trie, k=0)
+    with pytest.raises(ValueError, match="empty prompt"):
+        recommend(*args, ["", setup.prompts[0]], setup.trie)
+    assert recommend(*args, [], setup.trie) == []

@@ -1,0 +1,85 @@
+import math
+
+import pytest
+
+from eager_llm.metrics import (
+    evaluate_rankings,
+    ndcg_at_k,
+    per_user_ndcg,
+    per_user_recall,
+    recall_at_k,
+    target_rank,
+)
+
+RANKED = [["a", "b", "c"], ["c", "a"], ["x"]]
+TARGETS = ["b", "a", "y"]  # ranks 2, 2, absent
+
+
+def test_hand_computed_means():
+    assert recall_at_k(RANKED, TARGETS, 1) == 0.0
+    assert recall_at_k(RANKED, TARGETS, 2) == pytest.approx(2 / 3)
+    assert ndcg_at_k(RANKED, TARGETS, 1) == 0.0
+    assert ndcg_at_k(RANKED, TARGETS, 2) == pytest.approx(2 / math.log2(3) / 3)
+
+
+def test_per_user_values():
+    assert per_user_recall(RANKED, TARGETS, 2).tolist() == [1.0, 1.0, 0.0]
+    assert per_user_ndcg([["t"], ["u", "t"]], ["t", "t"], 5).tolist() == pytest.approx(
+        [1.0, 1 / math.log2(3)]
+    )
+
+
+def test_target_absent_scores_zero():
+    assert recall_at_k([["a", "b"]], ["z"], 10) == 0.0
+    assert ndcg_at_k([["a", "b"]], ["z"], 10) == 0.0
+
+
+def test_duplicates_count_once():
+    # "a" twice does not push "b" to position 3.
+    assert target_rank(["a", "a", "b"], "b") == 2
+    assert recall_at_k([["a", "a", "b"]], ["b"], 2) == 1.0
+    assert ndcg_at_k([["a", "a", "b"]], ["b"], 2) == pytest.approx(1 / math.log2(3))
+    assert target_rank(["b", "b"], "b") == 1
+
+
+def test_k_larger_than_list_and_empty_lists():
+    assert recall_at_k([["a", "b"]], ["b"], 100) == 1.0
+    assert ndcg_at_k([["a", "b"]], ["b"], 100) == pytest.approx(1 / math.log2(3))
+    assert recall_at_k([[]], ["b"], 5) == 0.0
+    assert ndcg_at_k([[], ["b"]], ["b", "b"], 5) == pytest.approx(0.5)
+
+
+def test_integer_items():
+    assert recall_at_k([[3, 1, 2]], [2], 3) == 1.0
+    assert ndcg_at_k([[3, 1, 2]], [2], 3) == pytest.approx(0.5)
+
+
+def test_invalid_arguments():
+    with pytest.raises(ValueError, match="targets"):
+        recall_at_k([["a"]], ["a", "b"], 5)
+    with pytest.raises(ValueError, match="k must be"):
+        ndcg_at_k([["a"]], ["a"], 0)
+    with pytest.raises(ValueError, match="targets"):
+        evaluate_rankings([["a"]], [])
+
+
+def test_evaluate_rankings():
+    result = evaluate_rankings(RANKED, TARGETS, ks=(1, 2))
+    assert result == {
+        "recall@1": 0.0,
+        "ndcg@1": 0.0,
+        "recall@2": pytest.approx(2 / 3),
+        "ndcg@2": pytest.approx(2 / math.log2(3) / 3),
+        "n_users": 3,
+    }
+    assert set(evaluate_rankings(RANKED, TARGETS)) == {
+        "recall@5",
+        "ndcg@5",
+        "recall@10",
+        "ndcg@10",
+        "n_users",
+    }
+
+
+def test_no_users():
+    assert evaluate_rankings([], [])["recall@5"] == 0.0
