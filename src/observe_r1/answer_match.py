@@ -84,6 +84,11 @@ def numbers_verdict(gold: Number | None, answer: Number | None) -> bool | None:
     return False if abs(gold.value - answer.value) > tolerance else None
 
 
+def is_prose(text: str) -> bool:
+    """Whether `text` is words only (rule 2): ``Paris``, ``yes``, ``New York``."""
+    return _PROSE.fullmatch(unwrap(text)) is not None
+
+
 def normalise_text(text: str) -> str:
     """Case-folded, whitespace-collapsed, unwrapped text without a final full stop."""
     return " ".join(unwrap(text).rstrip(".").casefold().split())
@@ -111,7 +116,7 @@ def _read_gold(gold: str) -> _Gold:
         normalised=normalise_text(gold),
         letter=choice_letter(gold),
         number=plain_number(gold),
-        is_prose=_PROSE.fullmatch(unwrap(gold)) is not None,
+        is_prose=is_prose(gold),
     )
 
 

@@ -140,5 +140,157 @@ def align(
     typer.echo(f"assets: {assets} (the zoo's smolvlm-dino now assembles with them)")
 
 
+@app.command()
+def synth(
+    out: Path = typer.Option(..., help="Folder for rows.jsonl and images/."),
+    n: int = typer.Option(1000, help="Rows to draw."),
+    seed: int = typer.Option(0, help="Same seed, byte-identical files."),
+    families: str = typer.Option(
+        None, help="Comma-separated subset of counting,arithmetic,dice,chart,geometry."
+    ),
+    image_size: int = typer.Option(112, help="Image side in pixels."),
+    choice_share: float = typer.Option(0.25, help="Share of rows asked as multiple choice."),
+    test_n: int = typer.Option(0, help="Also write a held-out test.jsonl of this many rows."),
+) -> None:
+    """Procedural image questions with checkable answers and intrinsic levels 1-5."""
+    from observe_r1.synth import synthesize
+
+    try:
+        rows = synthesize(
+            out,
+            n,
+            seed=seed,
+            families=families.split(",") if families else None,
+            image_size=image_size,
+            choice_share=choice_share,
+            test_n=test_n,
+        )
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"rows: {rows} ({n})" + (f", test: {out / 'test.jsonl'} ({test_n})" if test_n else "")
+    )
+
+
+@app.command()
+def ladder(
+    input_: Path = typer.Option(..., "--input", help="Canonical rows JSONL."),
+    model: str = typer.Option(..., help="Zoo name, HF id or folder of the scoring VLM."),
+    out: Path = typer.Option(..., help="Ladder JSONL (stats, plot and cache go next to it)."),
+    rollouts: int = typer.Option(8, help="Sampled responses per row (N)."),
+    size: int = typer.Option(None, help="Rows to keep in the end (default: all)."),
+    seed: int = typer.Option(0, help="Seed of the mixing and sampling."),
+    batch_size: int = typer.Option(8, help="Prompts per generate call."),
+    max_new_tokens: int = typer.Option(512, help="Token limit of a step-by-step response."),
+    temperature: float = typer.Option(1.0, help="Sampling temperature of the N responses."),
+    own_share: float = typer.Option(0.6, help="Share of a bucket drawn from its own level."),
+    spread: int = typer.Option(2, help="Neighbouring levels a bucket may draw from, each side."),
+    easy_quantile: float = typer.Option(
+        0.25, help="Drop difficulty-0 rows below this quantile of their complexity."
+    ),
+    easy_min_tokens: float = typer.Option(
+        None, help="Drop difficulty-0 rows below this many tokens instead."
+    ),
+    allow_words: bool = typer.Option(False, help="Also keep short word answers (yes, red)."),
+    greedy_filter: bool = typer.Option(
+        True, help="Drop rows one greedy answer-only response gets right."
+    ),
+    skip_invalid: bool = typer.Option(False, help="Skip bad rows and count them."),
+) -> None:
+    """Build a NeuraLadder: filter, score with N rollouts, sort, mix, sample (resumable)."""
+    from observe_r1.ladder.build import LadderConfig, build_ladder, side_paths
+    from observe_r1.rows import RowError
+
+    try:
+        config = LadderConfig(
+            input=input_,
+            model=model,
+            out=out,
+            rollouts=rollouts,
+            size=size,
+            seed=seed,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            own_share=own_share,
+            spread=spread,
+            easy_quantile=easy_quantile,
+            easy_min_tokens=easy_min_tokens,
+            allow_words=allow_words,
+            greedy_filter=greedy_filter,
+            skip_invalid=skip_invalid,
+        )
+        stats = build_ladder(config)
+    except (RowError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    removed = ", ".join(f"{step} {count}" for step, count in stats["removed"].items())
+    typer.echo(f"rows: {stats['input_rows']} in, removed: {removed}")
+    typer.echo(f"ladder: {out} ({stats['output_rows']} rows, {stats['needs_review']} to review)")
+    rho = stats["spearman_level_difficulty"]
+    typer.echo("spearman(level, difficulty): " + ("n/a" if rho is None else f"{rho:.3f}"))
+    speed = stats["rollouts"]["per_second"]
+    typer.echo(f"rollouts/s: {speed:.1f}" if speed else "rollouts: all from the cache")
+    typer.echo(f"stats: {side_paths(out)['stats']}")
+
+
+@app.command("import")
+def import_rows(
+    format_: str = typer.Option(..., "--format", help="official | hf | easy-vqa"),
+    input_: Path = typer.Option(
+        None, "--input", help="JSONL (official), dataset folder (hf), data folder (easy-vqa)."
+    ),
+    out: Path = typer.Option(..., help="Folder for rows.jsonl (and images/)."),
+    split: str = typer.Option(None, help="hf: split of a DatasetDict; easy-vqa: train | test."),
+    limit: int = typer.Option(None, help="hf, easy-vqa: import only the first N rows."),
+    image_column: str = typer.Option("image", help="hf: image column."),
+    question_column: str = typer.Option("question", help="hf: question column."),
+    answer_column: str = typer.Option("answer", help="hf: answer column."),
+    choices_column: str = typer.Option(None, help="hf: options column, if multiple choice."),
+    seed: int = typer.Option(0, help="easy-vqa: seed of the colour options."),
+    skip_invalid: bool = typer.Option(False, help="Skip bad rows and count them."),
+) -> None:
+    """Canonical rows from the official Observe-R1 JSONL, a saved HF dataset or easy-vqa."""
+    from observe_r1 import importers
+    from observe_r1.rows import RowError
+
+    try:
+        if format_ == "official":
+            if input_ is None:
+                raise RowError("--format official needs --input FILE.jsonl")
+            loaded = importers.import_official(input_, out, skip_invalid=skip_invalid)
+        elif format_ == "hf":
+            if input_ is None:
+                raise RowError("--format hf needs --input DATASET_FOLDER")
+            loaded = importers.import_hf(
+                input_,
+                out,
+                split=split,
+                image_column=image_column,
+                question_column=question_column,
+                answer_column=answer_column,
+                choices_column=choices_column,
+                limit=limit,
+                skip_invalid=skip_invalid,
+            )
+        elif format_ == "easy-vqa":
+            loaded = importers.import_easy_vqa(
+                out,
+                source=input_,
+                split=split or "train",
+                limit=limit,
+                seed=seed,
+                skip_invalid=skip_invalid,
+            )
+        else:
+            raise RowError(f"unknown --format {format_!r}: official, hf or easy-vqa")
+    except RowError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    skipped = f", {loaded.skipped} invalid skipped" if loaded.skipped else ""
+    typer.echo(f"rows: {out / 'rows.jsonl'} ({len(loaded.rows)}{skipped})")
+
+
 if __name__ == "__main__":
     app()

@@ -17,6 +17,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from model_zoo import resolve
 from model_zoo.processors import load_processor, save_processor
 from observe_r1.config import ObserveR1Config
+from observe_r1.evaluate import question_and_gold
 from observe_r1.prompts import TAGS, conversation
 from observe_r1.rewards import make_accuracy_reward, make_format_reward
 from observe_r1.rows import read_rows
@@ -27,10 +28,11 @@ from observe_r1.trainer import ObserveR1Trainer
 def training_dataset(config: ObserveR1Config) -> tuple[Dataset, int]:
     """Rows of ``config.train_file`` as TRL prompts (file order kept) and the skipped count."""
     loaded = read_rows(config.train_file, skip_invalid=config.skip_invalid)
+    asked = [question_and_gold(r) for r in loaded.rows]  # choice rows: options lettered
     records = {
-        "prompt": [conversation(r["question"], config.response_format) for r in loaded.rows],
+        "prompt": [conversation(question, config.response_format) for question, _ in asked],
         "image": [r["image"] for r in loaded.rows],
-        "answer": [r["answer"] for r in loaded.rows],
+        "answer": [gold for _, gold in asked],
         "row_id": [str(r.get("id", index)) for index, r in enumerate(loaded.rows)],
     }
     return Dataset.from_dict(records).cast_column("image", Image()), loaded.skipped

@@ -1,0 +1,247 @@
+"""Canonical rows (`observe_r1.rows`) from other formats: ``observe-r1 import``.
+
+- ``official``: the public Observe-R1 / LMM-R1 JSONL, ``{"message": ..., "answer": ...}``
+  where ``message`` is a chat list (a real list, or one stringified as JSON or as a Python
+  literal) whose user turn holds one ``{"type": "image", "image": "file:///..."}`` part and
+  the question text. Images stay where they are (absolute paths; relative ones are taken
+  from the JSONL's folder). `official_record` converts back, for the public trainer.
+- ``hf``: a Hugging Face dataset folder (``save_to_disk``) with image, question and answer
+  columns (names configurable) and optionally a choices column; images are written to
+  ``OUT/images``.
+- ``easy-vqa``: the data shipped in the ``easy-vqa`` wheel (64 x 64 shapes). Its answers are
+  words (yes/no, a colour, a shape), so every question becomes multiple choice (yes/no; the
+  three shapes; the gold colour and three others) with the gold letter as answer and the
+  word kept as ``answer_text``: verifiable by the ladder's default rule.
+
+Each writes ``OUT/rows.jsonl`` and returns the loaded rows; bad input raises `RowError` naming
+``file:line`` (``file[index]`` for dataset rows and JSON lists), or is skipped and counted
+with ``skip_invalid``.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import io
+import json
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from observe_r1.rows import (
+    LETTERS,
+    LoadedRows,
+    RowError,
+    collect_rows,
+    read_rows,
+    write_rows,
+)
+
+FILE_PREFIX = "file://"
+
+
+def parse_message(message: Any) -> list[dict[str, Any]]:
+    """The chat list of an official row: a list as is, a string read as JSON, else as a
+    Python literal (single quotes, ``None``...)."""
+    if isinstance(message, str):
+        try:
+            message = json.loads(message)
+        except ValueError:
+            try:
+                message = ast.literal_eval(message)
+            except (ValueError, SyntaxError):
+                raise ValueError("field 'message' is neither JSON nor a Python literal") from None
+    if isinstance(message, dict):
+        message = [message]
+    if not isinstance(message, list) or not all(isinstance(m, dict) for m in message):
+        raise ValueError("field 'message' must be a list of chat messages")
+    return message
+
+
+def official_row(record: Any) -> dict[str, Any]:
+    """A canonical row from one official record (validation of the result is the caller's)."""
+    if not isinstance(record, dict) or "message" not in record:
+        raise ValueError("missing field 'message'")
+    images, texts = [], []
+    for turn in parse_message(record["message"]):
+        if turn.get("role", "user") != "user":
+            continue  # a system prompt is the trainer's business, not the row's
+        content = turn.get("content", [])
+        parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        for part in parts:
+            if part.get("type") == "image":
+                images.append(str(part.get("image", "")))
+            elif part.get("type") == "text":
+                texts.append(part.get("text", ""))
+    if len(images) != 1:
+        raise ValueError(f"expected one image in 'message', found {len(images)}")
+    image = images[0].removeprefix(FILE_PREFIX)
+    extra = {k: v for k, v in record.items() if k != "message"}
+    return {**extra, "image": image, "question": "\n".join(texts).strip()}
+
+
+def official_record(row: dict[str, Any]) -> dict[str, Any]:
+    """The official JSONL record of a canonical row (``message`` stringified as JSON)."""
+    content = [
+        {"type": "image", "image": FILE_PREFIX + str(Path(row["image"]).resolve())},
+        {"type": "text", "text": row["question"]},
+    ]
+    message = json.dumps([{"role": "user", "content": content}], ensure_ascii=False)
+    extra = {k: v for k, v in row.items() if k not in ("image", "question")}
+    return {"message": message, **extra}
+
+
+def _written(loaded: LoadedRows, out: Path, source: Path) -> LoadedRows:
+    if not loaded.rows:
+        raise RowError(f"{source}: no usable rows")
+    write_rows(out / "rows.jsonl", loaded.rows)
+    return loaded
+
+
+def import_official(source: Path, out: Path, *, skip_invalid: bool = False) -> LoadedRows:
+    """Official JSONL -> ``out/rows.jsonl``; rows without an ``id`` get ``official-<n>``."""
+    loaded = read_rows(source, skip_invalid=skip_invalid, convert=official_row)
+    loaded.rows = [{"id": f"official-{i}", **row} for i, row in enumerate(loaded.rows)]
+    return _written(loaded, out, source)
+
+
+def _image(value: Any) -> Image.Image | str:
+    """A dataset cell as a PIL image (decoded, or raw bytes) or a path string."""
+    if isinstance(value, Image.Image | str):
+        return value
+    if isinstance(value, dict) and value.get("bytes"):
+        return Image.open(io.BytesIO(value["bytes"]))
+    if isinstance(value, dict) and value.get("path"):
+        return value["path"]
+    raise ValueError("image column holds neither an image nor a path")
+
+
+def _choice_answer(answer: Any, choices: list[str]) -> Any:
+    """The gold letter of a choice question whose answer is an option's text, its index
+    (an integer) or a letter."""
+    if str(answer) in choices:
+        return LETTERS[choices.index(str(answer))]
+    if isinstance(answer, int) and not isinstance(answer, bool) and 0 <= answer < len(choices):
+        return LETTERS[answer]
+    return answer  # a letter already, or invalid: the row check says which
+
+
+def import_hf(
+    source: Path,
+    out: Path,
+    *,
+    split: str | None = None,
+    image_column: str = "image",
+    question_column: str = "question",
+    answer_column: str = "answer",
+    choices_column: str | None = None,
+    limit: int | None = None,
+    skip_invalid: bool = False,
+) -> LoadedRows:
+    """A ``save_to_disk`` dataset folder -> ``out/rows.jsonl`` + ``out/images/hf-<n>.png``."""
+    from datasets import DatasetDict, load_from_disk
+
+    dataset = load_from_disk(str(source))
+    if isinstance(dataset, DatasetDict):
+        splits = list(dataset)
+        split = split or ("train" if "train" in splits else None)
+        if split not in splits:
+            raise RowError(f"{source}: choose a split with --split: {', '.join(splits)}")
+        dataset = dataset[split]
+    columns = [image_column, question_column, answer_column]
+    columns += [choices_column] if choices_column else []
+    missing = [c for c in columns if c not in dataset.column_names]
+    if missing:
+        found = ", ".join(dataset.column_names)
+        raise RowError(f"{source}: no column {', '.join(missing)} (columns: {found})")
+    if limit is not None:
+        dataset = dataset.select(range(min(limit, len(dataset))))
+    (out / "images").mkdir(parents=True, exist_ok=True)
+
+    def parse(item: tuple[int, dict[str, Any]]) -> dict[str, Any]:
+        index, record = item
+        row = {"id": f"hf-{index}", "question": record[question_column]}
+        row["answer"] = record[answer_column]
+        if choices_column and record[choices_column]:
+            row["choices"] = [str(choice) for choice in record[choices_column]]
+            row["answer"] = _choice_answer(row["answer"], row["choices"])
+        image = _image(record[image_column])
+        if isinstance(image, str):
+            row["image"] = image
+        else:
+            row["image"] = str(out / "images" / f"hf-{index}.png")
+            image.convert("RGB").save(row["image"])
+        return row
+
+    items = ((f"{source}[{i}]", (i, record)) for i, record in enumerate(dataset))
+    return _written(collect_rows(items, parse, source, skip_invalid=skip_invalid), out, source)
+
+
+def easy_vqa_folder() -> Path:
+    """The ``data`` folder of the installed easy-vqa wheel (found without importing it)."""
+    spec = importlib.util.find_spec("easy_vqa")
+    if spec is None or spec.origin is None:
+        raise RowError("easy-vqa is not installed: pip install easy-vqa, or pass --input")
+    return Path(spec.origin).parent / "data"
+
+
+SHAPE_ANSWERS = ("circle", "rectangle", "triangle")
+YES_NO = ("yes", "no")
+
+
+def easy_vqa_choices(answer: str, vocabulary: list[str], rng: random.Random) -> list[str]:
+    """The options offered for an easy-vqa answer: yes/no, the three shapes, or the gold
+    colour among three other colours (shuffled)."""
+    if answer in YES_NO:
+        return list(YES_NO)
+    if answer in SHAPE_ANSWERS:
+        return list(SHAPE_ANSWERS)
+    colours = [word for word in vocabulary if word not in YES_NO + SHAPE_ANSWERS]
+    options = rng.sample([c for c in colours if c != answer], 3) + [answer]
+    rng.shuffle(options)
+    return options
+
+
+def import_easy_vqa(
+    out: Path,
+    *,
+    source: Path | None = None,
+    split: str = "train",
+    limit: int | None = None,
+    seed: int = 0,
+    skip_invalid: bool = False,
+) -> LoadedRows:
+    """easy-vqa ``split`` -> ``out/rows.jsonl``, its images copied to ``out/images``."""
+    data = source or easy_vqa_folder()
+    questions_file = data / split / "questions.json"
+    if not questions_file.is_file():
+        raise RowError(f"{questions_file}: no such file (is --input an easy-vqa data folder?)")
+    vocabulary = (data / "answers.txt").read_text().split()
+    questions = json.loads(questions_file.read_text())[:limit]
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+
+    def parse(item: tuple[int, list[Any]]) -> dict[str, Any]:
+        index, (question, answer, image_id) = item
+        original = data / split / "images" / f"{image_id}.png"
+        if not original.is_file():
+            raise ValueError(f"field 'image': no such file {original}")
+        image = out / "images" / f"easy-vqa-{split}-{image_id}.png"
+        if not image.exists():
+            shutil.copyfile(original, image)
+        choices = easy_vqa_choices(answer, vocabulary, rng)
+        return {
+            "id": f"easy-vqa-{split}-{index}",
+            "image": str(image),
+            "question": question[:1].upper() + question[1:],
+            "answer": LETTERS[choices.index(answer)],
+            "choices": choices,
+            "answer_text": answer,
+            "family": "easy-vqa",
+        }
+
+    items = ((f"{questions_file}[{i}]", (i, q)) for i, q in enumerate(questions))
+    return _written(collect_rows(items, parse, out, skip_invalid=skip_invalid), out, data)

@@ -1,0 +1,207 @@
+"""``observe-r1 ladder``: canonical rows in, a NeuraLadder (easy -> hard) JSONL out.
+
+The paper's steps, in order: read and validate rows; keep verifiable answers; drop rows the
+model answers correctly with one greedy, answer-only response; score the rest with N sampled
+step-by-step responses (difficulty, complexity); sort; drop difficulty-0 rows of low
+complexity; flag difficulty-1 rows for review; mix neighbouring levels; sample to size.
+
+Next to ``OUT.jsonl`` it writes ``OUT.stats.json`` (counts removed at each step, the level
+profile, bucket own shares, Spearman's rho between intrinsic ``level`` and difficulty,
+throughput), ``OUT.png`` (the level profile) and the rollout cache ``OUT.cache/``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from observe_r1.evaluate import question_and_gold
+from observe_r1.ladder import steps
+from observe_r1.ladder.cache import RolloutCache, rollout_key
+from observe_r1.ladder.plot import plot_profile
+from observe_r1.ladder.rollouts import (
+    Completion,
+    Messages,
+    RolloutEngine,
+    Sampling,
+    answer_only_messages,
+    step_by_step_messages,
+)
+from observe_r1.rows import read_rows, write_rows
+
+
+@dataclass
+class LadderConfig:
+    """Settings of one build; the defaults are the paper's where it gives them."""
+
+    input: Path
+    model: str
+    out: Path
+    rollouts: int = 8
+    size: int | None = None
+    seed: int = 0
+    batch_size: int = 8  # prompts per generate call (each with `rollouts` responses)
+    max_new_tokens: int = 512
+    answer_max_new_tokens: int = 32  # the greedy answer-only response
+    temperature: float = 1.0
+    own_share: float = 0.6
+    spread: int = 2
+    easy_quantile: float = 0.25
+    easy_min_tokens: float | None = None  # absolute threshold; overrides easy_quantile
+    allow_words: bool = False
+    greedy_filter: bool = True  # off: score every verifiable row (e.g. to correlate levels)
+    skip_invalid: bool = False
+
+    def __post_init__(self):
+        self.input, self.out = Path(self.input), Path(self.out)
+        if self.rollouts < 1 or self.batch_size < 1:
+            raise ValueError("--rollouts and --batch-size must be at least 1")
+        if not 0 <= self.own_share <= 1 or not 0 <= self.easy_quantile <= 1:
+            raise ValueError("--own-share and --easy-quantile must lie in [0, 1]")
+
+
+def side_paths(out: Path) -> dict[str, Path]:
+    """The files written next to ``OUT.jsonl``."""
+    stem = out.with_suffix("")
+    return {
+        "stats": stem.with_name(stem.name + ".stats.json"),
+        "plot": stem.with_name(stem.name + ".png"),
+        "cache": stem.with_name(stem.name + ".cache"),
+    }
+
+
+@dataclass
+class Throughput:
+    """Rollouts generated (not read from the cache) and the seconds spent on them."""
+
+    generated: int = 0
+    cached: int = 0
+    seconds: float = 0.0
+
+
+def run_pass(
+    engine: RolloutEngine,
+    cache: RolloutCache,
+    rows: list[dict[str, Any]],
+    make_messages: Callable[[dict[str, Any]], Messages],
+    sampling: Sampling,
+    *,
+    batch_size: int,
+    seed: int,
+    label: str,
+    throughput: Throughput,
+) -> list[list[Completion]]:
+    """Completions for every row: from the cache, else generated in batches and cached."""
+    messages = [make_messages(row) for row in rows]
+    keys = [
+        rollout_key(engine.model_id, row, m, sampling)
+        for row, m in zip(rows, messages, strict=True)
+    ]
+    todo = [i for i, key in enumerate(keys) if key not in cache]
+    throughput.cached += (len(rows) - len(todo)) * sampling.n
+    with tqdm(total=len(todo) * sampling.n, unit="rollout", desc=label) as progress:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            torch.manual_seed(seed ^ int(keys[batch[0]][:8], 16))  # same batch, same samples
+            began = time.perf_counter()
+            results = engine.generate(
+                [messages[i] for i in batch], [rows[i]["image"] for i in batch], sampling
+            )
+            throughput.seconds += time.perf_counter() - began
+            for i, completions in zip(batch, results, strict=True):
+                cache.put(keys[i], completions)
+            throughput.generated += len(batch) * sampling.n
+            progress.update(len(batch) * sampling.n)
+    return [cache.get(key) for key in keys]
+
+
+def build_ladder(config: LadderConfig, engine: RolloutEngine | None = None) -> dict[str, Any]:
+    """Build the ladder of ``config.input`` into ``config.out``; return the stats written."""
+    engine = engine or RolloutEngine(config.model)
+    paths = side_paths(config.out)
+    cache = RolloutCache(paths["cache"])
+    throughput = Throughput()
+    passes = {"batch_size": config.batch_size, "seed": config.seed, "throughput": throughput}
+
+    loaded = read_rows(config.input, skip_invalid=config.skip_invalid)
+    rows = [r for r in loaded.rows if steps.verifiable(r, allow_words=config.allow_words)]
+    not_verifiable = len(loaded.rows) - len(rows)
+
+    unsolved = rows
+    if config.greedy_filter:
+        greedy = Sampling(n=1, do_sample=False, max_new_tokens=config.answer_max_new_tokens)
+        answers = run_pass(
+            engine, cache, rows, answer_only_messages, greedy, label="greedy", **passes
+        )
+        unsolved = [
+            row
+            for row, (answer,) in zip(rows, answers, strict=True)
+            if not steps.answer_only_correct(answer.text, question_and_gold(row)[1])
+        ]
+
+    sampled = Sampling(
+        n=config.rollouts,
+        do_sample=True,
+        max_new_tokens=config.max_new_tokens,
+        temperature=config.temperature,
+    )
+    responses = run_pass(
+        engine, cache, unsolved, step_by_step_messages, sampled, label="rollouts", **passes
+    )
+    scored = [
+        steps.scored(
+            row,
+            [steps.response_correct(c.text, question_and_gold(row)[1]) for c in completions],
+            [c.tokens for c in completions],
+            greedy_correct=False if config.greedy_filter else None,
+        )
+        for row, completions in zip(unsolved, responses, strict=True)
+    ]
+
+    ordered = steps.sort_rows(scored)
+    kept, easy_dropped, threshold = steps.drop_easy(
+        ordered, quantile=config.easy_quantile, min_tokens=config.easy_min_tokens
+    )
+    kept = steps.flag_unsolved(kept)
+    rng = random.Random(config.seed)
+    buckets = steps.mix_levels(kept, rng, own_share=config.own_share, spread=config.spread)
+    mixed = [row for bucket in buckets for row in bucket.rows]
+    ladder = steps.sample_in_order(mixed, config.size, rng)
+    write_rows(config.out, ladder)
+
+    profile = steps.level_profile(ladder, config.rollouts)
+    plot_profile(profile, paths["plot"])
+    stats = {
+        "input_rows": len(loaded.rows) + loaded.skipped,
+        "removed": {
+            "invalid": loaded.skipped,
+            "not_verifiable": not_verifiable,
+            "greedy_correct": len(rows) - len(unsolved),
+            "easy_low_complexity": easy_dropped,
+            "sampled_out": len(mixed) - len(ladder),
+        },
+        "scored_rows": len(scored),
+        "needs_review": sum(row["needs_review"] for row in ladder),
+        "output_rows": len(ladder),
+        "easy_threshold_tokens": threshold,
+        "spearman_level_difficulty": steps.level_spearman(scored),
+        "levels": profile,
+        "buckets": [
+            {"difficulty_level": b.level, "rows": len(b.rows), "own_share": b.own_share}
+            for b in buckets
+        ],
+        "rollouts": asdict(throughput)
+        | {"per_second": throughput.generated / throughput.seconds if throughput.seconds else None},
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "invalid_rows": loaded.reasons,
+    }
+    paths["stats"].write_text(json.dumps(stats, indent=2) + "\n")
+    return stats

@@ -1,0 +1,147 @@
+"""Batched generation with one vision-language model: the builder's only model code.
+
+`RolloutEngine.generate` answers a batch of (messages, image) prompts with ``n`` responses
+each in one ``model.generate`` call (prompts left-padded, ``num_return_sequences=n``). The
+model loads on first use, so a builder whose rollouts are all cached never loads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from transformers import AutoModelForImageTextToText
+
+from model_zoo import resolve
+from model_zoo.cache import fingerprint
+from model_zoo.processors import load_processor
+from observe_r1.evaluate import question_and_gold
+from observe_r1.prompts import conversation
+
+Messages = list[dict[str, Any]]
+
+ANSWER_ONLY_PROMPT = (
+    "Look at the image and answer the question. Reply with only the final answer inside "
+    "<answer> </answer>, with no explanation."
+)
+
+
+def answer_only_messages(row: dict[str, Any]) -> Messages:
+    """Chat messages asking for the row's final answer alone (the simple-question filter);
+    options lettered as `observe_r1.evaluate.question_and_gold` asks them."""
+    messages = conversation(question_and_gold(row)[0], "observe")
+    messages[0] = {"role": "system", "content": [{"type": "text", "text": ANSWER_ONLY_PROMPT}]}
+    return messages
+
+
+def step_by_step_messages(row: dict[str, Any]) -> Messages:
+    """Chat messages with the observe/think/answer system prompt (the scoring rollouts)."""
+    return conversation(question_and_gold(row)[0], "observe")
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Generation settings of one pass; part of every cache key."""
+
+    n: int
+    do_sample: bool
+    max_new_tokens: int
+    temperature: float = 1.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        kwargs = {"num_return_sequences": self.n, "max_new_tokens": self.max_new_tokens}
+        if self.do_sample:  # pure temperature sampling: no top-k / top-p truncation
+            return kwargs | {"do_sample": True, "temperature": self.temperature, "top_k": 0}
+        return kwargs | {"do_sample": False}
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One response: its text and its length in tokens (EOS included, as the trainer counts)."""
+
+    text: str
+    tokens: int
+
+
+class RolloutEngine:
+    """A zoo name, hub id or folder, loaded lazily on ``device`` (CUDA when available)."""
+
+    def __init__(self, model: str, *, device: str | None = None):
+        self.model_name = model
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = None
+        self.processor = None
+
+    @cached_property
+    def model_id(self) -> str:
+        """The model's identity in cache keys: its name and a digest of its local files
+        (`model_zoo.cache.fingerprint`, fast for large weights), so a rebuilt or retrained
+        model never reuses old rollouts; a hub id that is not on disk as is."""
+        folder = Path(resolve(self.model_name))
+        if not folder.is_dir():
+            return self.model_name
+        digest = hashlib.sha256()
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(f"{path.relative_to(folder)}:{fingerprint(path)}\n".encode())
+        return f"{self.model_name}@{digest.hexdigest()[:16]}"
+
+    def load(self) -> None:
+        folder = resolve(self.model_name)
+        self.processor = load_processor(folder)
+        tokenizer = self.processor.tokenizer
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:  # batched prompts need padding
+            tokenizer.pad_token = tokenizer.eos_token
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        model = AutoModelForImageTextToText.from_pretrained(folder, dtype=dtype)
+        self.model = model.to(self.device).eval()
+
+    def _stop_ids(self) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        return ids | {self.processor.tokenizer.eos_token_id}
+
+    def generate(
+        self, prompts: list[Messages], images: list[str], sampling: Sampling
+    ) -> list[list[Completion]]:
+        """``sampling.n`` completions for each (messages, image path), in prompt order."""
+        if self.model is None:
+            self.load()
+        texts = [
+            self.processor.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
+            for m in prompts
+        ]
+        pictures = []
+        for path in images:
+            with Image.open(path) as picture:
+                pictures.append(picture.convert("RGB"))
+        inputs = self.processor(text=texts, images=pictures, padding=True, return_tensors="pt")
+        inputs = inputs.to(self.device)
+        with torch.inference_mode():
+            output = self.model.generate(
+                **inputs,
+                pad_token_id=self.processor.tokenizer.pad_token_id,
+                **sampling.generate_kwargs(),
+            )
+        generated = output[:, inputs["input_ids"].shape[1] :].tolist()
+        stops = self._stop_ids()
+        trimmed = [_until_stop(ids, stops) for ids in generated]
+        decoded = self.processor.batch_decode(trimmed, skip_special_tokens=True)
+        flat = [Completion(text, len(ids)) for text, ids in zip(decoded, trimmed, strict=True)]
+        return [flat[i : i + sampling.n] for i in range(0, len(flat), sampling.n)]
+
+
+def _until_stop(ids: list[int], stops: set[int]) -> list[int]:
+    """The generated ids up to and including the first stop token (padding dropped)."""
+    for position, token in enumerate(ids):
+        if token in stops:
+            return ids[: position + 1]
+    return ids

@@ -1,0 +1,74 @@
+"""Procedural visual questions with checkable answers: ``observe-r1 synth``.
+
+`synthesize` writes ``DIR/rows.jsonl`` (canonical rows, see `observe_r1.rows`) and the PNGs
+under ``DIR/images/``; with ``test_n`` also a held-out ``DIR/test.jsonl`` drawn from an
+independent random stream. Row ``i`` depends only on (seed, split, i): the same seed gives
+byte-identical files. Families cycle in the given order and levels 1-5 cycle within each
+family, so any ``n`` is balanced over both; a ``choice_share`` of rows becomes multiple choice.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+from observe_r1.rows import write_rows
+from observe_r1.synth.families import FAMILIES, LEVELS, Problem, as_choice
+from observe_r1.synth.render import DESIGN, render
+
+__all__ = ["FAMILIES", "Problem", "make_problem", "synthesize"]
+
+
+def make_problem(
+    seed: int, split: str, index: int, families: Sequence[str], choice_share: float
+) -> Problem:
+    """Row `index` of a split: its family and level by position, its content by its own RNG."""
+    rng = random.Random(f"{seed}:{split}:{index}")
+    family = families[index % len(families)]
+    level = LEVELS[(index // len(families)) % len(LEVELS)]
+    problem = FAMILIES[family](rng, level)
+    return as_choice(problem, rng) if rng.random() < choice_share else problem
+
+
+def _write_split(
+    out: Path, split: str, name: str, n: int, seed: int, families, choice_share, image_size
+) -> Path:
+    rows = []
+    for index in range(n):
+        problem = make_problem(seed, split, index, families, choice_share)
+        row_id = f"{split}-{problem.family}-{index}"
+        image = out / "images" / f"{row_id}.png"
+        render(problem.scene, image_size).save(image)
+        row = {"id": row_id, "image": str(image), "question": problem.question}
+        row |= {"answer": problem.answer, "family": problem.family, "level": problem.level}
+        if problem.choices:
+            row["choices"] = problem.choices
+        rows.append(row)
+    return write_rows(out / name, rows)
+
+
+def synthesize(
+    out: str | Path,
+    n: int,
+    *,
+    seed: int = 0,
+    families: Sequence[str] | None = None,
+    image_size: int = DESIGN,
+    choice_share: float = 0.25,
+    test_n: int = 0,
+) -> Path:
+    """Write `n` rows to ``out/rows.jsonl`` (and `test_n` to ``out/test.jsonl``); return the
+    training JSONL. `families` defaults to all of `FAMILIES`, in their order."""
+    families = list(families or FAMILIES)
+    unknown = sorted(set(families) - set(FAMILIES))
+    if unknown:
+        raise ValueError(f"unknown families {unknown}; choose from {sorted(FAMILIES)}")
+    if not 56 <= image_size <= 448:
+        raise ValueError(f"image size must be 56-448 px, got {image_size}")
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    settings = (seed, families, choice_share, image_size)
+    if test_n:
+        _write_split(out, "test", "test.jsonl", test_n, *settings)
+    return _write_split(out, "train", "rows.jsonl", n, *settings)

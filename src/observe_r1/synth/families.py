@@ -1,0 +1,295 @@
+"""Procedural question families: each draws a scene and knows the answer it drew.
+
+A family is ``f(rng, level) -> Problem`` with ``level`` 1 (easy) to 5 (hard); the level
+sets the family's difficulty knobs:
+
+- ``counting``: count one colour-shape among distractors. More targets and distractors
+  with the level; from level 2 distractors share the shape, from level 3 also the colour.
+- ``arithmetic``: evaluate the expression written in the image: ``a + b`` (1), two-digit
+  ``+``/``-`` (2), ``a * b`` (3), ``a + b * c`` (4), ``(a + b) * c - d`` (5); ``*`` since Pillow's
+  bundled font has no ``×``.
+- ``dice``: the total of the dots on ``level + 1`` dice.
+- ``chart``: a bar or line chart of ``level + 2`` labelled values; read one value (1), the
+  day of the maximum (2), the difference of two days (3), maximum minus minimum (4), the
+  sum (5).
+- ``geometry``: rectangle perimeter (1) and area (2), the missing angle of a triangle (3),
+  the area of a right triangle (4), its hypotenuse (5); labels on the drawn figure, and
+  figures drawn to scale (rectangles within an aspect ratio of 1:3 to 3:1).
+
+Scenes are lists of `observe_r1.synth.render` primitives in the 112-unit design frame.
+Counted objects carry a ``shape`` tag, dice pips a ``pip`` tag, so tests can recount them.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+SHAPES = ("circle", "square", "triangle")
+OBJECT_COLORS = ("red", "blue", "green", "orange", "purple")
+LEVELS = range(1, 6)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One drawn question: its scene, question, gold answer and, if multiple choice, options."""
+
+    family: str
+    level: int
+    question: str
+    answer: str
+    scene: list[dict]
+    choices: list[str] | None = None
+
+
+def _text(text: str, x: float, y: float, size: float = 11) -> dict:
+    return {"kind": "text", "text": text, "xy": [x, y], "size": size}
+
+
+# counting ---------------------------------------------------------------------------
+
+
+def _object(shape: str, colour: str, cx: float, cy: float, r: float) -> dict:
+    box = [cx - r, cy - r, cx + r, cy + r]
+    if shape == "circle":
+        return {"kind": "ellipse", "box": box, "fill": colour, "shape": shape}
+    if shape == "square":
+        return {"kind": "rectangle", "box": box, "fill": colour, "shape": shape}
+    points = [[cx, cy - r], [cx + r, cy + r], [cx - r, cy + r]]
+    return {"kind": "polygon", "points": points, "fill": colour, "shape": shape}
+
+
+def counting(rng: random.Random, level: int) -> Problem:
+    shape, colour = rng.choice(SHAPES), rng.choice(OBJECT_COLORS)
+    others = [(s, c) for s in SHAPES for c in OBJECT_COLORS if (s, c) != (shape, colour)]
+    if level == 1:
+        others = [(s, c) for s, c in others if s != shape and c != colour]
+    elif level == 2:
+        others = [(s, c) for s, c in others if c != colour]
+    count = rng.randint(level, 2 * level + 2)
+    distractors = [rng.choice(others) for _ in range(rng.randint(level, 2 * level + 1))]
+    kinds = [(shape, colour)] * count + distractors
+    cells = rng.sample(range(36), len(kinds))  # a 6 x 6 grid of 18-unit cells: no overlaps
+    scene = []
+    for (s, c), cell in zip(kinds, cells, strict=True):
+        row, column = divmod(cell, 6)
+        cx, cy = 11 + 18 * column + rng.uniform(-2, 2), 11 + 18 * row + rng.uniform(-2, 2)
+        scene.append(_object(s, c, cx, cy, 6))
+    question = f"How many {colour} {shape}s are in the image?"
+    return Problem("counting", level, question, str(count), scene)
+
+
+# arithmetic -------------------------------------------------------------------------
+
+
+def _expression(rng: random.Random, level: int) -> tuple[str, int]:
+    if level == 1:
+        a, b = rng.randint(1, 9), rng.randint(1, 9)
+        return f"{a} + {b}", a + b
+    if level == 2:
+        a = rng.randint(10, 60)
+        b = rng.randint(1, a)
+        return (f"{a} - {b}", a - b) if rng.random() < 0.5 else (f"{a} + {b}", a + b)
+    if level == 3:
+        a, b = rng.randint(2, 12), rng.randint(2, 12)
+        return f"{a} * {b}", a * b
+    a, b, c = rng.randint(1, 20), rng.randint(2, 9), rng.randint(2, 9)
+    if level == 4:
+        return f"{a} + {b} * {c}", a + b * c
+    d = rng.randint(1, 20)
+    return f"({a} + {b}) * {c} - {d}", (a + b) * c - d
+
+
+def arithmetic(rng: random.Random, level: int) -> Problem:
+    text, value = _expression(rng, level)
+    scene = [_text(f"{text} = ?", 56, 56, 18)]
+    question = "What is the value of the expression in the image?"
+    return Problem("arithmetic", level, question, str(value), scene)
+
+
+# dice -------------------------------------------------------------------------------
+
+_PIPS = {
+    1: [(0, 0)],
+    2: [(-1, -1), (1, 1)],
+    3: [(-1, -1), (0, 0), (1, 1)],
+    4: [(-1, -1), (1, -1), (-1, 1), (1, 1)],
+    5: [(-1, -1), (1, -1), (0, 0), (-1, 1), (1, 1)],
+    6: [(-1, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (1, 1)],
+}
+
+
+def _die(value: int, cx: float, cy: float) -> list[dict]:
+    half, step, r = 13, 7, 2.5
+    face = {"kind": "rectangle", "box": [cx - half, cy - half, cx + half, cy + half]}
+    items = [{**face, "fill": "white", "outline": "black", "width": 2}]
+    for dx, dy in _PIPS[value]:
+        x, y = cx + dx * step, cy + dy * step
+        items.append(
+            {"kind": "ellipse", "box": [x - r, y - r, x + r, y + r], "fill": "black", "pip": True}
+        )
+    return items
+
+
+def dice(rng: random.Random, level: int) -> Problem:
+    values = [rng.randint(1, 6) for _ in range(level + 1)]
+    columns = min(len(values), 3)
+    rows = math.ceil(len(values) / columns)
+    scene = []
+    for index, value in enumerate(values):
+        row, column = divmod(index, columns)
+        in_row = min(columns, len(values) - row * columns)
+        cx = 56 + (column - (in_row - 1) / 2) * 34
+        cy = 56 + (row - (rows - 1) / 2) * 34
+        scene += _die(value, cx, cy)
+    question = "What is the total number of dots on the dice?"
+    return Problem("dice", level, question, str(sum(values)), scene)
+
+
+# chart ------------------------------------------------------------------------------
+
+
+def _chart_question(rng: random.Random, level: int, values: list[int]) -> tuple[str, int]:
+    days = range(1, len(values) + 1)
+    if level == 1:
+        day = rng.choice(days)
+        return f"What is the value for day {day}?", values[day - 1]
+    if level == 2:
+        return "On which day is the value highest?", values.index(max(values)) + 1
+    if level == 3:
+        high, low = sorted(rng.sample(days, 2), key=lambda d: -values[d - 1])
+        question = f"How much larger is the value for day {high} than for day {low}?"
+        return question, values[high - 1] - values[low - 1]
+    if level == 4:
+        return "What is the highest value minus the lowest value?", max(values) - min(values)
+    return "What is the sum of all the values?", sum(values)
+
+
+def _marks(points: list[list[float]], bars: bool, width: float, bottom: float) -> list[dict]:
+    """Bars from the axis up to each point, or a line through the points with dots."""
+    if bars:
+        return [
+            {"kind": "rectangle", "box": [x - width / 2, y, x + width / 2, bottom], "fill": "blue"}
+            for x, y in points
+        ]
+    line = {"kind": "line", "points": points, "color": "blue", "width": 2}
+    dots = [
+        {"kind": "ellipse", "box": [x - 2.5, y - 2.5, x + 2.5, y + 2.5], "fill": "blue"}
+        for x, y in points
+    ]
+    return [line, *dots]
+
+
+def chart(rng: random.Random, level: int) -> Problem:
+    values = rng.sample(range(1, 10), level + 2)  # distinct: every question has one answer
+    left, right, bottom, unit = 14, 106, 92, 7.5  # value v sits at bottom - v * unit
+    slot = (right - left) / len(values)
+    points = [[left + slot * (i + 0.5), bottom - v * unit] for i, v in enumerate(values)]
+    axes = [[left, 10], [left, bottom], [right, bottom]]
+    scene = [{"kind": "line", "points": axes, "color": "black"}]
+    scene += _marks(points, rng.random() < 0.5, slot * 0.6, bottom)
+    for day, ((x, y), value) in enumerate(zip(points, values, strict=True), start=1):
+        scene += [_text(str(value), x, y - 7, 10), _text(str(day), x, bottom + 8, 10)]
+    scene.append(_text("day", left - 6, bottom + 8, 8))
+    question, answer = _chart_question(rng, level, values)
+    return Problem("chart", level, question, str(answer), scene)
+
+
+# geometry ---------------------------------------------------------------------------
+
+
+def _fit(points: list[tuple[float, float]], box=(18, 14, 94, 86)) -> list[list[float]]:
+    """`points` (y up) scaled and centred into `box` (design units, y down), aspect kept."""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x0, y0, x1, y1 = box
+    scale = min((x1 - x0) / (max(xs) - min(xs)), (y1 - y0) / (max(ys) - min(ys)))
+    dx = x0 + ((x1 - x0) - scale * (max(xs) - min(xs))) / 2
+    dy = y0 + ((y1 - y0) - scale * (max(ys) - min(ys))) / 2
+    return [[dx + (x - min(xs)) * scale, dy + (max(ys) - y) * scale] for x, y in points]
+
+
+def _rectangle(rng: random.Random, level: int) -> Problem:
+    width, height = rng.randint(2, 20), rng.randint(2, 20)
+    drawn_height = min(max(height, width / 3), width * 3)  # aspect kept within 1:3 .. 3:1
+    (x0, y1), (x1, y0) = _fit([(0, 0), (width, drawn_height)], (24, 18, 94, 84))
+    scene = [
+        {"kind": "rectangle", "box": [x0, y0, x1, y1], "outline": "black", "width": 2},
+        _text(str(width), (x0 + x1) / 2, y1 + 8),
+        _text(str(height), x0 - 9, (y0 + y1) / 2),
+    ]
+    if level == 1:
+        question, answer = "What is the perimeter of the rectangle?", 2 * (width + height)
+    else:
+        question, answer = "What is the area of the rectangle?", width * height
+    return Problem("geometry", level, question, str(answer), scene)
+
+
+def _triangle_angles(rng: random.Random, level: int) -> Problem:
+    a = rng.randint(30, 100)
+    b = rng.randint(30, 150 - a)
+    ra, rb = math.radians(a), math.radians(b)
+    side = math.sin(rb) / math.sin(ra + rb)  # base 1, law of sines: the side from A to C
+    apex = (side * math.cos(ra), side * math.sin(ra))
+    A, B, C = _fit([(0, 0), (1, 0), apex])
+    scene = [  # labels outside the corners: below the base ends, above the apex
+        {"kind": "polygon", "points": [A, B, C], "outline": "black", "width": 2},
+        _text(f"{a}°", A[0] - 6, A[1] + 7, 10),
+        _text(f"{b}°", B[0] + 6, B[1] + 7, 10),
+        _text("?", C[0], C[1] - 7, 10),
+    ]
+    question = "Two angles of the triangle are given. What is the angle marked ?, in degrees?"
+    return Problem("geometry", level, question, str(180 - a - b), scene)
+
+
+_TRIPLES = ((3, 4, 5), (5, 12, 13), (8, 15, 17), (7, 24, 25), (20, 21, 29))
+
+
+def _right_triangle(rng: random.Random, level: int) -> Problem:
+    if level == 4:
+        a, b = rng.randint(2, 16), rng.randint(1, 8) * 2
+        question, answer = "What is the area of the right triangle?", a * b // 2
+    else:
+        a, b, c = rng.choice(_TRIPLES)
+        k = rng.randint(1, max(1, 30 // c))
+        a, b = (a * k, b * k) if rng.random() < 0.5 else (b * k, a * k)
+        question, answer = "How long is the hypotenuse of the right triangle?", c * k
+    corner, right, top = _fit([(0, 0), (a, 0), (0, b)])
+    (x, y), mark = corner, 5
+    scene = [
+        {"kind": "polygon", "points": [corner, right, top], "outline": "black", "width": 2},
+        {"kind": "line", "points": [[x + mark, y], [x + mark, y - mark], [x, y - mark]]},
+        _text(str(a), (x + right[0]) / 2, y + 8),
+        _text(str(b), x - 9, (y + top[1]) / 2),
+    ]
+    return Problem("geometry", level, question, str(answer), scene)
+
+
+def geometry(rng: random.Random, level: int) -> Problem:
+    if level <= 2:
+        return _rectangle(rng, level)
+    if level == 3:
+        return _triangle_angles(rng, level)
+    return _right_triangle(rng, level)
+
+
+FAMILIES: dict[str, Callable[[random.Random, int], Problem]] = {
+    "counting": counting,
+    "arithmetic": arithmetic,
+    "dice": dice,
+    "chart": chart,
+    "geometry": geometry,
+}
+
+
+def as_choice(problem: Problem, rng: random.Random) -> Problem:
+    """The multiple-choice variant: the gold value and three nearby wrong values as options
+    A-D, the gold letter as answer (the question stays bare, see `observe_r1.rows`)."""
+    gold = int(problem.answer)
+    spread = max(3, abs(gold) // 4)
+    wrong = [v for v in range(gold - spread, gold + spread + 1) if v != gold and v >= 0]
+    choices = [str(v) for v in rng.sample(wrong, 3) + [gold]]
+    rng.shuffle(choices)
+    letter = "ABCD"[choices.index(str(gold))]
+    return replace(problem, answer=letter, choices=choices)

@@ -1,0 +1,71 @@
+"""The canonical row: choices validation, and writing rows with portable image paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from observe_r1.rows import RowError, read_rows, write_rows
+
+
+@pytest.fixture
+def image(tmp_path):
+    path = tmp_path / "images" / "a.png"
+    path.parent.mkdir()
+    Image.new("RGB", (8, 8)).save(path)
+    return path
+
+
+def one_row(tmp_path, **row):
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps({"image": "images/a.png", "question": "q?", **row}) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("answer", ["B", "12", 12])
+def test_choice_answer_is_a_letter_or_an_option(tmp_path, image, answer):
+    path = one_row(tmp_path, answer=answer, choices=["10", "12", "14"])
+    assert read_rows(path).rows[0]["answer"] == str(answer)
+
+
+@pytest.mark.parametrize(
+    "choices, answer, reason",
+    [
+        (["10", "12"], "C", "neither a letter A-B nor one of the choices"),
+        (["10"], "A", "a list of 2 to 6 options"),
+        ("10,12", "A", "a list of 2 to 6 options"),
+        ([["10"], "12"], "A", "strings or numbers"),
+    ],
+)
+def test_bad_choices_name_the_line(tmp_path, image, choices, answer, reason):
+    with pytest.raises(RowError, match=f"rows.jsonl:1: .*{reason}"):
+        read_rows(one_row(tmp_path, answer=answer, choices=choices))
+
+
+def test_write_rows_keeps_images_relative_inside_the_folder(tmp_path, image):
+    outside = tmp_path.parent / f"{tmp_path.name}-elsewhere.png"
+    Image.new("RGB", (8, 8)).save(outside)
+    rows = [
+        {"id": "in", "image": str(image), "question": "q", "answer": "1"},
+        {"id": "out", "image": str(outside), "question": "q", "answer": "2"},
+    ]
+    path = write_rows(tmp_path / "rows.jsonl", rows)
+    written = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["image"] for r in written] == ["images/a.png", str(outside)]
+    assert [r["image"] for r in read_rows(path).rows] == [str(image), str(outside)]
+    outside.unlink()
+
+
+def test_training_asks_a_choice_row_with_lettered_options(tmp_path, image):
+    from observe_r1.config import load_config
+    from observe_r1.train import training_dataset
+
+    path = one_row(tmp_path, answer="12", choices=["10", "12"])
+    tiny = Path(__file__).parents[2] / "configs" / "observe_r1" / "tiny.yaml"
+    config = load_config(tiny, [f"train_file={path}", f"output_dir={tmp_path / 'run'}"])
+    dataset, _ = training_dataset(config)
+    question = dataset[0]["prompt"][-1]["content"][-1]["text"]
+    assert "A. 10\nB. 12" in question and dataset[0]["answer"] == "B"
