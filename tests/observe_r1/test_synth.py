@@ -137,3 +137,19 @@ def test_choice_variant_keeps_the_gold_value_behind_its_letter():
         assert choice.question == plain.question  # bare: options are lettered when asked
         assert len(set(choice.choices)) == 4
         assert choice.choices["ABCD".index(choice.answer)] == plain.answer
+
+
+def test_captions_and_rationales_state_what_is_drawn_and_the_answer():
+    from observe_r1.synth import FAMILIES, make_problem
+
+    for index in range(50):
+        problem = make_problem(3, "train", index, list(FAMILIES), choice_share=0.3)
+        assert problem.caption and problem.rationale
+        if problem.choices:
+            gold = problem.choices["ABCD".index(problem.answer)]
+            assert problem.rationale.endswith(f"The value {gold} is option {problem.answer}.")
+        else:
+            assert problem.rationale.endswith(f"The answer is {problem.answer}.")
+        if problem.family == "counting" and not problem.choices:
+            target = problem.question.removeprefix("How many ").removesuffix(" are in the image?")
+            assert f"{problem.answer} {target}" in problem.caption or problem.answer == "1"

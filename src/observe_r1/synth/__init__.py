@@ -44,6 +44,7 @@ def _write_split(
         row |= {"answer": problem.answer, "family": problem.family, "level": problem.level}
         if problem.choices:
             row["choices"] = problem.choices
+        row |= {"caption": problem.caption, "rationale": problem.rationale}
         rows.append(row)
     return write_rows(out / name, rows)
 

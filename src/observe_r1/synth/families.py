@@ -34,7 +34,11 @@ LEVELS = range(1, 6)
 
 @dataclass(frozen=True)
 class Problem:
-    """One drawn question: its scene, question, gold answer and, if multiple choice, options."""
+    """One drawn question: its scene, question, gold answer and, if multiple choice, options.
+
+    ``caption`` states exactly what is drawn and ``rationale`` a correct step-by-step
+    solution: the targets of ``observe-r1 align`` (projector captions, format SFT).
+    """
 
     family: str
     level: int
@@ -42,6 +46,12 @@ class Problem:
     answer: str
     scene: list[dict]
     choices: list[str] | None = None
+    caption: str = ""
+    rationale: str = ""
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' * (count != 1)}"
 
 
 def _text(text: str, x: float, y: float, size: float = 11) -> dict:
@@ -78,35 +88,49 @@ def counting(rng: random.Random, level: int) -> Problem:
         cx, cy = 11 + 18 * column + rng.uniform(-2, 2), 11 + 18 * row + rng.uniform(-2, 2)
         scene.append(_object(s, c, cx, cy, 6))
     question = f"How many {colour} {shape}s are in the image?"
-    return Problem("counting", level, question, str(count), scene)
+    tally = {kind: kinds.count(kind) for kind in dict.fromkeys(kinds)}
+    caption = ", ".join(_plural(n, f"{c} {s}") for (s, c), n in tally.items()) + "."
+    steps = ", ".join(map(str, range(1, count + 1)))
+    rationale = f"Counting only the {colour} {shape}s: {steps}. The answer is {count}."
+    return Problem("counting", level, question, str(count), scene, None, caption, rationale)
 
 
 # arithmetic -------------------------------------------------------------------------
 
 
-def _expression(rng: random.Random, level: int) -> tuple[str, int]:
+def _expression(rng: random.Random, level: int) -> tuple[str, int, str]:
+    """(expression, value, worked steps)."""
     if level == 1:
         a, b = rng.randint(1, 9), rng.randint(1, 9)
-        return f"{a} + {b}", a + b
+        return f"{a} + {b}", a + b, f"{a} + {b} = {a + b}"
     if level == 2:
         a = rng.randint(10, 60)
         b = rng.randint(1, a)
-        return (f"{a} - {b}", a - b) if rng.random() < 0.5 else (f"{a} + {b}", a + b)
+        if rng.random() < 0.5:
+            return f"{a} - {b}", a - b, f"{a} - {b} = {a - b}"
+        return f"{a} + {b}", a + b, f"{a} + {b} = {a + b}"
     if level == 3:
         a, b = rng.randint(2, 12), rng.randint(2, 12)
-        return f"{a} * {b}", a * b
+        return f"{a} * {b}", a * b, f"{a} * {b} = {a * b}"
     a, b, c = rng.randint(1, 20), rng.randint(2, 9), rng.randint(2, 9)
     if level == 4:
-        return f"{a} + {b} * {c}", a + b * c
+        steps = f"First {b} * {c} = {b * c}, then {a} + {b * c} = {a + b * c}"
+        return f"{a} + {b} * {c}", a + b * c, steps
     d = rng.randint(1, 20)
-    return f"({a} + {b}) * {c} - {d}", (a + b) * c - d
+    value = (a + b) * c - d
+    steps = (
+        f"First {a} + {b} = {a + b}, then {a + b} * {c} = {(a + b) * c}, then minus {d} is {value}"
+    )
+    return f"({a} + {b}) * {c} - {d}", value, steps
 
 
 def arithmetic(rng: random.Random, level: int) -> Problem:
-    text, value = _expression(rng, level)
+    text, value, steps = _expression(rng, level)
     scene = [_text(f"{text} = ?", 56, 56, 18)]
     question = "What is the value of the expression in the image?"
-    return Problem("arithmetic", level, question, str(value), scene)
+    caption = f"The expression {text} = ? is written in black."
+    rationale = f"{steps}. The answer is {value}."
+    return Problem("arithmetic", level, question, str(value), scene, None, caption, rationale)
 
 
 # dice -------------------------------------------------------------------------------
@@ -145,26 +169,44 @@ def dice(rng: random.Random, level: int) -> Problem:
         cy = 56 + (row - (rows - 1) / 2) * 34
         scene += _die(value, cx, cy)
     question = "What is the total number of dots on the dice?"
-    return Problem("dice", level, question, str(sum(values)), scene)
+    caption = f"{len(values)} dice showing " + ", ".join(map(str, values)) + "."  # 2+ dice
+    total = sum(values)
+    rationale = " + ".join(map(str, values)) + f" = {total}. The answer is {total}."
+    return Problem("dice", level, question, str(total), scene, None, caption, rationale)
 
 
 # chart ------------------------------------------------------------------------------
 
 
-def _chart_question(rng: random.Random, level: int, values: list[int]) -> tuple[str, int]:
+def _chart_question(rng: random.Random, level: int, values: list[int]) -> tuple[str, int, str]:
+    """(question, answer, worked steps)."""
     days = range(1, len(values) + 1)
     if level == 1:
         day = rng.choice(days)
-        return f"What is the value for day {day}?", values[day - 1]
+        return (
+            f"What is the value for day {day}?",
+            values[day - 1],
+            f"Day {day} shows {values[day - 1]}",
+        )
     if level == 2:
-        return "On which day is the value highest?", values.index(max(values)) + 1
+        best = values.index(max(values)) + 1
+        return (
+            "On which day is the value highest?",
+            best,
+            f"The highest value {max(values)} is on day {best}",
+        )
     if level == 3:
         high, low = sorted(rng.sample(days, 2), key=lambda d: -values[d - 1])
         question = f"How much larger is the value for day {high} than for day {low}?"
-        return question, values[high - 1] - values[low - 1]
+        answer = values[high - 1] - values[low - 1]
+        return question, answer, f"{values[high - 1]} - {values[low - 1]} = {answer}"
     if level == 4:
-        return "What is the highest value minus the lowest value?", max(values) - min(values)
-    return "What is the sum of all the values?", sum(values)
+        high, low = max(values), min(values)
+        steps = f"The highest is {high}, the lowest {low}: {high} - {low} = {high - low}"
+        spread = high - low
+        return "What is the highest value minus the lowest value?", spread, steps
+    steps = " + ".join(map(str, values)) + f" = {sum(values)}"
+    return "What is the sum of all the values?", sum(values), steps
 
 
 def _marks(points: list[list[float]], bars: bool, width: float, bottom: float) -> list[dict]:
@@ -189,12 +231,16 @@ def chart(rng: random.Random, level: int) -> Problem:
     points = [[left + slot * (i + 0.5), bottom - v * unit] for i, v in enumerate(values)]
     axes = [[left, 10], [left, bottom], [right, bottom]]
     scene = [{"kind": "line", "points": axes, "color": "black"}]
-    scene += _marks(points, rng.random() < 0.5, slot * 0.6, bottom)
+    bars = rng.random() < 0.5
+    scene += _marks(points, bars, slot * 0.6, bottom)
     for day, ((x, y), value) in enumerate(zip(points, values, strict=True), start=1):
         scene += [_text(str(value), x, y - 7, 10), _text(str(day), x, bottom + 8, 10)]
     scene.append(_text("day", left - 6, bottom + 8, 8))
-    question, answer = _chart_question(rng, level, values)
-    return Problem("chart", level, question, str(answer), scene)
+    question, answer, steps = _chart_question(rng, level, values)
+    listing = ", ".join(f"day {day}: {value}" for day, value in enumerate(values, start=1))
+    caption = f"A {'bar' if bars else 'line'} chart of {len(values)} days with {listing}."
+    rationale = f"{steps}. The answer is {answer}."
+    return Problem("chart", level, question, str(answer), scene, None, caption, rationale)
 
 
 # geometry ---------------------------------------------------------------------------
@@ -221,9 +267,13 @@ def _rectangle(rng: random.Random, level: int) -> Problem:
     ]
     if level == 1:
         question, answer = "What is the perimeter of the rectangle?", 2 * (width + height)
+        steps = f"2 * ({width} + {height}) = {answer}"
     else:
         question, answer = "What is the area of the rectangle?", width * height
-    return Problem("geometry", level, question, str(answer), scene)
+        steps = f"{width} * {height} = {answer}"
+    caption = f"A rectangle with sides labelled {width} and {height}."
+    rationale = f"{steps}. The answer is {answer}."
+    return Problem("geometry", level, question, str(answer), scene, None, caption, rationale)
 
 
 def _triangle_angles(rng: random.Random, level: int) -> Problem:
@@ -240,7 +290,10 @@ def _triangle_angles(rng: random.Random, level: int) -> Problem:
         _text("?", C[0], C[1] - 7, 10),
     ]
     question = "Two angles of the triangle are given. What is the angle marked ?, in degrees?"
-    return Problem("geometry", level, question, str(180 - a - b), scene)
+    answer = 180 - a - b
+    caption = f"A triangle with angles labelled {a}°, {b}° and ?."
+    rationale = f"The angles add up to 180: 180 - {a} - {b} = {answer}. The answer is {answer}."
+    return Problem("geometry", level, question, str(answer), scene, None, caption, rationale)
 
 
 _TRIPLES = ((3, 4, 5), (5, 12, 13), (8, 15, 17), (7, 24, 25), (20, 21, 29))
@@ -250,11 +303,13 @@ def _right_triangle(rng: random.Random, level: int) -> Problem:
     if level == 4:
         a, b = rng.randint(2, 16), rng.randint(1, 8) * 2
         question, answer = "What is the area of the right triangle?", a * b // 2
+        steps = f"Half the product of the legs: {a} * {b} / 2 = {answer}"
     else:
         a, b, c = rng.choice(_TRIPLES)
         k = rng.randint(1, max(1, 30 // c))
         a, b = (a * k, b * k) if rng.random() < 0.5 else (b * k, a * k)
         question, answer = "How long is the hypotenuse of the right triangle?", c * k
+        steps = f"sqrt({a}^2 + {b}^2) = sqrt({a * a + b * b}) = {answer}"
     corner, right, top = _fit([(0, 0), (a, 0), (0, b)])
     (x, y), mark = corner, 5
     scene = [
@@ -263,7 +318,9 @@ def _right_triangle(rng: random.Random, level: int) -> Problem:
         _text(str(a), (x + right[0]) / 2, y + 8),
         _text(str(b), x - 9, (y + top[1]) / 2),
     ]
-    return Problem("geometry", level, question, str(answer), scene)
+    caption = f"A right triangle with legs labelled {a} and {b}."
+    rationale = f"{steps}. The answer is {answer}."
+    return Problem("geometry", level, question, str(answer), scene, None, caption, rationale)
 
 
 def geometry(rng: random.Random, level: int) -> Problem:
@@ -292,4 +349,5 @@ def as_choice(problem: Problem, rng: random.Random) -> Problem:
     choices = [str(v) for v in rng.sample(wrong, 3) + [gold]]
     rng.shuffle(choices)
     letter = "ABCD"[choices.index(str(gold))]
-    return replace(problem, answer=letter, choices=choices)
+    rationale = f"{problem.rationale} The value {gold} is option {letter}."
+    return replace(problem, answer=letter, choices=choices, rationale=rationale)
