@@ -36,13 +36,11 @@ test: lint
 test-all: lint
 	$(VENV)/bin/pytest -q
 
-# What runs end to end today: the zoo (converts and verifies the real models), the
-# MovieLens pipeline, and a short Observe-R1 GRPO run. The full demos (synth -> ladder ->
-# train -> eval; index -> train -> recommend -> eval) replace these steps as they land.
+# Observe-R1: synth -> ladder -> GRPO -> eval before/after -> runs/observe_r1_demo/report.md.
+# EAGER-LLM: the dataset pipeline (the full recommender demo joins it as it lands).
 demo: $(STAMP)
-	$(VENV)/bin/observe-r1 models --build all
+	$(VENV)/bin/observe-r1 demo
 	$(VENV)/bin/eager-llm data stats --dataset movielens-100k
-	$(PY) -m observe_r1.demo
 
 bench: $(STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

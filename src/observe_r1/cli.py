@@ -292,5 +292,24 @@ def import_rows(
     typer.echo(f"rows: {out / 'rows.jsonl'} ({len(loaded.rows)}{skipped})")
 
 
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/observe_r1_demo"), help="Run folder."),
+    model: str = typer.Option("smolvlm-dino", help="Model to train (zoo name, HF id, folder)."),
+    steps: int = typer.Option(4, help="GRPO steps."),
+    train_rows: int = typer.Option(24, help="Synthetic training rows (before the ladder)."),
+    test_rows: int = typer.Option(32, help="Held-out synthetic test rows."),
+    rollouts: int = typer.Option(4, help="Ladder rollouts per row."),
+) -> None:
+    """synth -> ladder -> GRPO -> eval before/after -> report.md (a few minutes on CPU)."""
+    from observe_r1.demo import run_demo
+
+    report = run_demo(
+        out, model=model, steps=steps, train_n=train_rows, test_n=test_rows, rollouts=rollouts
+    )
+    typer.echo(report.read_text())
+    typer.echo(f"report: {report}")
+
+
 if __name__ == "__main__":
     app()
