@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -43,4 +45,53 @@ def data_stats(
     table = Table(title=f"{dataset} (k-core {k_core})", show_header=False)
     for key, value in stats.items():
         table.add_row(key, f"{value:.6g}" if isinstance(value, float) else str(value))
+    Console().print(table)
+
+
+@app.command("index")
+def index(
+    dataset: str = typer.Option(
+        ..., help="movielens-100k, movielens-1m, or a folder of RecBole / Amazon files."
+    ),
+    out: Path = typer.Option(..., help="Folder for item_index.json, index_stats.json, ..."),
+    k: int = typer.Option(256, help="Clusters per level (K)."),
+    indexer: str = typer.Option("dki", help="dki, semantic, behaviour or rq-kmeans."),
+    k_core: int = typer.Option(5, help="Iterative k-core threshold for users and items."),
+    skip_invalid: bool = typer.Option(False, help="Skip users too short to split."),
+    semantic_model: str = typer.Option(
+        "minilm-l6-v2", help="Text encoder: a zoo name, local folder or hub id."
+    ),
+    epochs: int = typer.Option(40, help="SASRec epochs (early stopping on validation NDCG@10)."),
+    seed: int = typer.Option(0, help="Seed of SASRec and k-means."),
+    cache_dir: Path | None = typer.Option(None, help="Embedding cache (default: zoo cache)."),
+) -> None:
+    """Build the item indices (semantic then behaviour codes by hierarchical k-means)."""
+    from eager_llm.encoders import TrainConfig
+    from eager_llm.indexing import IndexConfig, build_index
+
+    config = IndexConfig(
+        indexer=indexer,
+        k=k,
+        seed=seed,
+        k_core=k_core,
+        skip_invalid=skip_invalid,
+        semantic_model=semantic_model,
+        train=TrainConfig(epochs=epochs, seed=seed),
+        cache_root=str(cache_dir) if cache_dir else None,
+    )
+    try:
+        stats = build_index(dataset, out, config)
+    except (ValueError, FileNotFoundError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    table = Table(title=f"{dataset}: {indexer} index (K={k}) -> {out}", show_header=False)
+    for key in ("num_items", "levels", "collision_rate", "extra_levels", "num_tokens"):
+        table.add_row(key, str(stats[key]))
+    table.add_row("level sources", " ".join(stats["level_sources"]))
+    usage = " ".join(f"{level['used']}/{level['size']}" for level in stats["codebook_usage"])
+    table.add_row("codebook usage", usage)
+    for name, value in stats["sasrec_valid"].items():
+        table.add_row(f"SASRec valid {name}", f"{value:.4f}")
+    for stage, seconds in stats["timings_s"].items():
+        table.add_row(f"time {stage} (s)", f"{seconds:.1f}")
     Console().print(table)

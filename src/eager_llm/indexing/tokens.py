@@ -1,0 +1,101 @@
+"""Item indices as token strings, and their addition to a Hugging Face tokenizer and model.
+
+Level ``l`` of a code is written in its own token family: ``<a_12>`` is value 12 at level 0,
+``<b_7>`` value 7 at level 1, and so on, so the same value at two levels gives two tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FAMILIES = string.ascii_lowercase
+_TOKEN = re.compile(r"<([a-z])_(\d+)>")
+
+
+def token(level: int, value: int) -> str:
+    """The token of ``value`` at ``level``: ``token(1, 7) == "<b_7>"``."""
+    if not 0 <= level < len(FAMILIES):
+        raise ValueError(f"at most {len(FAMILIES)} levels have token families, got level {level}")
+    return f"<{FAMILIES[level]}_{value}>"
+
+
+def build_item_index(item_ids: Sequence[str], codes: np.ndarray) -> dict[str, list[str]]:
+    """Item id -> its tokens, from ``codes`` (n_items, levels) whose row i is item_ids[i]."""
+    if len(item_ids) != len(codes):
+        raise ValueError(f"{len(item_ids)} item ids but {len(codes)} code rows")
+    return {
+        item_id: [token(level, int(value)) for level, value in enumerate(row)]
+        for item_id, row in zip(item_ids, codes, strict=True)
+    }
+
+
+def save_item_index(item_index: Mapping[str, Sequence[str]], path: str | Path) -> None:
+    """Write ``item_index`` as a JSON object, one item per line."""
+    lines = [
+        f"{json.dumps(item_id)}: {json.dumps(list(tokens))}"
+        for item_id, tokens in item_index.items()
+    ]
+    Path(path).write_text("{\n" + ",\n".join(lines) + "\n}\n")
+
+
+def load_item_index(path: str | Path) -> dict[str, list[str]]:
+    """The item index written by :func:`save_item_index`, checked to be a bijection."""
+    item_index = json.loads(Path(path).read_text())
+    check_bijection(item_index)
+    return item_index
+
+
+def check_bijection(item_index: Mapping[str, Sequence[str]]) -> None:
+    """Raise ``ValueError`` unless every item has an index no other item has."""
+    owner: dict[tuple[str, ...], str] = {}
+    for item_id, tokens in item_index.items():
+        key = tuple(tokens)
+        if key in owner:
+            raise ValueError(f"items {owner[key]!r} and {item_id!r} share the index {''.join(key)}")
+        owner[key] = item_id
+
+
+def index_vocabulary(item_index: Mapping[str, Sequence[str]]) -> list[str]:
+    """The distinct tokens of ``item_index``, by level then value."""
+    tokens = {t for index in item_index.values() for t in index}
+    for t in tokens:
+        if not _TOKEN.fullmatch(t):
+            raise ValueError(f"{t!r} is not an index token (<letter_number>)")
+    return sorted(tokens, key=lambda t: (t[1], int(t[3:-1])))
+
+
+def add_index_tokens(tokenizer, model, item_index: Mapping[str, Sequence[str]]) -> list[str]:
+    """Add the index tokens to ``tokenizer`` and grow ``model``'s embeddings to match.
+
+    Each token becomes one added (non-special) token, so it is never split and decoding
+    gives it back. The rows of the new token ids in the input embedding matrix are set to
+    the mean of the existing rows; when the output embeddings (LM head) are not tied to the
+    input ones, their new rows are set to the mean of their existing rows too. Returns the
+    tokens that were not in the vocabulary before, in id order.
+    """
+    vocabulary = index_vocabulary(item_index)
+    known = tokenizer.get_vocab()
+    new = [t for t in vocabulary if t not in known]
+    tokenizer.add_tokens(new)
+    matrices = [model.get_input_embeddings().weight]
+    output = model.get_output_embeddings()
+    if output is not None and output.weight is not matrices[0]:
+        matrices.append(output.weight)
+    means = [matrix.detach().mean(0) for matrix in matrices]
+    rows = max(len(tokenizer), matrices[0].shape[0])
+    model.resize_token_embeddings(rows, mean_resizing=False)
+    ids = tokenizer.convert_tokens_to_ids(new)
+    resized = [model.get_input_embeddings().weight]
+    if len(matrices) == 2:
+        resized.append(model.get_output_embeddings().weight)
+    with torch.no_grad():
+        for matrix, mean in zip(resized, means, strict=True):
+            matrix[ids] = mean
+    return new
