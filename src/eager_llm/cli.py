@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from eager_llm.train_cli import anneal_command, train_command
 from model_zoo.cli import models
 
 app = typer.Typer(
@@ -16,6 +17,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command()(models)
+app.command("train")(train_command)
+app.command("anneal")(anneal_command)
 
 data_app = typer.Typer(help="Inspect recommendation datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")

@@ -104,7 +104,9 @@ def processor_for(tokenizer) -> LlavaProcessor:
     )
 
 
-def assemble(vision_folder: str, language_folder: str, projector: dict | None = None, seed: int = 0):
+def assemble(
+    vision_folder: str, language_folder: str, projector: dict | None = None, seed: int = 0
+):
     """(model, processor): DINOv2 + MLP projector + SmolLM2 as ``LlavaForConditionalGeneration``.
 
     The ``<image>`` token's embedding row is the mean of the existing rows.
@@ -146,7 +148,8 @@ def build_smolvlm_dino(out: Path) -> None:
 
     assets = verified_assets()
     projector = load_file(assets[PROJECTOR_FILE]) if PROJECTOR_FILE in assets else None
-    model, processor = assemble(resolve("dinov2-small"), resolve("smollm2-135m-instruct"), projector)
+    parts = resolve("dinov2-small"), resolve("smollm2-135m-instruct")
+    model, processor = assemble(*parts, projector)
     lora = assets_folder() / LORA_FOLDER
     if any(name.startswith(f"{LORA_FOLDER}/") for name in assets):
         from peft import PeftModel

@@ -1,0 +1,63 @@
+"""Samples -> tensors, with the loss on the response only.
+
+A row is ``prompt ids + response ids + [EOS]``: prompt and response are tokenized apart,
+without special tokens, so the prompt's ids are exactly those inference feeds
+(:func:`eager_llm.decoding.recommend`) and the EOS is the trie's index terminator. Rows
+longer than ``max_length`` keep at most ``max_length // 2`` response tokens (then EOS) and
+the end of the prompt. Padding is on the right.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from eager_llm.tasks import Sample
+
+IGNORE = -100
+
+
+@dataclass
+class ResponseCollator:
+    """Callable: list of :class:`Sample` -> batch dict.
+
+    Returns input_ids, attention_mask, labels: LongTensor (B, T), labels ``-100`` on prompt
+    and padding; eos_positions: LongTensor (B,), position of each row's final EOS;
+    target_items: LongTensor (B,); gct_rows: BoolTensor (B,), True on ``gct_task`` rows.
+    """
+
+    tokenizer: object
+    max_length: int = 512
+    gct_task: str = "seqrec"
+
+    def row(self, prompt: Sequence[int], response: Sequence[int]) -> tuple[list[int], int]:
+        """(ids, prompt length) of one row, truncated to ``max_length``."""
+        response = [*response[: self.max_length // 2], self.tokenizer.eos_token_id]
+        prompt = prompt[max(0, len(prompt) - (self.max_length - len(response))) :]
+        return [*prompt, *response], len(prompt)
+
+    def __call__(self, samples: Sequence[Sample]) -> dict[str, torch.Tensor]:
+        encode = self.tokenizer
+        prompts = encode([s.prompt for s in samples], add_special_tokens=False)["input_ids"]
+        responses = encode([s.response for s in samples], add_special_tokens=False)["input_ids"]
+        rows = [self.row(p, r) for p, r in zip(prompts, responses, strict=True)]
+        width = max(len(ids) for ids, _ in rows)
+        pad = self.tokenizer.pad_token_id
+        pad = self.tokenizer.eos_token_id if pad is None else pad
+        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        for b, (ids, prompt_length) in enumerate(rows):
+            input_ids[b, : len(ids)] = torch.tensor(ids)
+            attention_mask[b, : len(ids)] = 1
+            labels[b, prompt_length : len(ids)] = input_ids[b, prompt_length : len(ids)]
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "labels": labels,
+            "eos_positions": torch.tensor([len(ids) - 1 for ids, _ in rows]),
+            "target_items": torch.tensor([s.target for s in samples]),
+            "gct_rows": torch.tensor([s.task == self.gct_task for s in samples]),
+        }

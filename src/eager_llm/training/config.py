@@ -1,0 +1,151 @@
+"""Training configuration of both stages: ``TrainingArguments`` + the EAGER-LLM fields, from YAML.
+
+One file describes a run. Its top level is stage 1 (all tasks + GCT); an optional
+``anneal:`` block holds the stage-2 (Annealing Adapter Tuning) values. Stage 2 inherits the
+top level except the stage-1-only keys (``output_dir``, ``lora``, ``tasks``, GCT weights),
+then applies :data:`ANNEAL_DEFAULTS`, the block, ``--set`` overrides and CLI options; it always
+trains seqrec only, without GCT (:data:`ANNEAL_FIXED`: setting those keys is an error), and
+needs its own ``output_dir`` (in the block or from the CLI).
+
+Unknown keys are errors naming the key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformers import TrainingArguments
+
+from eager_llm.tasks import TASKS, templates
+
+from .model import DTYPES, LoraSettings
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid (the message names file and key)."""
+
+
+@dataclass
+class EagerConfig(TrainingArguments):
+    """``TrainingArguments`` + EAGER-LLM.
+
+    ``model`` is a zoo name, hub id or folder (stage 2: replaced by the stage-1 result),
+    loaded in ``model_dtype``; ``index`` an index folder. Samples (:mod:`eager_llm.tasks`):
+    ``tasks``, ``template`` (``short`` or ``alpaca``), ``max_history``, ``prefixes_per_user``
+    (None: every prefix of every training sequence), ``description_words``; rows are cut to
+    ``max_length`` tokens. GCT runs when a ``gct_*_weight`` is > 0, with ``gct_negatives``
+    catalogue items sampled per batch. ``lora`` None is full fine-tuning, a mapping (``r``,
+    ``alpha``, ``dropout``, ``targets``) LoRA; ``merge_lora``: a LoRA run saves ``final/``
+    merged into a plain model (else ``final/`` holds the adapter).
+    """
+
+    model: str = "tiny-llama"
+    model_dtype: str = "float32"
+    index: str = ""
+    tasks: list[str] = dataclasses.field(default_factory=lambda: list(TASKS))
+    template: str = "short"
+    max_history: int = 20
+    prefixes_per_user: int | None = None
+    description_words: int = 50
+    max_length: int = 512
+    gct_semantic_weight: float = 0.1
+    gct_behaviour_weight: float = 0.1
+    gct_temperature: float = 0.1
+    gct_negatives: int = 2048
+    lora: dict[str, Any] | None = None
+    merge_lora: bool = True
+
+    def __post_init__(self):
+        if unknown := [task for task in self.tasks if task not in TASKS]:
+            raise ConfigError(f"unknown task {unknown[0]!r} (known: {', '.join(TASKS)})")
+        if self.template not in templates():
+            raise ConfigError(f"template must be one of {', '.join(templates())}")
+        if self.model_dtype not in DTYPES:
+            raise ConfigError(f"model_dtype must be one of {', '.join(DTYPES)}")
+        _ = self.lora_settings  # validate the nested block before any model is loaded
+        self.remove_unused_columns = False  # the collator reads Sample records
+        super().__post_init__()
+
+    @property
+    def use_gct(self) -> bool:
+        return self.gct_semantic_weight > 0 or self.gct_behaviour_weight > 0
+
+    @property
+    def lora_settings(self) -> LoraSettings | None:
+        if self.lora is None:
+            return None
+        known = {f.name for f in dataclasses.fields(LoraSettings)}
+        if unknown := sorted(set(self.lora) - known):
+            raise ConfigError(
+                f"unknown key 'lora.{unknown[0]}' (known: {', '.join(sorted(known))})"
+            )
+        return LoraSettings(**self.lora)
+
+
+STAGE1_ONLY = ("output_dir", "lora", "tasks", "gct_semantic_weight", "gct_behaviour_weight")
+ANNEAL_DEFAULTS = {"lora": {}, "lr_scheduler_type": "cosine", "num_train_epochs": 1}
+ANNEAL_FIXED = {"tasks": ["seqrec"], "gct_semantic_weight": 0.0, "gct_behaviour_weight": 0.0}
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not key=value")
+    key, raw = item.split("=", 1)
+    return key.strip(), yaml.safe_load(raw)
+
+
+def _read(path: str | Path | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    try:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"{path}: cannot read config: {error}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of keys to values")
+    return loaded
+
+
+def load_config(
+    path: str | Path | None,
+    stage: str = "train",
+    overrides: list[str] = (),
+    **explicit: Any,
+) -> EagerConfig:
+    """The config of ``stage`` ("train" or "anneal") from a YAML file, ``key=value``
+    overrides, then explicit keywords (None values are ignored)."""
+    source = str(path) if path else "<defaults>"
+    values = _read(path)
+    block = values.pop("anneal", None) or {}
+    if not isinstance(block, dict):
+        raise ConfigError(f"{source}: 'anneal' must be a mapping of keys to values")
+    later = dict(_parse_override(item) for item in overrides)
+    later.update({k: v for k, v in explicit.items() if v is not None})
+    if stage == "anneal":
+        if fixed := [key for key in ANNEAL_FIXED if key in block or key in later]:
+            raise ConfigError(f"{source}: anneal trains seqrec without GCT; remove '{fixed[0]}'")
+        values = {k: v for k, v in values.items() if k not in STAGE1_ONLY}
+        values.update(ANNEAL_DEFAULTS)
+        values.update(block)
+        values.update(later)
+        values.update(ANNEAL_FIXED)
+        if "output_dir" not in values:
+            raise ConfigError(f"{source}: set anneal.output_dir or pass --output-dir")
+    elif stage == "train":
+        values.update(later)
+    else:
+        raise ConfigError(f"stage must be 'train' or 'anneal', got {stage!r}")
+    known = {f.name for f in dataclasses.fields(EagerConfig) if f.init}
+    if unknown := [key for key in [*values, *block] if key not in known]:
+        raise ConfigError(f"{source}: unknown config key '{unknown[0]}'")
+    values.setdefault("report_to", "none")
+    try:
+        return EagerConfig(**values)
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from None
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{source}: {str(error).splitlines()[0]}") from None

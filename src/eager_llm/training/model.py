@@ -1,0 +1,131 @@
+"""The trained module: a causal LM (optionally with a LoRA adapter) plus, in stage 1, GCT.
+
+:class:`EagerLLM` is what ``Trainer`` optimises, one ``nn.Module`` so that DDP, FSDP or
+DeepSpeed see the projectors as part of the model. Its forward computes the whole loss
+(``LM + w_sem * GCT_sem + w_beh * GCT_beh``); GCT applies to seqrec rows only.
+
+LoRA (stage 2 always, stage 1 optionally): adapters on the attention and MLP projections,
+and the rows of the index tokens in the input embeddings and the LM head trainable through
+PEFT's ``trainable_token_indices``. The original vocabulary stays frozen, so the backbone's
+language knowledge is untouched, and only ``n_index_tokens x H`` extra parameters train
+instead of two full ``vocab x H`` copies (``modules_to_save``). With tied embeddings (SmolLM2)
+one trainable-token delta serves both ends; untied models (tiny-llama, LLaMA) get one each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from eager_llm.indexing import add_index_tokens, index_vocabulary
+
+from .gct import GCTHead
+
+ATTENTION_MLP = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class LoraSettings:
+    r: int = 8
+    alpha: int = 32
+    dropout: float = 0.05
+    targets: Sequence[str] | str = ATTENTION_MLP  # module names, or "all-linear"
+
+
+def load_lm(folder: str, item_index: Mapping[str, Sequence[str]], dtype: str = "float32"):
+    """(tokenizer, causal LM) from ``folder`` with the index tokens added (a no-op when the
+    model already has them, e.g. a stage-1 result)."""
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    lm = AutoModelForCausalLM.from_pretrained(folder, dtype=DTYPES[dtype])
+    add_index_tokens(tokenizer, lm, item_index)
+    return tokenizer, lm
+
+
+def _module_name(model: nn.Module, module: nn.Module) -> str:
+    return next(name for name, candidate in model.named_modules() if candidate is module)
+
+
+def add_lora(lm, settings: LoraSettings, token_ids: Sequence[int]):
+    """``lm`` as a PEFT model: LoRA on ``settings.targets`` and the ``token_ids`` rows of the
+    embeddings (and of an untied LM head) trainable; everything else frozen."""
+    from peft import LoraConfig, get_peft_model
+
+    layers = [lm.get_input_embeddings()]
+    head = lm.get_output_embeddings()
+    if head is not None and head.weight is not layers[0].weight:  # untied: rows of its own
+        layers.append(head)
+    targets = settings.targets if isinstance(settings.targets, str) else list(settings.targets)
+    config = LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=targets,
+        trainable_token_indices={
+            _module_name(lm, layer).split(".")[-1]: list(token_ids) for layer in layers
+        },
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(lm, config)
+
+
+def index_token_ids(tokenizer, item_index: Mapping[str, Sequence[str]]) -> list[int]:
+    """Token ids of all index tokens, by level then value."""
+    return tokenizer.convert_tokens_to_ids(index_vocabulary(item_index))
+
+
+class EagerLLM(nn.Module):
+    """A causal LM ``lm`` (plain or PEFT) and an optional :class:`GCTHead` ``gct``.
+
+    ``forward`` takes a :class:`~eager_llm.training.collator.ResponseCollator` batch:
+    input_ids, attention_mask, labels: (B, T); eos_positions, target_items: LongTensor (B,);
+    gct_rows: BoolTensor (B,). It returns a dict of scalars: ``loss``, ``lm_loss`` and, with
+    GCT and at least one GCT row in the batch, the unweighted ``gct_sem`` and ``gct_beh``.
+    """
+
+    def __init__(
+        self,
+        lm,
+        gct: GCTHead | None = None,
+        semantic_weight: float = 0.1,
+        behaviour_weight: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.lm = lm
+        self.gct = gct
+        self.semantic_weight = semantic_weight
+        self.behaviour_weight = behaviour_weight
+
+    def activation_checkpointing_enable(self, **kwargs) -> None:
+        """Called by ``Trainer`` when ``activation_checkpointing`` is set."""
+        self.lm.activation_checkpointing_enable(**kwargs)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+        eos_positions: torch.Tensor,
+        target_items: torch.Tensor,
+        gct_rows: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        output = self.lm(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            labels=labels,
+            output_hidden_states=self.gct is not None,
+        )
+        if self.gct is None:
+            return {"loss": output.loss, "lm_loss": output.loss}
+        rows = gct_rows.nonzero().squeeze(1)
+        if not len(rows):  # a zero term still gives every projector a gradient, as DDP needs
+            zero = sum(p.sum() for p in self.gct.parameters()) * 0.0
+            return {"loss": output.loss + zero, "lm_loss": output.loss}
+        hidden = output.hidden_states[-1][rows, eos_positions[rows]]  # (b, H)
+        sem, beh = self.gct(hidden, target_items[rows])
+        loss = output.loss + self.semantic_weight * sem + self.behaviour_weight * beh
+        return {"loss": loss, "lm_loss": output.loss, "gct_sem": sem, "gct_beh": beh}

@@ -1,0 +1,74 @@
+"""``metrics.jsonl`` and ``loss_curve.png`` next to a training run."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+KEYS = ("loss", "lm_loss", "gct_sem", "gct_beh", "learning_rate")
+
+
+class MetricsFile(TrainerCallback):
+    """Appends one JSON object per logging step to ``path`` (main process only): step,
+    :data:`KEYS` (None when absent, e.g. GCT in stage 2) and samples_per_second since the
+    previous record (or since training, or its resumption, began)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._since = (0, time.perf_counter())
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._since = (state.global_step, time.perf_counter())
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs or "loss" not in logs:
+            return
+        step, started = self._since
+        now = time.perf_counter()
+        batch = args.per_device_train_batch_size * args.gradient_accumulation_steps
+        samples = (state.global_step - step) * batch * args.world_size
+        record = {"step": state.global_step, **{key: logs.get(key) for key in KEYS}}
+        record["samples_per_second"] = round(samples / (now - started), 3)
+        self._since = (state.global_step, now)
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def read_metrics(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def truncate_after(path: Path, step: int) -> None:
+    """Drop records of steps after ``step`` (a resumed run redoes them)."""
+    if path.is_file():
+        kept = [r for r in read_metrics(path) if r["step"] <= step]
+        path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+
+def plot_loss_curve(metrics_path: Path, out: Path, title: str) -> None:
+    """Total and LM loss per step; the GCT losses in a second panel when present."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_metrics(metrics_path)
+    steps = [r["step"] for r in records]
+    has_gct = any(r.get("gct_sem") is not None for r in records)
+    figure, axes = plt.subplots(1, 2 if has_gct else 1, figsize=(10 if has_gct else 5, 3.5))
+    axes = axes if has_gct else [axes]
+    for key in ("loss", "lm_loss"):
+        axes[0].plot(steps, [r[key] for r in records], marker=".", label=key)
+    axes[0].set(xlabel="step", ylabel="loss", title=title)
+    axes[0].legend()
+    if has_gct:
+        for key in ("gct_sem", "gct_beh"):
+            axes[1].plot(steps, [r[key] for r in records], marker=".", label=key)
+        axes[1].set(xlabel="step", ylabel="InfoNCE", title="GCT (unweighted)")
+        axes[1].legend()
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)

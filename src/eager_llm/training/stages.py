@@ -1,0 +1,136 @@
+"""One training run (stage 1 or the annealing stage 2): config -> samples, model -> files.
+
+Both stages are the same run with different configs (:func:`~.config.load_config`) and
+base models: stage 1 starts from ``config.model``, stage 2 from stage 1's ``final/``.
+Writes to ``config.output_dir``: ``checkpoint-*``, ``metrics.jsonl``, ``loss_curve.png``,
+``final/`` (the LM and tokenizer, a plain Hugging Face causal LM unless an unmerged LoRA
+adapter, plus a copy of ``item_index.json``) and, with GCT, ``projectors.safetensors``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+from transformers import set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from eager_llm.data import leave_one_out
+from eager_llm.tasks import Sample, TaskData, build_samples
+from model_zoo import resolve
+
+from .collator import ResponseCollator
+from .config import ConfigError, EagerConfig
+from .gct import GCTHead
+from .index_files import IndexFiles, load_index, load_indexed_dataset
+from .model import EagerLLM, add_lora, index_token_ids, load_lm
+from .run_log import MetricsFile, plot_loss_curve, truncate_after
+from .trainer import PROJECTORS, EagerTrainer, save_projectors
+
+METRICS = "metrics.jsonl"
+
+
+class SampleDataset(Dataset):
+    def __init__(self, samples: list[Sample]):
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, position: int) -> Sample:
+        return self.samples[position]
+
+
+def training_samples(config: EagerConfig, files: IndexFiles) -> list[Sample]:
+    """The samples of ``config.tasks`` on the index's dataset (deterministic in the seed)."""
+    interactions, catalog = load_indexed_dataset(files)
+    split = leave_one_out(interactions, max_history=config.max_history)
+    data = TaskData.build(
+        split, files.item_ids, catalog, files.item_index, config.description_words
+    )
+    return build_samples(
+        data,
+        config.tasks,
+        seed=config.seed,
+        template=config.template,
+        prefixes_per_user=config.prefixes_per_user,
+    )
+
+
+def build_trainer(config: EagerConfig, base: str | None = None) -> EagerTrainer:
+    """The trainer of ``config``, starting from ``base`` (default: ``config.model``)."""
+    if not config.index:
+        raise ConfigError("no index folder: set 'index' or pass --index")
+    files = load_index(config.index)
+    samples = training_samples(config, files)
+    set_seed(config.seed)  # the projectors' and LoRA's initial weights
+    tokenizer, lm = load_lm(resolve(base or config.model), files.item_index, config.model_dtype)
+    if config.lora_settings is not None:
+        lm = add_lora(lm, config.lora_settings, index_token_ids(tokenizer, files.item_index))
+    gct = None
+    if config.use_gct:
+        gct = GCTHead(
+            lm.config.get_text_config().hidden_size,
+            torch.from_numpy(files.semantic),
+            torch.from_numpy(files.behaviour),
+            temperature=config.gct_temperature,
+            negatives=config.gct_negatives,
+        )
+    model = EagerLLM(lm, gct, config.gct_semantic_weight, config.gct_behaviour_weight)
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return EagerTrainer(
+        model=model,
+        args=config,
+        train_dataset=SampleDataset(samples),
+        data_collator=ResponseCollator(tokenizer, config.max_length),
+        processing_class=tokenizer,
+        callbacks=[MetricsFile(output_dir / METRICS)],
+    )
+
+
+def save_final(trainer: EagerTrainer, config: EagerConfig) -> Path:
+    """Write ``final/`` (merging a LoRA adapter when ``config.merge_lora``) and the projectors."""
+    output_dir = Path(config.output_dir)
+    final = output_dir / "final"
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    lm = model.lm
+    if config.lora_settings is not None and config.merge_lora:
+        lm = lm.merge_and_unload()
+    if trainer.accelerator.is_main_process:
+        lm.save_pretrained(final)
+        trainer.processing_class.save_pretrained(final)
+        shutil.copyfile(Path(config.index) / "item_index.json", final / "item_index.json")
+        if model.gct is not None:
+            save_projectors(model.gct.state_dict(), output_dir / PROJECTORS)
+        if (output_dir / METRICS).is_file():
+            plot_loss_curve(output_dir / METRICS, output_dir / "loss_curve.png", output_dir.name)
+    return final
+
+
+def run(config: EagerConfig, *, base: str | None = None, resume: bool = False) -> Path:
+    """Train (or resume from the last checkpoint in ``output_dir``); return ``final/``."""
+    output_dir = Path(config.output_dir)
+    checkpoint = get_last_checkpoint(str(output_dir)) if resume and output_dir.is_dir() else None
+    if resume and checkpoint is None:
+        print(f"no checkpoint in {output_dir}: starting from scratch")
+    if checkpoint is None:
+        (output_dir / METRICS).unlink(missing_ok=True)
+    else:
+        truncate_after(output_dir / METRICS, int(Path(checkpoint).name.split("-")[-1]))
+    trainer = build_trainer(config, base)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    return save_final(trainer, config)
+
+
+def stage1_final(stage1_dir: str | Path) -> Path:
+    """The merged stage-1 model in ``stage1_dir`` (its ``final/``), checked to be one."""
+    final = Path(stage1_dir) / "final"
+    if not (final / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{stage1_dir}: no final/config.json; anneal starts from a finished stage-1 run "
+            "whose final/ is a plain (merged) model"
+        )
+    return final
