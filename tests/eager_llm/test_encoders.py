@@ -28,16 +28,6 @@ from eager_llm.encoders.behaviour import (
 SMALL = SASRecConfig(dim=16, num_blocks=1, max_len=5, dropout=0.0)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These tensors are small: one thread is faster than two on a shared CPU (no OpenMP
-    synchronisation between busy cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def cyclic_split(n_users=60, n_items=12, length=9, seed=0):
     """Users walk the items in a cycle (next = current + 1 mod n_items) from random starts."""
     rng = np.random.default_rng(seed)

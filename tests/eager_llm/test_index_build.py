@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from eager_llm.cli import app
@@ -13,16 +12,6 @@ from eager_llm.indexing import IndexConfig, build_index, check_bijection, load_i
 
 runner = CliRunner()
 ONE_EPOCH = TrainConfig(epochs=1, patience=None)
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These tensors are small: one thread is faster than two on a shared CPU (no OpenMP
-    synchronisation between busy cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_movielens_100k_dki_index_is_a_bijection_and_cached(tmp_path):

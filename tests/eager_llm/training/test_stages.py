@@ -23,15 +23,6 @@ from tests.eager_llm.training.toy import CONFIG, toy_index
 STEPS = 4  # tiny.yaml: max_steps 4, a checkpoint every 2 steps
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model gains nothing from threads, and idle threads spin on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("eager")
