@@ -110,6 +110,8 @@ def align(
     projector_steps: int = typer.Option(200, help="Stage 1: projector-only caption steps."),
     format_steps: int = typer.Option(100, help="Stage 2: LoRA format SFT steps (0: skip)."),
     batch_size: int = typer.Option(8),
+    projector_lr: float = typer.Option(1e-3, help="Stage 1 learning rate."),
+    lora_lr: float = typer.Option(2e-4, help="Stage 2 learning rate."),
     resume: bool = typer.Option(False, help="Continue each stage from its last checkpoint."),
 ) -> None:
     """Align the default VLM: train its projector on captions, then teach the format."""
@@ -135,6 +137,8 @@ def align(
         projector_steps=projector_steps,
         format_steps=format_steps,
         batch_size=batch_size,
+        projector_lr=projector_lr,
+        lora_lr=lora_lr,
         resume=resume,
     )
     typer.echo(f"assets: {assets} (the zoo's smolvlm-dino now assembles with them)")
