@@ -37,10 +37,11 @@ test-all: lint
 	$(VENV)/bin/pytest -q
 
 # Observe-R1: synth -> ladder -> GRPO -> eval before/after -> runs/observe_r1_demo/report.md.
-# EAGER-LLM: the dataset pipeline (the full recommender demo joins it as it lands).
+# EAGER-LLM: ML-100K -> index -> stage 1 -> stage 2 -> eval -> runs/eager_llm_demo/report.md.
 demo: $(STAMP)
 	$(VENV)/bin/observe-r1 demo
 	$(VENV)/bin/eager-llm data stats --dataset movielens-100k
+	$(VENV)/bin/eager-llm demo
 
 bench: $(STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

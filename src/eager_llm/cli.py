@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from eager_llm.eval_cli import demo_command, eval_command, recommend_command
 from eager_llm.train_cli import anneal_command, train_command
 from model_zoo.cli import models
 
@@ -19,6 +20,9 @@ app = typer.Typer(
 app.command()(models)
 app.command("train")(train_command)
 app.command("anneal")(anneal_command)
+app.command("eval")(eval_command)
+app.command("recommend")(recommend_command)
+app.command("demo")(demo_command)
 
 data_app = typer.Typer(help="Inspect recommendation datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")

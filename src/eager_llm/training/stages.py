@@ -4,11 +4,14 @@ Both stages are the same run with different configs (:func:`~.config.load_config
 base models: stage 1 starts from ``config.model``, stage 2 from stage 1's ``final/``.
 Writes to ``config.output_dir``: ``checkpoint-*``, ``metrics.jsonl``, ``loss_curve.png``,
 ``final/`` (the LM and tokenizer, a plain Hugging Face causal LM unless an unmerged LoRA
-adapter, plus a copy of ``item_index.json``) and, with GCT, ``projectors.safetensors``.
+adapter, plus a copy of ``item_index.json`` and ``run_settings.json``: the index folder,
+prompt template and history length that evaluation must reuse) and, with GCT,
+``projectors.safetensors``.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -30,6 +33,7 @@ from .run_log import MetricsFile, plot_loss_curve, truncate_after
 from .trainer import PROJECTORS, EagerTrainer, save_projectors
 
 METRICS = "metrics.jsonl"
+RUN_SETTINGS = "run_settings.json"
 
 
 class SampleDataset(Dataset):
@@ -103,6 +107,12 @@ def save_final(trainer: EagerTrainer, config: EagerConfig) -> Path:
         lm.save_pretrained(final)
         trainer.processing_class.save_pretrained(final)
         shutil.copyfile(Path(config.index) / "item_index.json", final / "item_index.json")
+        settings = {
+            "index": str(Path(config.index).resolve()),
+            "template": config.template,
+            "max_history": config.max_history,
+        }
+        (final / RUN_SETTINGS).write_text(json.dumps(settings, indent=1))
         if model.gct is not None:
             save_projectors(model.gct.state_dict(), output_dir / PROJECTORS)
         if (output_dir / METRICS).is_file():

@@ -1,0 +1,108 @@
+"""The ``eval``, ``recommend`` and ``demo`` verbs of ``eager-llm``.
+
+Register with ``app.command("eval")(eval_command)``, ``app.command("recommend")(
+recommend_command)`` and ``app.command("demo")(demo_command)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+RUN_HELP = "Run folder of `eager-llm train` or `anneal` (holds final/)."
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def eval_command(
+    run: Path = typer.Option(..., exists=True, file_okay=False, help=RUN_HELP),
+    split: str = typer.Option("test", help="test or valid."),
+    beams: int = typer.Option(20, min=1, help="Beams = items ranked per user."),
+    batch_size: int = typer.Option(16, min=1, help="Users decoded together."),
+    limit_users: int = typer.Option(None, min=1, help="Only the first N users of the split."),
+    compare: list[str] = typer.Option(
+        None, help="Another run to evaluate: NAME=FOLDER (repeatable)."
+    ),
+    dtype: str = typer.Option("float32", help="float32 or bfloat16 (about 2x faster on CPU)."),
+) -> None:
+    """Recall and NDCG@5/10 of a run, most-popular, SASRec and sibling runs -> RUN/eval.md.
+
+    Sibling runs (evaluated when DIR/../NAME/final exists): stage1, no-gct, single-source,
+    tiger. Writes RUN/eval.json, RUN/eval.md and RUN/eval.png."""
+    from eager_llm.evaluate import evaluate, markdown_table, write_report
+
+    try:
+        report = evaluate(
+            run,
+            split=split,
+            beams=beams,
+            batch_size=batch_size,
+            limit_users=limit_users,
+            compare=compare or [],
+            dtype=dtype,
+        )
+    except (ValueError, FileNotFoundError) as error:
+        raise _fail(str(error)) from None
+    markdown = write_report(report, run)
+    typer.echo(markdown_table(report["results"]))
+    typer.echo(f"report: {markdown}")
+
+
+def recommend_command(
+    run: Path = typer.Option(..., exists=True, file_okay=False, help=RUN_HELP),
+    history: str = typer.Option(..., help="Item ids, oldest first, separated by commas."),
+    k: int = typer.Option(10, min=1, help="Items to recommend."),
+) -> None:
+    """The top-k next items for one history: rank, title, item id and log-probability."""
+    from eager_llm.decoding import ItemTrie, recommend
+    from eager_llm.evaluate import load_run
+    from eager_llm.tasks import recommendation_prompt
+    from eager_llm.training.index_files import load_index, load_indexed_dataset
+    from eager_llm.training.model import load_lm
+
+    item_ids = [item.strip() for item in history.split(",") if item.strip()]
+    if not item_ids:
+        raise _fail("--history is empty: give item ids separated by commas, e.g. 1,50,172")
+    try:
+        loaded = load_run(run)
+        if unknown := [item for item in item_ids if item not in loaded.item_index]:
+            raise ValueError(f"unknown item ids (not in the run's index): {', '.join(unknown)}")
+        _, catalog = load_indexed_dataset(load_index(loaded.index))
+    except (ValueError, FileNotFoundError) as error:
+        raise _fail(str(error)) from None
+    tokenizer, model = load_lm(str(loaded.final), loaded.item_index)
+    model.eval()
+    indices = ["".join(loaded.item_index[item]) for item in item_ids[-loaded.max_history :]]
+    prompt = recommendation_prompt(indices, loaded.template)
+    [found] = recommend(model, tokenizer, [prompt], ItemTrie(loaded.item_index, tokenizer), k=k)
+    typer.echo("history: " + "; ".join(catalog[item].title for item in item_ids))
+    for rank, (item, score) in enumerate(found, 1):
+        typer.echo(f"{rank:>3}. {catalog[item].title} (item {item})  log p = {score:.3f}")
+
+
+def demo_command(
+    out: Path = typer.Option(Path("runs/eager_llm_demo"), help="Demo folder."),
+    model: str = typer.Option("smollm2-135m-instruct", help="Backbone (zoo name, hub id, folder)."),
+    config: Path = typer.Option(None, help="Training config (default: smol-ml100k.yaml)."),
+    stage1_steps: int = typer.Option(None, help="Stage-1 steps (default: the demo budget)."),
+    stage2_steps: int = typer.Option(None, help="Stage-2 steps (default: the demo budget)."),
+    sasrec_epochs: int = typer.Option(None, help="SASRec epochs (default: the demo budget)."),
+    users: int = typer.Option(None, help="Test users evaluated (default: the demo budget)."),
+) -> None:
+    """ML-100K -> index -> stage 1 -> stage 2 -> eval vs popularity and SASRec -> report.md."""
+    from eager_llm.demo import Budget, run_demo
+
+    chosen = {
+        "stage1_steps": stage1_steps,
+        "stage2_steps": stage2_steps,
+        "sasrec_epochs": sasrec_epochs,
+        "users": users,
+    }
+    budget = Budget(**{key: value for key, value in chosen.items() if value is not None})
+    report = run_demo(out, model=model, config=config, budget=budget)
+    typer.echo(report.read_text())
+    typer.echo(f"report: {report}")

@@ -1,0 +1,190 @@
+"""``eager-llm eval`` and ``recommend`` on a real tiny pipeline, and the baselines by hand.
+
+The module fixture runs the real commands on the toy dataset of the training tests:
+``eager-llm index`` (MiniLM + 2 SASRec epochs, K = 4), ``train`` and ``anneal`` on
+tiny-llama (2 steps each); a copy of the stage-1 run plays the TIGER sibling.
+"""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from eager_llm.baselines import most_popular, popularity, sasrec_rankings
+from eager_llm.cli import app
+from eager_llm.evaluate import SIBLINGS, compared_runs, evaluate, load_run
+from eager_llm.metrics import evaluate_rankings
+from eager_llm.training import load_config
+from tests.eager_llm.training.toy import CONFIG, N_ITEMS, SEQUENCES, write_dataset
+
+runner = CliRunner()
+
+
+def cli(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def ok(*args):
+    result = cli(*args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    data = write_dataset(root / "data")
+    ok("index", "--dataset", data, "--out", root / "index", "--k", 4, "--k-core", 1,
+       "--epochs", 2, "--cache-dir", root / "cache")  # fmt: skip
+    ok("train", "--config", CONFIG, "--index", root / "index", "--output-dir", root / "stage1",
+       "--max-steps", 2)  # fmt: skip
+    ok("anneal", "--config", CONFIG, "--from", root / "stage1", "--index", root / "index",
+       "--output-dir", root / "anneal", "--max-steps", 2)  # fmt: skip
+    shutil.copytree(root / "stage1" / "final", root / "tiger" / "final")
+    (root / "no-gct").mkdir()  # no final/: not a run, not evaluated
+    return root
+
+
+def test_popularity_counts_training_items_and_breaks_ties_by_index():
+    train = [np.array([0, 1, 2]), np.array([1, 2]), np.array([2, 3])]
+    assert popularity(train, 5).tolist() == [1, 2, 3, 1, 0]
+    ranked = most_popular(train, 5, n_users=3, k=4)
+    assert ranked == [[2, 1, 0, 3]] * 3
+    metrics = evaluate_rankings(ranked, [0, 3, 2], ks=(1, 3))
+    assert metrics["recall@1"] == pytest.approx(1 / 3)
+    assert metrics["recall@3"] == pytest.approx(2 / 3)
+    assert metrics["ndcg@3"] == pytest.approx((1 / np.log2(4) + 1) / 3)  # ranks 3 and 1
+
+
+def test_run_settings_name_the_index_template_and_history(root):
+    run = load_run(root / "anneal")
+    assert run.index == (root / "index").resolve()
+    assert run.template == "short" and run.max_history == 20
+    assert set(run.item_index) == {f"i{i}" for i in range(N_ITEMS)}
+
+
+def test_siblings_with_final_are_found_and_compare_is_checked(root):
+    found = compared_runs(root / "anneal", ["mine=" + str(root / "stage1")])
+    assert found == {
+        SIBLINGS["stage1"]: root / "stage1",
+        SIBLINGS["tiger"]: root / "tiger",
+        "mine": root / "stage1",
+    }
+    assert SIBLINGS["stage1"] not in compared_runs(root / "stage1")  # not itself
+    with pytest.raises(ValueError, match="NAME=FOLDER"):
+        compared_runs(root / "anneal", ["nofolder"])
+    with pytest.raises(FileNotFoundError, match="no folder"):
+        compared_runs(root / "anneal", ["x=" + str(root / "missing")])
+
+
+@pytest.fixture(scope="module")
+def report(root):
+    ok("eval", "--run", root / "anneal", "--beams", 5, "--batch-size", 4,
+       "--compare", f"again={root / 'stage1'}")  # fmt: skip
+    return json.loads((root / "anneal" / "eval.json").read_text())
+
+
+def test_eval_table_has_the_run_the_baselines_and_present_siblings(root, report):
+    methods = [r["method"] for r in report["results"]]
+    assert methods == [
+        "EAGER-LLM (anneal)",
+        "most popular",
+        "SASRec",
+        SIBLINGS["stage1"],
+        SIBLINGS["tiger"],
+        "again",
+    ]
+    assert report["n_users"] == len(SEQUENCES) and report["split"] == "test"
+    markdown = (root / "anneal" / "eval.md").read_text()
+    for method in methods:
+        assert f"| {method} |" in markdown
+    assert (root / "anneal" / "eval.png").stat().st_size > 0
+    by_method = {r["method"]: r for r in report["results"]}
+    keys = ("recall@5", "recall@10", "ndcg@5", "ndcg@10")
+    for result in report["results"]:
+        assert all(0 <= result[key] <= 1 for key in keys) and result["n_users"] == 6
+    same = [by_method[name] for name in (SIBLINGS["stage1"], SIBLINGS["tiger"], "again")]
+    assert all([r[k] for k in keys] == [same[0][k] for k in keys] for r in same)
+
+
+def test_most_popular_row_matches_counts_by_hand(report):
+    """Counts over the training part s[:-2] of each toy sequence; targets are s[-1]; the
+    list has 5 items (--beams 5)."""
+    counts = np.zeros(N_ITEMS, dtype=int)
+    for items in SEQUENCES.values():
+        np.add.at(counts, items[:-2], 1)
+    top = np.argsort(-counts, kind="stable")[:5].tolist()
+    ranks = [top.index(s[-1]) + 1 for s in SEQUENCES.values() if s[-1] in top]
+    expected = {
+        "recall@5": len(ranks) / len(SEQUENCES),
+        "ndcg@10": sum(1 / np.log2(r + 1) for r in ranks) / len(SEQUENCES),
+    }
+    assert 0 < expected["recall@5"] < 1
+    [row] = [r for r in report["results"] if r["method"] == "most popular"]
+    assert row["recall@5"] == pytest.approx(expected["recall@5"])
+    assert row["ndcg@10"] == pytest.approx(expected["ndcg@10"])
+
+
+def test_sasrec_row_is_the_index_sasrec(root, report):
+    [row] = [r for r in report["results"] if r["method"] == "SASRec"]
+    ranked = sasrec_rankings(root / "index" / "sasrec", [s[:-1] for s in SEQUENCES.values()], 5)
+    assert all(len(items) == 5 for items in ranked)
+    targets = [s[-1] for s in SEQUENCES.values()]
+    assert row["recall@5"] == pytest.approx(evaluate_rankings(ranked, targets)["recall@5"])
+
+
+def test_valid_split_and_user_limit(root):
+    result = evaluate(root / "stage1", split="valid", beams=3, limit_users=2, progress=False)
+    assert result["split"] == "valid" and result["n_users"] == 2
+    assert [r["method"] for r in result["results"]][:3] == [
+        "EAGER-LLM (stage1)", "most popular", "SASRec"
+    ]  # fmt: skip
+
+
+def test_recommend_prints_titles_and_scores(root):
+    result = ok("recommend", "--run", root / "anneal", "--history", "i1, i2,i3", "--k", 3)
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "history: Movie 1; Movie 2; Movie 3"
+    assert len(lines) == 4
+    for rank, line in enumerate(lines[1:], 1):
+        assert line.lstrip().startswith(f"{rank}. Movie ") and "log p = -" in line
+
+
+def test_recommend_rejects_unknown_ids_and_an_empty_history(root):
+    result = cli("recommend", "--run", root / "anneal", "--history", "i1,nope,i99")
+    assert result.exit_code == 2
+    assert "unknown item ids (not in the run's index): nope, i99" in result.output
+    result = cli("recommend", "--run", root / "anneal", "--history", " , ")
+    assert result.exit_code == 2 and "--history is empty" in result.output
+
+
+def test_eval_of_a_folder_without_a_run_is_a_clear_error(root):
+    result = cli("eval", "--run", root / "no-gct")
+    assert result.exit_code == 2 and "no final/config.json" in result.output
+
+
+def test_tiger_config_is_one_seqrec_stage_without_gct_on_a_semantic_index():
+    config = load_config(CONFIG.parent / "tiger-ml100k.yaml", "train")
+    assert config.tasks == ["seqrec"] and not config.use_gct and config.lora is None
+    assert config.index.endswith("index-semantic") and config.output_dir.endswith("/tiger")
+
+
+def test_a_run_indexing_other_items_is_refused(root, tmp_path):
+    shutil.copytree(root / "stage1" / "final", tmp_path / "other" / "final")
+    index = json.loads((root / "index" / "item_index.json").read_text())
+    index["i99"] = index.pop("i9")
+    (tmp_path / "other" / "final" / "item_index.json").write_text(json.dumps(index))
+    result = cli("eval", "--run", root / "stage1", "--compare", f"x={tmp_path / 'other'}")
+    assert result.exit_code == 2
+    assert "1 items without an index, 1 unknown to the dataset" in result.output
