@@ -4,7 +4,7 @@ Same seed, same data, interleaved rounds (stock, ours, stock, ours, ...) so that
 noise hits both alike; prints the median step time of each and their ratio (target <= 1.05).
 The first step of every run (warm-up) is left out.
 
-    .venv/bin/python benchmarks/trainer_overhead.py [--rounds 3] [--steps 4]
+    .venv/bin/python benchmarks/trainer_overhead.py [--rounds 5] [--steps 8]
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def step_seconds(trainer_class, data: Path, out: Path, steps: int) -> list[float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=8)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = draw_counting_rows(Path(tmp), 2 * args.steps)
