@@ -48,13 +48,13 @@ def fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_manifest(folder: Path, **extra: object) -> None:
+def write_manifest(folder: Path) -> None:
     files = {
         str(p.relative_to(folder)): {"size": p.stat().st_size, "sha256": fingerprint(p)}
         for p in sorted(folder.rglob("*"))
         if p.is_file() and p.name != MANIFEST
     }
-    (folder / MANIFEST).write_text(json.dumps({"files": files, **extra}, indent=1))
+    (folder / MANIFEST).write_text(json.dumps({"files": files}, indent=1))
 
 
 def is_intact(folder: Path) -> bool:

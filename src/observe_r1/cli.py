@@ -64,11 +64,8 @@ def evaluate(
 ) -> None:
     """Accuracy, format rate, response length, per level and family: JSON, markdown, plot."""
     from rich.progress import Progress
-    from transformers import AutoModelForImageTextToText
 
-    from model_zoo import resolve
-    from model_zoo.processors import load_processor
-    from observe_r1.evaluate import generate_responses, score, write_report
+    from observe_r1.evaluate import evaluate_model, write_report
     from observe_r1.rows import RowError, read_rows
 
     try:
@@ -77,23 +74,19 @@ def evaluate(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     rows = loaded.rows[:limit] if limit else loaded.rows
-    folder = resolve(model)
-    processor = load_processor(folder)
-    vlm = AutoModelForImageTextToText.from_pretrained(folder).eval()
     with Progress() as progress:
         task = progress.add_task("generating", total=len(rows))
-        responses = generate_responses(
-            vlm,
-            processor,
+        metrics = evaluate_model(
+            model,
             rows,
             response_format=response_format,
+            progress=lambda n: progress.advance(task, n),
             samples=samples,
             temperature=temperature,
             max_new_tokens=max_new_tokens,
             batch_size=batch_size,
-            progress=lambda n: progress.advance(task, n),
         )
-    metrics = {**score(rows, responses, response_format=response_format), "skipped": loaded.skipped}
+    metrics["skipped"] = loaded.skipped
     out = out or Path("runs") / f"eval-{data.stem}"
     write_report(metrics, out, f"{model} on {data.name}")
     typer.echo((out / "eval.md").read_text())

@@ -46,20 +46,11 @@ def draw_counting_rows(folder: Path, n: int, seed: int = 0) -> Path:
     return folder / "train.jsonl"
 
 
-def evaluate_model(model: str, rows: list[dict], out: Path, *, max_new_tokens: int) -> dict:
-    """Greedy evaluation of ``model`` on ``rows`` with the report files in ``out``."""
-    from transformers import AutoModelForImageTextToText
+def _evaluate(model: str, rows: list[dict], out: Path, *, max_new_tokens: int) -> dict:
+    """Greedy evaluation of ``model`` on ``rows``, report files in ``out``."""
+    from observe_r1.evaluate import evaluate_model, write_report
 
-    from model_zoo import resolve
-    from model_zoo.processors import load_processor
-    from observe_r1.evaluate import generate_responses, score, write_report
-
-    folder = resolve(model)
-    vlm = AutoModelForImageTextToText.from_pretrained(folder).eval()
-    responses = generate_responses(
-        vlm, load_processor(folder), rows, max_new_tokens=max_new_tokens, batch_size=8
-    )
-    metrics = score(rows, responses)
+    metrics = evaluate_model(model, rows, max_new_tokens=max_new_tokens, batch_size=8)
     write_report(metrics, out, out.name)
     return metrics
 
@@ -93,7 +84,7 @@ def run_demo(
             max_new_tokens=max_new_tokens,
         )  # fmt: skip
     )
-    before = evaluate_model(model, test_rows, out / "eval_before", max_new_tokens=max_new_tokens)
+    before = _evaluate(model, test_rows, out / "eval_before", max_new_tokens=max_new_tokens)
     settings = load_config(
         config,
         [
@@ -108,7 +99,7 @@ def run_demo(
     train_started = time.perf_counter()
     final = train(settings)
     train_seconds = time.perf_counter() - train_started
-    after = evaluate_model(str(final), test_rows, out / "eval_after", max_new_tokens=max_new_tokens)
+    after = _evaluate(str(final), test_rows, out / "eval_after", max_new_tokens=max_new_tokens)
     report = out / "report.md"
     report.write_text(
         render_report(model, ladder, before, after, steps, train_seconds, started, test_n)

@@ -144,6 +144,36 @@ def generate_responses(
     return Responses(texts, tokens)
 
 
+def evaluate_model(
+    model: str,
+    rows: list[dict[str, Any]],
+    *,
+    response_format: str = "observe",
+    progress=None,
+    **generation: Any,
+) -> dict[str, Any]:
+    """Load ``model`` (zoo name, HF id or folder), answer ``rows`` and :func:`score` them.
+
+    ``generation``: the keyword arguments of :func:`generate_responses`.
+    """
+    from transformers import AutoModelForImageTextToText
+
+    from model_zoo import resolve
+    from model_zoo.processors import load_processor
+
+    folder = resolve(model)
+    vlm = AutoModelForImageTextToText.from_pretrained(folder).eval()
+    responses = generate_responses(
+        vlm,
+        load_processor(folder),
+        rows,
+        response_format=response_format,
+        progress=progress,
+        **generation,
+    )
+    return score(rows, responses, response_format=response_format)
+
+
 def write_report(metrics: dict[str, Any], out: Path, title: str) -> None:
     """``eval.json``, ``eval.md`` (tables) and ``eval.png`` (accuracy per level and family)."""
     out.mkdir(parents=True, exist_ok=True)

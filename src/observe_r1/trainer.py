@@ -91,8 +91,9 @@ class ObserveR1Trainer(GRPOTrainer):
             sigma=args.sigma,
             eps=args.advantage_eps,
         ).view(-1)
-        local = slice(self.accelerator.process_index * len(inputs), None)
-        output["advantages"] = advantages[local][: len(inputs)].to(output["advantages"].dtype)
+        start = self.accelerator.process_index * len(inputs)  # this process's completions
+        local = advantages[start : start + len(inputs)]
+        output["advantages"] = local.to(output["advantages"].dtype)
 
         bonus = bonus_mask(correct, lengths, args.bonus_min_length) if args.use_bonus else None
         accuracy = correct.float().mean(dim=1)

@@ -89,3 +89,21 @@ def test_generation_and_report_on_tiny_vlm(tmp_path):
     write_report(metrics, tmp_path / "out", "tiny-llava")
     for name in ("eval.json", "eval.md", "eval.png"):
         assert (tmp_path / "out" / name).stat().st_size > 0
+
+
+def test_eval_cli_reports_and_names_bad_lines(tmp_path):
+    from typer.testing import CliRunner
+
+    from observe_r1.cli import app
+
+    data = draw_counting_rows(tmp_path / "data", n=2)
+    out = tmp_path / "report"
+    args = ["eval", "--model", "tiny-llava", "--data", str(data), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--max-new-tokens", "4"])
+    assert result.exit_code == 0, result.output
+    assert "| accuracy |" in (out / "eval.md").read_text()
+    assert '"skipped": 0' in (out / "eval.json").read_text()
+
+    data.write_text(data.read_text() + "{not json\n")
+    bad = CliRunner().invoke(app, args)
+    assert bad.exit_code == 2 and "train.jsonl:3:" in bad.output
