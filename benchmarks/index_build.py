@@ -22,8 +22,8 @@ import torch
 
 from eager_llm.data import leave_one_out, load_dataset
 from eager_llm.encoders import TrainConfig
-from eager_llm.encoders.behaviour import ranking_metrics, ranks
 from eager_llm.indexing import IndexConfig, build_index
+from eager_llm.metrics import metrics_from_ranks, score_ranks
 
 
 def popularity_metrics(dataset: str) -> dict[str, float]:
@@ -32,7 +32,7 @@ def popularity_metrics(dataset: str) -> dict[str, float]:
     split = leave_one_out(interactions)
     counts = np.bincount(np.concatenate(split.train), minlength=interactions.n_items)
     scores = torch.tensor(counts, dtype=torch.float32).expand(len(split.valid), -1)
-    return ranking_metrics(ranks(scores, [example.target for example in split.valid]))
+    return metrics_from_ranks(score_ranks(scores, [example.target for example in split.valid]))
 
 
 def main() -> None:

@@ -13,6 +13,9 @@ Conventions:
   ``[a, a, b]`` ranks ``b`` second.
 - k larger than a list means the whole list; empty lists are allowed (they score 0).
 - The aggregate functions return the mean over users.
+
+A model that scores every item (SASRec) skips the ranked lists: ``score_ranks`` gives each
+target's 0-based rank among all items and ``metrics_from_ranks`` the same two metrics.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import math
 from collections.abc import Hashable, Sequence
 
 import numpy as np
+import torch
 
 
 def _check(ranked: Sequence[Sequence[Hashable]], targets: Sequence[Hashable], k: int) -> None:
@@ -88,3 +92,20 @@ def evaluate_rankings(
     _check(ranked, targets, min(ks, default=1))
     result["n_users"] = len(targets)
     return result
+
+
+def score_ranks(scores: torch.Tensor, targets: Sequence[int]) -> np.ndarray:
+    """0-based rank of each target among all items (ties count in the target's favour):
+    ``scores`` (B, num_items), ``targets`` (B,) -> (B,)."""
+    target = torch.as_tensor(targets)
+    target_scores = scores.gather(1, target[:, None])
+    return (scores > target_scores).sum(1).numpy()
+
+
+def metrics_from_ranks(ranks: np.ndarray, k: int = 10) -> dict[str, float]:
+    """Recall@k and NDCG@k (= 1 / log2(rank + 2) inside the top k) from 0-based ranks (B,)."""
+    hit = ranks < k
+    return {
+        f"recall@{k}": float(hit.mean()),
+        f"ndcg@{k}": float(np.where(hit, 1 / np.log2(ranks + 2), 0.0).mean()),
+    }

@@ -141,19 +141,25 @@ def assemble(
     return model, processor_for(tokenizer)
 
 
+def assemble_aligned(vision_folder, language_folder, folder: Path | None = None):
+    """Assemble the parts with the verified assets in ``folder`` (default: the repo's):
+    the stage-1 projector, then the stage-2 LoRA merged (its projector copy included)."""
+    folder = folder or assets_folder()
+    assets = verified_assets(folder)
+    projector = load_file(assets[PROJECTOR_FILE]) if PROJECTOR_FILE in assets else None
+    model, processor = assemble(vision_folder, language_folder, projector)
+    if any(name.startswith(f"{LORA_FOLDER}/") for name in assets):
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, folder / LORA_FOLDER).merge_and_unload()
+    return model, processor
+
+
 def build_smolvlm_dino(out: Path) -> None:
     """Assemble from the zoo parts + verified assets (projector, merged LoRA) into ``out``."""
     from model_zoo.processors import save_processor
     from model_zoo.registry import resolve
 
-    assets = verified_assets()
-    projector = load_file(assets[PROJECTOR_FILE]) if PROJECTOR_FILE in assets else None
-    parts = resolve("dinov2-small"), resolve("smollm2-135m-instruct")
-    model, processor = assemble(*parts, projector)
-    lora = assets_folder() / LORA_FOLDER
-    if any(name.startswith(f"{LORA_FOLDER}/") for name in assets):
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, lora).merge_and_unload()
+    model, processor = assemble_aligned(resolve("dinov2-small"), resolve("smollm2-135m-instruct"))
     model.save_pretrained(out)
     save_processor(processor, out)

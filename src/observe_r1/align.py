@@ -4,7 +4,9 @@ Stage 1 (LLaVA stage-1 alignment): only the MLP projector trains, on images with
 captions (``caption`` field), next-token loss on the caption. Stage 2 (optional, a
 documented deviation from the paper, whose 3B instruct model already follows formats): a
 short LoRA SFT of the language model on ``<observe>caption</observe><think>rationale</think>
-<answer>answer</answer>`` targets, so a 135M model can emit the format at all.
+<answer>answer</answer>`` targets, so a 135M model can emit the format at all. As in LLaVA's
+stage 2, the projector keeps training there by default (saved inside the adapter as a PEFT
+``modules_to_save`` copy, so checkpoints and resume include it).
 
 Outputs in ``out``: ``projector.safetensors``, ``lora/`` (stage 2) and ``SHA256SUMS`` --
 exactly the asset layout :mod:`model_zoo.smolvlm` verifies and assembles. Each stage runs on
@@ -149,14 +151,19 @@ def save_projector(model, out: Path) -> None:
     save_file(projector_state(model), out / "projector.safetensors")
 
 
-def add_language_lora(model, rank: int):
-    """Freeze everything, then attach LoRA to the language model's attention and MLP."""
+def add_language_lora(model, rank: int, tune_projector: bool):
+    """Freeze everything, then attach LoRA to the language model's attention and MLP;
+    ``tune_projector``: the projector trains too, as a full copy stored with the adapter."""
     from peft import LoraConfig, get_peft_model
 
     for parameter in model.parameters():
         parameter.requires_grad = False
     config = LoraConfig(
-        r=rank, lora_alpha=2 * rank, lora_dropout=0.05, target_modules=LANGUAGE_LORA_TARGETS
+        r=rank,
+        lora_alpha=2 * rank,
+        lora_dropout=0.05,
+        target_modules=LANGUAGE_LORA_TARGETS,
+        modules_to_save=["multi_modal_projector"] if tune_projector else None,
     )
     return get_peft_model(model, config)
 
@@ -172,6 +179,7 @@ def run_align(
     projector_lr: float = 1e-3,
     lora_lr: float = 2e-4,
     lora_rank: int = 8,
+    format_tunes_projector: bool = True,
     response_format: str = "observe",
     resume: bool = False,
     parts: tuple[str, str] | None = None,
@@ -197,7 +205,7 @@ def run_align(
     )
     save_projector(model, assets_out)
     if format_steps > 0:
-        lora_model = add_language_lora(model, lora_rank)
+        lora_model = add_language_lora(model, lora_rank, format_tunes_projector)
         train_stage(
             lora_model,
             processor,

@@ -105,6 +105,9 @@ def align(
     batch_size: int = typer.Option(8),
     projector_lr: float = typer.Option(1e-3, help="Stage 1 learning rate."),
     lora_lr: float = typer.Option(2e-4, help="Stage 2 learning rate."),
+    tune_projector: bool = typer.Option(
+        True, help="Stage 2 also trains the projector (LLaVA stage 2); off: LoRA only."
+    ),
     resume: bool = typer.Option(False, help="Continue each stage from its last checkpoint."),
 ) -> None:
     """Align the default VLM: train its projector on captions, then teach the format."""
@@ -132,6 +135,7 @@ def align(
         batch_size=batch_size,
         projector_lr=projector_lr,
         lora_lr=lora_lr,
+        format_tunes_projector=tune_projector,
         resume=resume,
     )
     typer.echo(f"assets: {assets} (the zoo's smolvlm-dino now assembles with them)")

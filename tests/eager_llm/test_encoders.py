@@ -19,8 +19,6 @@ from eager_llm.encoders import (
 from eager_llm.encoders.behaviour import (
     IGNORE,
     full_softmax_loss,
-    ranking_metrics,
-    ranks,
     sampled_softmax_loss,
     training_windows,
 )
@@ -111,15 +109,6 @@ def test_sasrec_learns_with_sampled_negatives():
     config = TrainConfig(epochs=30, batch_size=32, lr=5e-3, patience=10, negatives=4)
     _, report = train_sasrec(split, interactions.n_items, SMALL, config, progress=False)
     assert report["valid"]["recall@10"] == 1.0
-
-
-def test_ranks_and_metrics_by_hand():
-    scores = torch.tensor([[0.1, 0.9, 0.5], [0.3, 0.2, 0.1], [0.5, 0.5, 0.0]])
-    rank = ranks(scores, [2, 0, 1])
-    assert rank.tolist() == [1, 0, 0]  # a tie counts in the target's favour
-    metrics = ranking_metrics(np.array([0, 1, 10]), k=10)
-    assert metrics["recall@10"] == pytest.approx(2 / 3)
-    assert metrics["ndcg@10"] == pytest.approx((1 + 1 / np.log2(3)) / 3)
 
 
 def test_item_text_and_empty_text():

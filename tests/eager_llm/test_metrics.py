@@ -1,13 +1,17 @@
 import math
 
+import numpy as np
 import pytest
+import torch
 
 from eager_llm.metrics import (
     evaluate_rankings,
+    metrics_from_ranks,
     ndcg_at_k,
     per_user_ndcg,
     per_user_recall,
     recall_at_k,
+    score_ranks,
     target_rank,
 )
 
@@ -83,3 +87,22 @@ def test_evaluate_rankings():
 
 def test_no_users():
     assert evaluate_rankings([], [])["recall@5"] == 0.0
+
+
+def test_score_ranks_and_metrics_by_hand():
+    scores = torch.tensor([[0.1, 0.9, 0.5], [0.3, 0.2, 0.1], [0.5, 0.5, 0.0]])
+    rank = score_ranks(scores, [2, 0, 1])
+    assert rank.tolist() == [1, 0, 0]  # a tie counts in the target's favour
+    metrics = metrics_from_ranks(np.array([0, 1, 10]), k=10)
+    assert metrics["recall@10"] == pytest.approx(2 / 3)
+    assert metrics["ndcg@10"] == pytest.approx((1 + 1 / np.log2(3)) / 3)
+
+
+def test_metrics_from_ranks_agree_with_ranked_lists():
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.rand(50, 30, generator=generator)  # continuous: no ties
+    targets = torch.randint(0, 30, (50,), generator=generator).tolist()
+    ranked = scores.argsort(dim=1, descending=True).tolist()
+    from_ranks = metrics_from_ranks(score_ranks(scores, targets), k=5)
+    assert from_ranks["recall@5"] == pytest.approx(recall_at_k(ranked, targets, 5))
+    assert from_ranks["ndcg@5"] == pytest.approx(ndcg_at_k(ranked, targets, 5))

@@ -5,7 +5,7 @@ from safetensors.torch import load_file
 from transformers import Dinov2Config, Dinov2Model
 
 from model_zoo import resolve
-from model_zoo.smolvlm import assemble, verified_assets
+from model_zoo.smolvlm import assemble, assemble_aligned, verified_assets
 from observe_r1.align import ChatCollator, run_align, stage_dataset
 from observe_r1.demo import draw_counting_rows
 from observe_r1.rows import read_rows
@@ -45,5 +45,14 @@ def test_run_align_trains_projector_then_language_lora(tmp_path):
     initial = before.model.multi_modal_projector.state_dict()
     assert any(not torch.equal(projector[k], initial[k]) for k in initial)
     adapter = load_file(assets / "lora" / "adapter_model.safetensors")
-    assert adapter and all("language_model" in name for name in adapter)
+    lora = [name for name in adapter if "lora_" in name]
+    assert lora and all("language_model" in name for name in lora)
+    copies = {name for name in adapter if "multi_modal_projector" in name}
+    assert copies and set(adapter) == set(lora) | copies  # stage 2 tuned the projector too
     assert not any("vision" in name for name in adapter)
+    aligned, _ = assemble_aligned(*parts, assets)
+    tuned = {k.split("multi_modal_projector.")[1]: v for k, v in adapter.items() if k in copies}
+    merged = aligned.model.multi_modal_projector.state_dict()
+    assert tuned.keys() == merged.keys()
+    assert all(torch.equal(merged[k], tuned[k]) for k in tuned)
+    assert any(not torch.equal(tuned[k], projector[k]) for k in tuned)

@@ -33,6 +33,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from eager_llm.data import Example, LeaveOneOut
+from eager_llm.metrics import metrics_from_ranks, score_ranks
 
 PAD = 0  # padding token
 IGNORE = -100  # label of padded positions (the cross-entropy default ignore_index)
@@ -202,23 +203,6 @@ def training_windows(train: Sequence[np.ndarray], max_len: int) -> tuple[np.ndar
     return pad_left(inputs, max_len), np.where(label_tokens == PAD, IGNORE, label_tokens - 1)
 
 
-def ranks(scores: torch.Tensor, targets: Sequence[int]) -> np.ndarray:
-    """0-based rank of each target among all items (ties count in the target's favour):
-    ``scores`` (B, num_items), ``targets`` (B,) -> (B,)."""
-    target = torch.as_tensor(targets)
-    target_scores = scores.gather(1, target[:, None])
-    return (scores > target_scores).sum(1).numpy()
-
-
-def ranking_metrics(rank: np.ndarray, k: int = 10) -> dict[str, float]:
-    """One target per user: Recall@k (= hit rate) and NDCG@k = 1 / log2(rank + 2) in the top k."""
-    hit = rank < k
-    return {
-        f"recall@{k}": float(hit.mean()),
-        f"ndcg@{k}": float(np.where(hit, 1 / np.log2(rank + 2), 0.0).mean()),
-    }
-
-
 def evaluate(
     model: SASRec,
     examples: Sequence[Example],
@@ -230,14 +214,14 @@ def evaluate(
     """Full-ranking Recall@k and NDCG@k of ``model`` on leave-one-out ``examples``."""
     rank = np.concatenate(
         [
-            ranks(
+            score_ranks(
                 model.score([e.history for e in batch], mask_history=mask_history),
                 [e.target for e in batch],
             )
             for batch in (examples[i : i + batch_size] for i in range(0, len(examples), batch_size))
         ]
     )
-    return ranking_metrics(rank, k)
+    return metrics_from_ranks(rank, k)
 
 
 def full_softmax_loss(model: SASRec, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
