@@ -26,6 +26,7 @@ from safetensors.torch import save_file
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
+from observe_r1.evaluate import question_and_gold
 from observe_r1.prompts import conversation
 
 CAPTION_REQUEST = "Describe the image exactly."
@@ -41,10 +42,11 @@ def caption_messages(row: dict[str, Any]) -> list[dict]:
 
 
 def formatted_target(row: dict[str, Any]) -> str:
-    """The Observe-R1 response a row teaches in stage 2."""
+    """The Observe-R1 response a row teaches in stage 2 (a choice row answers its letter)."""
+    gold = question_and_gold(row)[1]
     return (
         f"<observe>{row['caption']}</observe><think>{row['rationale']}</think>"
-        f"<answer>{row['answer']}</answer>"
+        f"<answer>{gold}</answer>"
     )
 
 
@@ -88,10 +90,10 @@ def stage_dataset(rows: list[dict[str, Any]], stage: str, response_format: str) 
             {"messages": caption_messages(r), "target": r["caption"], "image": r["image"]}
             for r in rows
         ]
-    else:
+    else:  # asked exactly as training and evaluation ask it: choices lettered
         records = [
             {
-                "messages": conversation(r["question"], response_format),
+                "messages": conversation(question_and_gold(r)[0], response_format),
                 "target": formatted_target(r),
                 "image": r["image"],
             }

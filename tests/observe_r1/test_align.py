@@ -32,6 +32,15 @@ def test_collator_puts_loss_on_the_target_only(tmp_path):
     assert image_positions.sum() == 2 * 64 and (batch["labels"][image_positions] == -100).all()
 
 
+def test_format_stage_asks_choice_rows_with_lettered_options():
+    row = {"image": "x.png", "question": "How many red circles?", "choices": ["3", "1"],
+           "answer": "1", "caption": "1 red circle.", "rationale": "The value 1 is option B."}  # fmt: skip
+    example = stage_dataset([row], "format", "observe")[0]
+    asked = example["messages"][-1]["content"][-1]["text"]
+    assert "Options:\nA. 3\nB. 1\n" in asked and asked.startswith("How many red circles?")
+    assert example["target"].endswith("<answer>B</answer>")
+
+
 def test_run_align_trains_projector_then_language_lora(tmp_path):
     rows = read_rows(draw_counting_rows(tmp_path / "data", n=4)).rows
     vision = tiny_vision(tmp_path / "vision")
