@@ -33,8 +33,14 @@ def test_collator_puts_loss_on_the_target_only(tmp_path):
 
 
 def test_format_stage_asks_choice_rows_with_lettered_options():
-    row = {"image": "x.png", "question": "How many red circles?", "choices": ["3", "1"],
-           "answer": "1", "caption": "1 red circle.", "rationale": "The value 1 is option B."}  # fmt: skip
+    row = {
+        "image": "x.png",
+        "question": "How many red circles?",
+        "choices": ["3", "1"],
+        "answer": "1",
+        "caption": "1 red circle.",
+        "rationale": "The value 1 is option B.",
+    }
     example = stage_dataset([row], "format", "observe")[0]
     asked = example["messages"][-1]["content"][-1]["text"]
     assert "Options:\nA. 3\nB. 1\n" in asked and asked.startswith("How many red circles?")
