@@ -26,6 +26,7 @@ from safetensors.torch import save_file
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
+from model_zoo.checkpoints import RenamedWeightsResume
 from observe_r1.evaluate import question_and_gold
 from observe_r1.prompts import conversation
 
@@ -102,6 +103,10 @@ def stage_dataset(rows: list[dict[str, Any]], stage: str, response_format: str) 
     return Dataset.from_list(records)
 
 
+class StageTrainer(RenamedWeightsResume, Trainer):
+    """``Trainer`` whose resume restores the LLaVA weights (see model_zoo.checkpoints)."""
+
+
 def train_stage(
     model,
     processor,
@@ -131,7 +136,7 @@ def train_stage(
         seed=seed,
         dataloader_num_workers=0,
     )
-    trainer = Trainer(
+    trainer = StageTrainer(
         model=model, args=args, train_dataset=dataset, data_collator=ChatCollator(processor)
     )
     checkpoint = get_last_checkpoint(str(out)) if resume and out.is_dir() else None
@@ -194,17 +199,18 @@ def run_align(
 
     vision, language = parts or (resolve("dinov2-small"), resolve("smollm2-135m-instruct"))
     model, processor = assemble(vision, language)
-    freeze_all_but_projector(model)
-    train_stage(
-        model,
-        processor,
-        stage_dataset(rows, "projector", response_format),
-        work / "projector",
-        max_steps=projector_steps,
-        learning_rate=projector_lr,
-        batch_size=batch_size,
-        resume=resume,
-    )
+    if projector_steps > 0:
+        freeze_all_but_projector(model)
+        train_stage(
+            model,
+            processor,
+            stage_dataset(rows, "projector", response_format),
+            work / "projector",
+            max_steps=projector_steps,
+            learning_rate=projector_lr,
+            batch_size=batch_size,
+            resume=resume,
+        )
     save_projector(model, assets_out)
     if format_steps > 0:
         lora_model = add_language_lora(model, lora_rank, format_tunes_projector)
@@ -219,5 +225,6 @@ def run_align(
             resume=resume,
         )
         lora_model.save_pretrained(assets_out / "lora")
+        (assets_out / "lora" / "README.md").unlink(missing_ok=True)  # PEFT's blank model card
     write_checksums(assets_out)
     return assets_out

@@ -100,7 +100,9 @@ def align(
     ),
     out: Path = typer.Option(None, help="Asset folder (default: the repo's assets/smolvlm-dino)."),
     work: Path = typer.Option(Path("runs/align"), help="Checkpoints of both stages."),
-    projector_steps: int = typer.Option(200, help="Stage 1: projector-only caption steps."),
+    projector_steps: int = typer.Option(
+        200, help="Stage 1: projector-only caption steps (0: skip, keep the initial projector)."
+    ),
     format_steps: int = typer.Option(100, help="Stage 2: LoRA format SFT steps (0: skip)."),
     batch_size: int = typer.Option(8),
     projector_lr: float = typer.Option(1e-3, help="Stage 1 learning rate."),

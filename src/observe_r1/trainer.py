@@ -21,6 +21,7 @@ import torch
 from accelerate.utils import gather_object
 from trl import GRPOTrainer
 
+from model_zoo.checkpoints import RenamedWeightsResume
 from observe_r1.shaping import bonus_mask, difficulty_weight, shape_advantages
 
 _HOOKS = {
@@ -44,7 +45,7 @@ def check_trl_hooks() -> None:
 check_trl_hooks()
 
 
-class ObserveR1Trainer(GRPOTrainer):
+class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
     """GRPO with the Observe-R1 bonus and dynamic weighting (see ``ObserveR1Config``).
 
     Needs a reward function named ``"accuracy"`` (1.0 = correct). When ``rollout_log`` is set,

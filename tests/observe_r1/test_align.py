@@ -71,3 +71,14 @@ def test_run_align_trains_projector_then_language_lora(tmp_path):
     assert tuned.keys() == merged.keys()
     assert all(torch.equal(merged[k], tuned[k]) for k in tuned)
     assert any(not torch.equal(tuned[k], projector[k]) for k in tuned)
+
+
+def test_resumed_projector_stage_keeps_the_trained_weights(tmp_path):
+    rows = read_rows(draw_counting_rows(tmp_path / "data", n=4)).rows
+    parts = (tiny_vision(tmp_path / "vision"), resolve("tiny-llama"))
+    settings = {"projector_steps": 3, "format_steps": 0, "batch_size": 2, "parts": parts}
+    first = run_align(rows, tmp_path / "first", tmp_path / "work", **settings)
+    again = run_align(rows, tmp_path / "again", tmp_path / "work", resume=True, **settings)
+    trained = load_file(first / "projector.safetensors")
+    resumed = load_file(again / "projector.safetensors")  # finished run: nothing left to train
+    assert all(torch.equal(trained[k], resumed[k]) for k in trained)
