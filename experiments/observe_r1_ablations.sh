@@ -4,9 +4,10 @@
 # budget), then greedy evaluation on the held-out test rows. Usage:
 #   experiments/observe_r1_ablations.sh LADDER.jsonl TEST.jsonl OUT_DIR [STEPS] [LR]
 # then: .venv/bin/python experiments/ablation_table.py OUT_DIR
+# CONFIG=configs/observe_r1/tiny.yaml runs the same six on the tiny model (a smoke check).
 set -euo pipefail
-ladder=$1 test=$2 out=$3 steps=${4:-6} lr=${5:-1e-5}
-config=configs/observe_r1/smol.yaml
+ladder=$1 test=$2 out=$3 steps=${4:-6} lr=${5:-1.0e-5}  # YAML reads 1e-5 (no dot) as a string
+config=${CONFIG:-configs/observe_r1/smol.yaml}
 declare -A variants=(
   [a-grpo-baseline]="curriculum=shuffled response_format=think use_bonus=false use_dynamic_weight=false"
   [b-observe-r1]=""
