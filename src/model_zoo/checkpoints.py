@@ -9,12 +9,14 @@ continues from the initial weights. :class:`RenamedWeightsResume` loads them by 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from safetensors.torch import load_file
 from transformers.modeling_utils import revert_weight_conversion
 
 SAFE_WEIGHTS = "model.safetensors"
+SAFE_WEIGHTS_INDEX = "model.safetensors.index.json"  # shards, above save_pretrained's 50 GB
 
 
 def saved_to_own_names(model) -> dict[str, str]:
@@ -26,10 +28,25 @@ def saved_to_own_names(model) -> dict[str, str]:
     return names
 
 
+def has_saved_weights(checkpoint: str | Path) -> bool:
+    folder = Path(checkpoint)
+    return (folder / SAFE_WEIGHTS).is_file() or (folder / SAFE_WEIGHTS_INDEX).is_file()
+
+
+def saved_tensors(checkpoint: str | Path) -> dict:
+    """Every tensor of a safetensors checkpoint, one file or sharded, by its saved name."""
+    folder = Path(checkpoint)
+    index = folder / SAFE_WEIGHTS_INDEX
+    if not index.is_file():
+        return load_file(folder / SAFE_WEIGHTS, device="cpu")
+    shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    return {name: t for shard in shards for name, t in load_file(folder / shard).items()}
+
+
 def load_saved_weights(model, checkpoint: str | Path) -> None:
-    """Load ``checkpoint/model.safetensors`` into ``model``; every saved tensor must land
+    """Load the checkpoint's full-model weights into ``model``; every saved tensor must land
     (tied weights saved once are the only model tensors allowed to be absent)."""
-    saved = load_file(Path(checkpoint) / SAFE_WEIGHTS, device="cpu")
+    saved = saved_tensors(checkpoint)
     names = saved_to_own_names(model)
     unknown = sorted(set(saved) - set(names))
     if unknown:
@@ -42,5 +59,5 @@ class RenamedWeightsResume:
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         super()._load_from_checkpoint(resume_from_checkpoint, model)
-        if (Path(resume_from_checkpoint) / SAFE_WEIGHTS).is_file():
+        if has_saved_weights(resume_from_checkpoint):
             load_saved_weights(model or self.model, resume_from_checkpoint)

@@ -22,10 +22,16 @@ def scrambled_copy(model):
     return state
 
 
-@pytest.mark.parametrize("name", ["tiny-llava", "tiny-qwen2.5-vl"])
-def test_trainer_resume_restores_weights_saved_under_legacy_names(name, tmp_path):
+ONE_FILE, SHARDED = "50GB", "200KB"
+
+
+@pytest.mark.parametrize(
+    ("name", "shard"),
+    [("tiny-llava", ONE_FILE), ("tiny-qwen2.5-vl", ONE_FILE), ("tiny-llava", SHARDED)],
+)
+def test_trainer_resume_restores_weights_saved_under_legacy_names(name, shard, tmp_path):
     model = AutoModelForImageTextToText.from_pretrained(resolve(name))
-    model.save_pretrained(tmp_path / "checkpoint-1")
+    model.save_pretrained(tmp_path / "checkpoint-1", max_shard_size=shard)
     saved = scrambled_copy(model)
     args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
     ResumingTrainer(model=model, args=args)._load_from_checkpoint(str(tmp_path / "checkpoint-1"))
