@@ -6,7 +6,7 @@
 # then: .venv/bin/python experiments/ablation_table.py OUT_DIR
 # CONFIG=configs/observe_r1/tiny.yaml runs the same six on the tiny model (a smoke check).
 set -euo pipefail
-ladder=$1 test=$2 out=$3 steps=${4:-6} lr=${5:-1.0e-5}  # YAML reads 1e-5 (no dot) as a string
+ladder=$1 test=$2 out=$3 steps=${4:-6} lr=${5:-1e-5}
 config=${CONFIG:-configs/observe_r1/smol.yaml}
 declare -A variants=(
   [a-grpo-baseline]="curriculum=shuffled response_format=think use_bonus=false use_dynamic_weight=false"

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from trl import GRPOConfig
 
+from yaml_config import ConfigError, parse_override, read_mapping
 
-class ConfigError(ValueError):
-    """A configuration file or override is invalid (message names file and key)."""
+__all__ = ["ConfigError", "LoraSettings", "ObserveR1Config", "load_config"]
 
 
 @dataclass
@@ -89,28 +88,13 @@ class ObserveR1Config(GRPOConfig):
         return LoraSettings(**self.lora)
 
 
-def _parse_override(item: str) -> tuple[str, Any]:
-    if "=" not in item:
-        raise ConfigError(f"override {item!r} is not key=value")
-    key, raw = item.split("=", 1)
-    return key.strip(), yaml.safe_load(raw)
-
-
 def load_config(
     path: str | Path | None, overrides: list[str] = (), **explicit: Any
 ) -> ObserveR1Config:
     """Build the config from a YAML file, ``key=value`` overrides, then explicit keywords."""
-    values: dict[str, Any] = {}
     source = str(path) if path else "<defaults>"
-    if path:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as error:
-            raise ConfigError(f"{source}: cannot read config: {error}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{source}: a config file must be a mapping of keys to values")
-        values.update(loaded)
-    values.update(_parse_override(item) for item in overrides)
+    values = read_mapping(path)
+    values.update(parse_override(item) for item in overrides)
     values.update({k: v for k, v in explicit.items() if v is not None})
     known = {f.name for f in dataclasses.fields(ObserveR1Config) if f.init}
     for key in values:

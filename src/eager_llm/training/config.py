@@ -17,16 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from transformers import TrainingArguments
 
 from eager_llm.tasks import TASKS, templates
+from yaml_config import ConfigError, parse_override, read_mapping
 
 from .model import DTYPES, LoraSettings
-
-
-class ConfigError(ValueError):
-    """A configuration file or override is invalid (the message names file and key)."""
 
 
 @dataclass
@@ -91,25 +87,6 @@ ANNEAL_DEFAULTS = {"lora": {}, "lr_scheduler_type": "cosine", "num_train_epochs"
 ANNEAL_FIXED = {"tasks": ["seqrec"], "gct_semantic_weight": 0.0, "gct_behaviour_weight": 0.0}
 
 
-def _parse_override(item: str) -> tuple[str, Any]:
-    if "=" not in item:
-        raise ConfigError(f"override {item!r} is not key=value")
-    key, raw = item.split("=", 1)
-    return key.strip(), yaml.safe_load(raw)
-
-
-def _read(path: str | Path | None) -> dict[str, Any]:
-    if not path:
-        return {}
-    try:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"{path}: cannot read config: {error}") from None
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: a config file must be a mapping of keys to values")
-    return loaded
-
-
 def load_config(
     path: str | Path | None,
     stage: str = "train",
@@ -119,11 +96,11 @@ def load_config(
     """The config of ``stage`` ("train" or "anneal") from a YAML file, ``key=value``
     overrides, then explicit keywords (None values are ignored)."""
     source = str(path) if path else "<defaults>"
-    values = _read(path)
+    values = read_mapping(path)
     block = values.pop("anneal", None) or {}
     if not isinstance(block, dict):
         raise ConfigError(f"{source}: 'anneal' must be a mapping of keys to values")
-    later = dict(_parse_override(item) for item in overrides)
+    later = dict(parse_override(item) for item in overrides)
     later.update({k: v for k, v in explicit.items() if v is not None})
     if stage == "anneal":
         if fixed := [key for key in ANNEAL_FIXED if key in block or key in later]:

@@ -1,0 +1,56 @@
+"""Shared YAML config reading: YAML 1.2 exponent floats, overrides, errors; both systems use it."""
+
+import pytest
+
+from eager_llm.training import load_config as load_eager_config
+from observe_r1.config import load_config as load_observe_config
+from yaml_config import ConfigError, load_value, parse_override, read_mapping
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1e-5", 1e-5),
+        ("-2E+3", -2000.0),
+        ("1.0e-5", 1e-5),
+        ("12", 12),
+        ("1_000", 1000),
+        ("'1e-5'", "1e-5"),
+        ("1e5x", "1e5x"),
+        ("e5", "e5"),
+        ("true", True),
+    ],
+)
+def test_values_resolve_like_yaml_1_2_numbers(text, expected):
+    value = load_value(text)
+    assert value == expected and type(value) is type(expected)
+
+
+def test_the_stock_safe_loader_is_left_alone():
+    import yaml
+
+    assert yaml.safe_load("1e-5") == "1e-5"
+
+
+def test_overrides_and_files(tmp_path):
+    assert parse_override(" learning_rate =3e-4") == ("learning_rate", 3e-4)
+    assert parse_override("tasks=[seqrec, index2item]") == ("tasks", ["seqrec", "index2item"])
+    with pytest.raises(ConfigError, match="is not key=value"):
+        parse_override("max_steps")
+    with pytest.raises(ConfigError, match="override 'tasks=\\[a'"):
+        parse_override("tasks=[a")
+    assert read_mapping(None) == {} and read_mapping("") == {}
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert read_mapping(empty) == {}
+    with pytest.raises(ConfigError, match="missing.yaml: cannot read config"):
+        read_mapping(tmp_path / "missing.yaml")
+
+
+def test_both_systems_read_exponent_learning_rates(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("learning_rate: 1e-5\noutput_dir: out\n")
+    assert load_eager_config(path).learning_rate == 1e-5
+    assert load_eager_config(path, overrides=["learning_rate=2e-4"]).learning_rate == 2e-4
+    observe = load_observe_config(path, ["bf16=false", "beta=4e-2"])  # GRPOConfig: bf16 on
+    assert (observe.learning_rate, observe.beta) == (1e-5, 0.04)
