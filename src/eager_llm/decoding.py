@@ -41,6 +41,8 @@ from dataclasses import dataclass
 import torch
 from transformers import AttentionInterface, DynamicCache, LogitsProcessor, LogitsProcessorList
 
+from eager_llm.prompt_ids import encode_prompts
+
 # generate() gives beams that are not real hypotheses a score of -1e9 (or -inf).
 _HF_SENTINEL_SCORE = -1e8
 
@@ -354,9 +356,10 @@ def trie_beam_search(
 
 def _batches(tokenizer, prompts: Sequence[str], batch_size: int):
     """Yield (prompt positions, input_ids, attention_mask) over length-sorted batches."""
-    encoded = tokenizer(list(prompts), add_special_tokens=False)["input_ids"] if prompts else []
-    if any(len(ids) == 0 for ids in encoded):
+    lead, texts = encode_prompts(tokenizer, prompts)
+    if any(len(ids) == 0 for ids in texts):
         raise ValueError("empty prompt")
+    encoded = [[*lead, *ids] for ids in texts]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     for start in range(0, len(order), batch_size):

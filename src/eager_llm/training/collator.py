@@ -1,10 +1,12 @@
 """Samples -> tensors, with the loss on the response only.
 
 A row is ``prompt ids + response ids + [EOS]``: prompt and response are tokenized apart,
-without special tokens, so the prompt's ids are exactly those inference feeds
-(:func:`eager_llm.decoding.recommend`) and the EOS is the trie's index terminator. Rows
-longer than ``max_length`` keep at most ``max_length // 2`` response tokens (then EOS) and
-the end of the prompt. Padding is on the right.
+the prompt by :func:`eager_llm.prompt_ids.encode_prompts` (the tokenizer's leading specials,
+e.g. LLaMA's BOS, then the text), so its ids are exactly those inference feeds
+(:func:`eager_llm.decoding.recommend`); the response without specials, and the EOS is the
+trie's index terminator. Rows longer than ``max_length`` keep at most ``max_length // 2``
+response tokens (then EOS), the leading specials and the end of the prompt's text. Padding
+is on the right.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from eager_llm.prompt_ids import encode_prompts
 from eager_llm.tasks import Sample
 
 IGNORE = -100
@@ -32,17 +35,20 @@ class ResponseCollator:
     max_length: int = 512
     gct_task: str = "seqrec"
 
-    def row(self, prompt: Sequence[int], response: Sequence[int]) -> tuple[list[int], int]:
+    def row(
+        self, lead: Sequence[int], prompt: Sequence[int], response: Sequence[int]
+    ) -> tuple[list[int], int]:
         """(ids, prompt length) of one row, truncated to ``max_length``."""
         response = [*response[: self.max_length // 2], self.tokenizer.eos_token_id]
-        prompt = prompt[max(0, len(prompt) - (self.max_length - len(response))) :]
+        room = self.max_length - len(response) - len(lead)
+        prompt = [*lead, *prompt[max(0, len(prompt) - room) :]]
         return [*prompt, *response], len(prompt)
 
     def __call__(self, samples: Sequence[Sample]) -> dict[str, torch.Tensor]:
-        encode = self.tokenizer
-        prompts = encode([s.prompt for s in samples], add_special_tokens=False)["input_ids"]
-        responses = encode([s.response for s in samples], add_special_tokens=False)["input_ids"]
-        rows = [self.row(p, r) for p, r in zip(prompts, responses, strict=True)]
+        lead, prompts = encode_prompts(self.tokenizer, [s.prompt for s in samples])
+        texts = [s.response for s in samples]
+        responses = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        rows = [self.row(lead, p, r) for p, r in zip(prompts, responses, strict=True)]
         width = max(len(ids) for ids, _ in rows)
         pad = self.tokenizer.pad_token_id
         pad = self.tokenizer.eos_token_id if pad is None else pad
