@@ -14,7 +14,7 @@ from typing import Any
 
 from trl import GRPOConfig
 
-from yaml_config import ConfigError, parse_override, read_mapping
+from yaml_config import ConfigError, build_config, parse_override, read_mapping
 
 __all__ = ["ConfigError", "LoraSettings", "ObserveR1Config", "load_config"]
 
@@ -96,14 +96,4 @@ def load_config(
     values = read_mapping(path)
     values.update(parse_override(item) for item in overrides)
     values.update({k: v for k, v in explicit.items() if v is not None})
-    known = {f.name for f in dataclasses.fields(ObserveR1Config) if f.init}
-    for key in values:
-        if key not in known:
-            raise ConfigError(f"{source}: unknown config key '{key}'")
-    values.setdefault("report_to", "none")
-    try:
-        return ObserveR1Config(**values)
-    except ConfigError as error:
-        raise ConfigError(f"{source}: {error}") from None
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"{source}: {str(error).splitlines()[0]}") from None
+    return build_config(ObserveR1Config, values, source)

@@ -1,4 +1,5 @@
-"""YAML run configs shared by both systems: read a file, parse ``key=value`` overrides.
+"""YAML run configs shared by both systems: read a file, parse ``key=value`` overrides,
+build a ``TrainingArguments``-style dataclass with errors that name the file and the key.
 
 YAML 1.1 (PyYAML) resolves a float only when it has a dot, so ``learning_rate: 1e-5``
 would load as the string ``"1e-5"`` and fail deep inside ``TrainingArguments``.
@@ -8,13 +9,21 @@ YAML 1.2 does; every other value resolves as in ``yaml.safe_load``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["ConfigError", "ConfigLoader", "load_value", "parse_override", "read_mapping"]
+__all__ = [
+    "ConfigError",
+    "ConfigLoader",
+    "build_config",
+    "load_value",
+    "parse_override",
+    "read_mapping",
+]
 
 
 class ConfigError(ValueError):
@@ -59,3 +68,28 @@ def parse_override(item: str) -> tuple[str, Any]:
         return key.strip(), load_value(raw)
     except yaml.YAMLError as error:
         raise ConfigError(f"override {item!r}: {str(error).splitlines()[0]}") from None
+
+
+_ACCEPTED_NUMBERS = {float: (int, float), int: (int,)}  # plain field type -> value types
+
+
+def build_config(config_class, values: dict[str, Any], source: str, extra_keys=()):
+    """``config_class(**values)`` for a ``TrainingArguments`` subclass, ``report_to`` "none"
+    unless set. An unknown key (in ``values`` or ``extra_keys``), a string or bool where a
+    plain ``float``/``int`` field wants a number, and the class's own ``TypeError`` or
+    ``ValueError`` become one :class:`ConfigError` line starting with ``source``."""
+    fields = {field.name: field for field in dataclasses.fields(config_class) if field.init}
+    if unknown := [key for key in [*values, *extra_keys] if key not in fields]:
+        raise ConfigError(f"{source}: unknown config key '{unknown[0]}'")
+    for key, value in values.items():
+        field_type = {"float": float, "int": int}.get(fields[key].type, fields[key].type)
+        accepted = _ACCEPTED_NUMBERS.get(field_type)
+        if accepted and (isinstance(value, bool) or not isinstance(value, accepted)):
+            raise ConfigError(f"{source}: '{key}' must be {field_type.__name__}, got {value!r}")
+    values = {"report_to": "none", **values}
+    try:
+        return config_class(**values)
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from None
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{source}: {str(error).splitlines()[0]}") from None

@@ -54,3 +54,28 @@ def test_both_systems_read_exponent_learning_rates(tmp_path):
     assert load_eager_config(path, overrides=["learning_rate=2e-4"]).learning_rate == 2e-4
     observe = load_observe_config(path, ["bf16=false", "beta=4e-2"])  # GRPOConfig: bf16 on
     assert (observe.learning_rate, observe.beta) == (1e-5, 0.04)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("learning_rate: fast\n", "run.yaml: 'learning_rate' must be float, got 'fast'"),
+        ("max_steps: 2.5\n", "'max_steps' must be int, got 2.5"),
+        ("seed: true\n", "'seed' must be int, got True"),
+        ("gct_negatives: '64'\n", "'gct_negatives' must be int, got '64'"),
+        ("learning_rat: 1\n", "run.yaml: unknown config key 'learning_rat'"),
+        ("lr_scheduler_type: wavy\n", "run.yaml: .*wavy"),
+    ],
+)
+def test_wrong_values_name_the_file_and_key(tmp_path, text, message):
+    path = tmp_path / "run.yaml"
+    path.write_text(text + "output_dir: out\n")
+    with pytest.raises(ConfigError, match=message):
+        load_eager_config(path)
+
+
+def test_integers_are_numbers_for_float_fields(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("learning_rate: 1\nnum_train_epochs: 2\nprefixes_per_user: 3\n")
+    config = load_eager_config(path)
+    assert (config.learning_rate, config.num_train_epochs, config.prefixes_per_user) == (1, 2, 3)

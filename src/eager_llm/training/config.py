@@ -20,7 +20,7 @@ from typing import Any
 from transformers import TrainingArguments
 
 from eager_llm.tasks import TASKS, templates
-from yaml_config import ConfigError, parse_override, read_mapping
+from yaml_config import ConfigError, build_config, parse_override, read_mapping
 
 from .model import DTYPES, LoraSettings
 
@@ -116,13 +116,4 @@ def load_config(
         values.update(later)
     else:
         raise ConfigError(f"stage must be 'train' or 'anneal', got {stage!r}")
-    known = {f.name for f in dataclasses.fields(EagerConfig) if f.init}
-    if unknown := [key for key in [*values, *block] if key not in known]:
-        raise ConfigError(f"{source}: unknown config key '{unknown[0]}'")
-    values.setdefault("report_to", "none")
-    try:
-        return EagerConfig(**values)
-    except ConfigError as error:
-        raise ConfigError(f"{source}: {error}") from None
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"{source}: {str(error).splitlines()[0]}") from None
+    return build_config(EagerConfig, values, source, extra_keys=block)
