@@ -76,7 +76,7 @@ def evaluate(
     rows = loaded.rows[:limit] if limit else loaded.rows
     with Progress() as progress:
         task = progress.add_task("generating", total=len(rows))
-        metrics = evaluate_model(
+        metrics, records = evaluate_model(
             model,
             rows,
             response_format=response_format,
@@ -88,7 +88,7 @@ def evaluate(
         )
     metrics["skipped"] = loaded.skipped
     out = out or Path("runs") / f"eval-{data.stem}"
-    write_report(metrics, out, f"{model} on {data.name}")
+    write_report(metrics, out, f"{model} on {data.name}", records)
     typer.echo((out / "eval.md").read_text())
     typer.echo(f"report: {out}")
 

@@ -50,8 +50,8 @@ def _evaluate(model: str, rows: list[dict], out: Path, *, max_new_tokens: int) -
     """Greedy evaluation of ``model`` on ``rows``, report files in ``out``."""
     from observe_r1.evaluate import evaluate_model, write_report
 
-    metrics = evaluate_model(model, rows, max_new_tokens=max_new_tokens, batch_size=8)
-    write_report(metrics, out, out.name)
+    metrics, records = evaluate_model(model, rows, max_new_tokens=max_new_tokens, batch_size=8)
+    write_report(metrics, out, out.name, records)
     return metrics
 
 

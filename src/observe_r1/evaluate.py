@@ -1,8 +1,9 @@
 """Evaluation of a VLM on canonical rows: accuracy, format rate, length, per level/family.
 
-Scoring is pure (:func:`score`); generation is batched through ``model.generate``
-(:func:`generate_responses`). Rows with ``choices`` (MathVista style: the gold is the text
-of one choice or its letter) are asked as lettered options and scored on the letter.
+Scoring is pure (:func:`score`, :func:`prediction_records`); generation is batched through
+``model.generate`` (:func:`generate_responses`). Rows with ``choices`` (MathVista style: the
+gold is the text of one choice or its letter) are asked as lettered options and scored on
+the letter.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 from PIL import Image
 
 from observe_r1.prompts import TAGS, conversation
-from observe_r1.rewards import accuracy_reward, format_reward
+from observe_r1.rewards import accuracy_reward, extract_answer, format_reward
 
 LETTERS = "ABCDEFGH"
 
@@ -88,6 +89,34 @@ def score(
     }
 
 
+def prediction_records(
+    rows: list[dict[str, Any]], responses: Responses, *, response_format: str = "observe"
+) -> list[dict[str, Any]]:
+    """One record per row and sample, to read what the model said: the row's ``id``,
+    family, level, gold (a letter for choice rows), the extracted answer (None when the
+    response has no single answer block), correct, formatted, tokens and the response."""
+    tags = TAGS[response_format]
+    records = []
+    for row, texts, tokens in zip(rows, responses.texts, responses.tokens, strict=True):
+        gold = question_and_gold(row)[1]
+        for sample, (text, length) in enumerate(zip(texts, tokens, strict=True)):
+            records.append(
+                {
+                    "id": row.get("id"),
+                    "sample": sample,
+                    "family": row.get("family"),
+                    "level": row.get("level"),
+                    "gold": gold,
+                    "prediction": extract_answer(text),
+                    "correct": accuracy_reward(text, gold) == 1.0,
+                    "formatted": format_reward(text, tags=tags) > 0,
+                    "tokens": length,
+                    "response": text,
+                }
+            )
+    return records
+
+
 def majority_baseline(golds: list[str]) -> float:
     """Accuracy of always answering the most common gold answer."""
     most_common = max(set(golds), key=golds.count)
@@ -151,8 +180,9 @@ def evaluate_model(
     response_format: str = "observe",
     progress=None,
     **generation: Any,
-) -> dict[str, Any]:
-    """Load ``model`` (zoo name, HF id or folder), answer ``rows`` and :func:`score` them.
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Load ``model`` (zoo name, HF id or folder), answer ``rows``: (:func:`score` metrics,
+    :func:`prediction_records`).
 
     ``generation``: the keyword arguments of :func:`generate_responses`.
     """
@@ -171,13 +201,25 @@ def evaluate_model(
         progress=progress,
         **generation,
     )
-    return score(rows, responses, response_format=response_format)
+    return (
+        score(rows, responses, response_format=response_format),
+        prediction_records(rows, responses, response_format=response_format),
+    )
 
 
-def write_report(metrics: dict[str, Any], out: Path, title: str) -> None:
-    """``eval.json``, ``eval.md`` (tables) and ``eval.png`` (accuracy per level and family)."""
+def write_report(
+    metrics: dict[str, Any],
+    out: Path,
+    title: str,
+    records: list[dict[str, Any]] | None = None,
+) -> None:
+    """``eval.json``, ``eval.md`` (tables), ``eval.png`` (accuracy per level and family) and,
+    given ``records``, ``predictions.jsonl`` (one line per row and sample)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(metrics, indent=2))
+    if records is not None:
+        lines = [json.dumps(record, ensure_ascii=False) for record in records]
+        (out / "predictions.jsonl").write_text("\n".join(lines) + "\n")
     lines = [f"# {title}", "", "| metric | value |", "| --- | --- |"]
     for key in ("rows", "samples_per_row", "accuracy", "format_rate", "mean_tokens",
                 "median_tokens", "majority_answer_baseline"):  # fmt: skip

@@ -1,5 +1,7 @@
 """Evaluation metrics on hand-made predictions, and one batched generation on a tiny VLM."""
 
+import json
+
 import pytest
 from transformers import AutoModelForImageTextToText
 
@@ -11,6 +13,7 @@ from observe_r1.evaluate import (
     generate_responses,
     majority_baseline,
     pass_at_k,
+    prediction_records,
     question_and_gold,
     score,
     write_report,
@@ -47,6 +50,24 @@ def test_score_on_hand_made_predictions():
     # pass@1 averages single-sample success over both samples; pass@2: any of the two
     assert metrics["pass_at_k"]["pass@1"] == pytest.approx((0.5 + 1 + 0.5 + 0.5) / 4)
     assert metrics["pass_at_k"]["pass@2"] == pytest.approx(1.0)
+
+
+def test_prediction_records_say_what_each_sample_answered():
+    rows = [{**ROWS[0], "id": "r0"}, {**ROWS[3], "id": "r3"}]
+    texts = [[good("3"), "<answer>4"], ["<think>x</think><answer>B</answer>", good("C")]]
+    records = prediction_records(rows, Responses(texts, [[10, 4], [7, 9]]))
+    summary = [
+        (r["id"], r["sample"], r["gold"], r["prediction"], r["correct"], r["formatted"])
+        for r in records
+    ]
+    assert summary == [
+        ("r0", 0, "3", "3", True, True),
+        ("r0", 1, "3", None, False, False),
+        ("r3", 0, "B", "B", True, False),
+        ("r3", 1, "B", "C", False, True),
+    ]
+    assert [r["tokens"] for r in records] == [10, 4, 7, 9]
+    assert records[1]["response"] == "<answer>4" and records[2]["family"] == "mc"
 
 
 def test_think_format_is_scored_against_its_own_tags():
@@ -86,9 +107,11 @@ def test_generation_and_report_on_tiny_vlm(tmp_path):
     assert [len(t) for t in responses.texts] == [2, 2, 2]
     assert all(0 < n <= 5 for tokens in responses.tokens for n in tokens)
     metrics = score(rows, responses)
-    write_report(metrics, tmp_path / "out", "tiny-llava")
-    for name in ("eval.json", "eval.md", "eval.png"):
+    write_report(metrics, tmp_path / "out", "tiny-llava", prediction_records(rows, responses))
+    for name in ("eval.json", "eval.md", "eval.png", "predictions.jsonl"):
         assert (tmp_path / "out" / name).stat().st_size > 0
+    lines = (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()
+    assert len(lines) == 6 and json.loads(lines[5])["sample"] == 1
 
 
 def test_eval_cli_reports_and_names_bad_lines(tmp_path):
@@ -103,6 +126,7 @@ def test_eval_cli_reports_and_names_bad_lines(tmp_path):
     assert result.exit_code == 0, result.output
     assert "| accuracy |" in (out / "eval.md").read_text()
     assert '"skipped": 0' in (out / "eval.json").read_text()
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 2
 
     data.write_text(data.read_text() + "{not json\n")
     bad = CliRunner().invoke(app, args)
