@@ -32,19 +32,30 @@ def cache_root() -> Path:
     return Path(base) / "observe-eager"
 
 
-def fingerprint(path: Path) -> str:
-    """SHA-256 of a file; of its size, first and last MiB only when it is large (fast path)."""
-    size = path.stat().st_size
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a whole file, read in 4 MiB blocks (an identity: every byte counts)."""
     digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint(path: Path) -> str:
+    """SHA-256 of a file; of its size, first and last MiB only when it is large.
+
+    A fast damage check (truncated, overwritten, replaced file), not an identity: two
+    weight files that differ only in their middle tensors share it; use
+    :func:`file_sha256` to tell models apart.
+    """
+    size = path.stat().st_size
+    if size <= _FULL_HASH_LIMIT:
+        return file_sha256(path)
+    digest = hashlib.sha256(str(size).encode())
     with path.open("rb") as handle:
-        if size <= _FULL_HASH_LIMIT:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(block)
-        else:
-            digest.update(str(size).encode())
-            digest.update(handle.read(_SAMPLE_BYTES))
-            handle.seek(size - _SAMPLE_BYTES)
-            digest.update(handle.read(_SAMPLE_BYTES))
+        digest.update(handle.read(_SAMPLE_BYTES))
+        handle.seek(size - _SAMPLE_BYTES)
+        digest.update(handle.read(_SAMPLE_BYTES))
     return digest.hexdigest()
 
 

@@ -29,6 +29,7 @@ from transformers import (
     LlavaProcessor,
 )
 
+from model_zoo.cache import file_sha256
 from model_zoo.tiny_tokenizer import LLAVA_CHAT_TEMPLATE, LLAVA_IMAGE
 
 IMAGE_PX = 112
@@ -48,10 +49,6 @@ def assets_folder() -> Path:
     return Path(root) / "smolvlm-dino"
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def verified_assets(folder: Path | None = None) -> dict[str, Path]:
     """Asset files listed in ``SHA256SUMS``, each checked; {} when there are no assets."""
     folder = folder or assets_folder()
@@ -64,10 +61,10 @@ def verified_assets(folder: Path | None = None) -> dict[str, Path]:
         path = folder / name
         if not path.is_file():
             raise AssetChecksumError(f"{listing}: listed asset {name} is missing")
-        if _sha256(path) != expected:
+        if file_sha256(path) != expected:
             raise AssetChecksumError(
                 f"{path}: SHA-256 mismatch (expected {expected[:12]}..., found "
-                f"{_sha256(path)[:12]}...): re-run `observe-r1 align` or restore the file"
+                f"{file_sha256(path)[:12]}...): re-run `observe-r1 align` or restore the file"
             )
         assets[name] = path
     return assets
@@ -76,7 +73,7 @@ def verified_assets(folder: Path | None = None) -> dict[str, Path]:
 def write_checksums(folder: Path) -> None:
     """(Re)write ``SHA256SUMS`` for every file under ``folder``."""
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != CHECKSUMS)
-    lines = [f"{_sha256(p)}  {p.relative_to(folder)}" for p in files]
+    lines = [f"{file_sha256(p)}  {p.relative_to(folder)}" for p in files]
     (folder / CHECKSUMS).write_text("\n".join(lines) + "\n")
 
 

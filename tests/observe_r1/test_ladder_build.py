@@ -165,6 +165,19 @@ def test_model_id_follows_the_model_files(tmp_path):
     assert RolloutEngine("org/not-on-disk").model_id == "org/not-on-disk"
 
 
+def test_model_id_sees_a_change_in_the_middle_of_large_weights(tmp_path):
+    """Retraining changes tensors inside a large file while its header and first and last
+    MiB stay put (the zoo's fast damage check cannot tell); the identity must see it."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    weights = bytearray(b"w" * (12 << 20))
+    (folder / "model.safetensors").write_bytes(weights)
+    before = RolloutEngine(str(folder)).model_id
+    weights[6 << 20] ^= 1
+    (folder / "model.safetensors").write_bytes(weights)
+    assert RolloutEngine(str(folder)).model_id != before
+
+
 def test_unverifiable_and_greedy_correct_rows_are_counted(tmp_path, monkeypatch):
     synthesize(tmp_path / "data", 6, seed=0)
     path = tmp_path / "data" / "rows.jsonl"

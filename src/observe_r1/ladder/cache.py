@@ -15,11 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from model_zoo.cache import file_sha256
 from observe_r1.ladder.rollouts import Completion, Messages, Sampling
-
-
-def _file_digest(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def rollout_key(model_id: str, row: dict[str, Any], messages: Messages, sampling: Sampling) -> str:
@@ -27,7 +24,7 @@ def rollout_key(model_id: str, row: dict[str, Any], messages: Messages, sampling
     identity = {
         "model": model_id,
         "row": row.get("id"),
-        "image": _file_digest(row["image"]),
+        "image": file_sha256(row["image"]),
         "messages": messages,
         "sampling": sampling.as_dict(),
     }

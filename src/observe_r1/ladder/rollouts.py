@@ -18,7 +18,7 @@ from PIL import Image
 from transformers import AutoModelForImageTextToText
 
 from model_zoo import resolve
-from model_zoo.cache import fingerprint
+from model_zoo.cache import file_sha256
 from model_zoo.processors import load_processor
 from observe_r1.evaluate import question_and_gold
 from observe_r1.prompts import conversation
@@ -82,15 +82,15 @@ class RolloutEngine:
 
     @cached_property
     def model_id(self) -> str:
-        """The model's identity in cache keys: its name and a digest of its local files
-        (`model_zoo.cache.fingerprint`, fast for large weights), so a rebuilt or retrained
-        model never reuses old rollouts; a hub id that is not on disk as is."""
+        """The model's identity in cache keys: its name and the SHA-256 of every local file,
+        so a rebuilt or retrained model never reuses old rollouts (hashing reads the weights
+        once, ~1 s per GB); a hub id that is not on disk as is."""
         folder = Path(resolve(self.model_name))
         if not folder.is_dir():
             return self.model_name
         digest = hashlib.sha256()
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            digest.update(f"{path.relative_to(folder)}:{fingerprint(path)}\n".encode())
+            digest.update(f"{path.relative_to(folder)}:{file_sha256(path)}\n".encode())
         return f"{self.model_name}@{digest.hexdigest()[:16]}"
 
     def load(self) -> None:
