@@ -4,7 +4,8 @@
 # budget), then greedy evaluation on the held-out test rows. Usage:
 #   experiments/observe_r1_ablations.sh LADDER.jsonl TEST.jsonl OUT_DIR [STEPS] [LR]
 # then: .venv/bin/python experiments/ablation_table.py OUT_DIR
-# CONFIG=configs/observe_r1/tiny.yaml runs the same six on the tiny model (a smoke check).
+# CONFIG=configs/observe_r1/tiny.yaml runs the same six on the tiny model (a smoke check);
+# NAMES="a-grpo-baseline b-observe-r1" runs only those (e.g. one half per core).
 set -euo pipefail
 ladder=$1 test=$2 out=$3 steps=${4:-6} lr=${5:-1e-5}
 config=${CONFIG:-configs/observe_r1/smol.yaml}
@@ -16,7 +17,8 @@ declare -A variants=(
   [c-no-bonus]="use_bonus=false"
   [c-no-dynamic-weight]="use_dynamic_weight=false"
 )
-for name in a-grpo-baseline b-observe-r1 c-no-ladder-order c-no-observe c-no-bonus c-no-dynamic-weight; do
+all="a-grpo-baseline b-observe-r1 c-no-ladder-order c-no-observe c-no-bonus c-no-dynamic-weight"
+for name in ${NAMES:-$all}; do
   run=$out/$name
   [ -f "$run/eval/eval.json" ] && continue
   sets=(--set "train_file=$ladder" --set "learning_rate=$lr")
