@@ -1,7 +1,8 @@
 """Evaluation of a VLM on canonical rows: accuracy, format rate, length, per level/family.
 
-Scoring is pure (:func:`score`, :func:`prediction_records`); generation is batched through
-``model.generate`` (:func:`generate_responses`). Rows with ``choices`` (MathVista style: the
+Scoring is pure (each response judged once by :func:`prediction_records`, then
+:func:`metrics_from_records`); generation is batched through ``model.generate``
+(:func:`generate_responses`). Rows with ``choices`` (MathVista style: the
 gold is the text of one choice or its letter) are asked as lettered options and scored on
 the letter.
 """
@@ -52,56 +53,23 @@ def pass_at_k(n: int, correct: int, k: int) -> float:
     return 1.0 - comb(n - correct, k) / comb(n, k)
 
 
-def score(
-    rows: list[dict[str, Any]], responses: Responses, *, response_format: str = "observe"
-) -> dict[str, Any]:
-    """Metrics over rows. Accuracy, format rate and lengths use each row's first sample;
-    ``pass@k`` (k = 1, 2, 4, ... up to the samples per row) uses all of them."""
-    tags = TAGS[response_format]
-    golds = [question_and_gold(row)[1] for row in rows]
-    correct = [
-        [accuracy_reward(text, gold) == 1.0 for text in texts]
-        for texts, gold in zip(responses.texts, golds, strict=True)
-    ]
-    formatted = [format_reward(texts[0], tags=tags) > 0 for texts in responses.texts]
-    first_tokens = [tokens[0] for tokens in responses.tokens]
-    by_level: dict[str, list[bool]] = defaultdict(list)
-    by_family: dict[str, list[bool]] = defaultdict(list)
-    for row, hits in zip(rows, correct, strict=True):
-        by_level[str(row.get("level", "all"))].append(hits[0])
-        by_family[str(row.get("family", "all"))].append(hits[0])
-    samples = len(responses.texts[0])
-    ks = [k for k in (1, 2, 4, 8, 16, 32) if k <= samples]
-    mean = statistics.fmean
-    return {
-        "rows": len(rows),
-        "samples_per_row": samples,
-        "accuracy": mean(h[0] for h in correct),
-        "format_rate": mean(formatted),
-        "mean_tokens": mean(first_tokens),
-        "median_tokens": statistics.median(first_tokens),
-        "pass_at_k": {
-            f"pass@{k}": mean(pass_at_k(samples, sum(h), k) for h in correct) for k in ks
-        },
-        "accuracy_by_level": {k: mean(v) for k, v in sorted(by_level.items())},
-        "accuracy_by_family": {k: mean(v) for k, v in sorted(by_family.items())},
-        "majority_answer_baseline": majority_baseline(golds),
-    }
-
-
 def prediction_records(
     rows: list[dict[str, Any]], responses: Responses, *, response_format: str = "observe"
 ) -> list[dict[str, Any]]:
-    """One record per row and sample, to read what the model said: the row's ``id``,
-    family, level, gold (a letter for choice rows), the extracted answer (None when the
-    response has no single answer block), correct, formatted, tokens and the response."""
+    """Every response judged once: one record per row and sample with the row's index
+    (``row``) and ``id``, family, level, gold (a letter for choice rows), the extracted
+    answer (None when the response has no single answer block), correct, formatted, tokens
+    and the response itself."""
     tags = TAGS[response_format]
     records = []
-    for row, texts, tokens in zip(rows, responses.texts, responses.tokens, strict=True):
+    for index, (row, texts, tokens) in enumerate(
+        zip(rows, responses.texts, responses.tokens, strict=True)
+    ):
         gold = question_and_gold(row)[1]
         for sample, (text, length) in enumerate(zip(texts, tokens, strict=True)):
             records.append(
                 {
+                    "row": index,
                     "id": row.get("id"),
                     "sample": sample,
                     "family": row.get("family"),
@@ -115,6 +83,52 @@ def prediction_records(
                 }
             )
     return records
+
+
+def _group_name(value: Any) -> str:
+    return "all" if value is None else str(value)
+
+
+def metrics_from_records(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Metrics over :func:`prediction_records`. Accuracy, format rate and lengths use each
+    row's first sample; ``pass@k`` (k = 1, 2, 4, ... up to the samples per row) uses all."""
+    by_row: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        by_row[record["row"]].append(record)
+    groups = [by_row[index] for index in sorted(by_row)]
+    firsts = [group[0] for group in groups]
+    by_level: dict[str, list[bool]] = defaultdict(list)
+    by_family: dict[str, list[bool]] = defaultdict(list)
+    for first in firsts:
+        by_level[_group_name(first["level"])].append(first["correct"])
+        by_family[_group_name(first["family"])].append(first["correct"])
+    samples = len(groups[0])
+    ks = [k for k in (1, 2, 4, 8, 16, 32) if k <= samples]
+    tokens = [first["tokens"] for first in firsts]
+    mean = statistics.fmean
+    return {
+        "rows": len(groups),
+        "samples_per_row": samples,
+        "accuracy": mean(first["correct"] for first in firsts),
+        "format_rate": mean(first["formatted"] for first in firsts),
+        "mean_tokens": mean(tokens),
+        "median_tokens": statistics.median(tokens),
+        "pass_at_k": {
+            f"pass@{k}": mean(pass_at_k(samples, sum(r["correct"] for r in g), k) for g in groups)
+            for k in ks
+        },
+        "accuracy_by_level": {k: mean(v) for k, v in sorted(by_level.items())},
+        "accuracy_by_family": {k: mean(v) for k, v in sorted(by_family.items())},
+        "majority_answer_baseline": majority_baseline([first["gold"] for first in firsts]),
+    }
+
+
+def score(
+    rows: list[dict[str, Any]], responses: Responses, *, response_format: str = "observe"
+) -> dict[str, Any]:
+    """:func:`metrics_from_records` of the rows' :func:`prediction_records`."""
+    records = prediction_records(rows, responses, response_format=response_format)
+    return metrics_from_records(records)
 
 
 def majority_baseline(golds: list[str]) -> float:
@@ -201,10 +215,8 @@ def evaluate_model(
         progress=progress,
         **generation,
     )
-    return (
-        score(rows, responses, response_format=response_format),
-        prediction_records(rows, responses, response_format=response_format),
-    )
+    records = prediction_records(rows, responses, response_format=response_format)
+    return metrics_from_records(records), records
 
 
 def write_report(

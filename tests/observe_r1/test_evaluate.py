@@ -57,14 +57,14 @@ def test_prediction_records_say_what_each_sample_answered():
     texts = [[good("3"), "<answer>4"], ["<think>x</think><answer>B</answer>", good("C")]]
     records = prediction_records(rows, Responses(texts, [[10, 4], [7, 9]]))
     summary = [
-        (r["id"], r["sample"], r["gold"], r["prediction"], r["correct"], r["formatted"])
+        (r["row"], r["id"], r["sample"], r["gold"], r["prediction"], r["correct"], r["formatted"])
         for r in records
     ]
     assert summary == [
-        ("r0", 0, "3", "3", True, True),
-        ("r0", 1, "3", None, False, False),
-        ("r3", 0, "B", "B", True, False),
-        ("r3", 1, "B", "C", False, True),
+        (0, "r0", 0, "3", "3", True, True),
+        (0, "r0", 1, "3", None, False, False),
+        (1, "r3", 0, "B", "B", True, False),
+        (1, "r3", 1, "B", "C", False, True),
     ]
     assert [r["tokens"] for r in records] == [10, 4, 7, 9]
     assert records[1]["response"] == "<answer>4" and records[2]["family"] == "mc"
