@@ -113,9 +113,14 @@ def render_report(model, ladder, before, after, steps, train_seconds, started, t
         ("format rate", "format_rate"),
         ("mean response tokens", "mean_tokens"),
         ("majority-answer baseline", "majority_answer_baseline"),
+        ("observation recall (caption numbers seen)", "observation_recall"),
     ]
     table = ["| metric | before | after |", "| --- | --- | --- |"]
-    table += [f"| {name} | {before[key]:.3f} | {after[key]:.3f} |" for name, key in rows]
+    table += [
+        f"| {name} | {before[key]:.3f} | {after[key]:.3f} |"
+        for name, key in rows
+        if before.get(key) is not None and after.get(key) is not None
+    ]
     removed = ", ".join(f"{k} {v}" for k, v in ladder["removed"].items())
     return "\n".join(
         [

@@ -4,14 +4,17 @@ Scoring is pure (each response judged once by :func:`prediction_records`, then
 :func:`metrics_from_records`); generation is batched through ``model.generate``
 (:func:`generate_responses`). Rows with ``choices`` (MathVista style: the
 gold is the text of one choice or its letter) are asked as lettered options and scored on
-the letter.
+the letter. Synthetic rows also carry the exact ``caption`` of their image:
+:func:`observation_recall` then says how much of it the ``<observe>`` block got right,
+separating failures to see from failures to reason.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from math import comb
 from pathlib import Path
@@ -24,6 +27,8 @@ from observe_r1.prompts import TAGS, conversation
 from observe_r1.rewards import accuracy_reward, extract_answer, format_reward
 
 LETTERS = "ABCDEFGH"
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
+OBSERVE_BLOCK = re.compile(r"<observe>(.*?)</observe>", re.S)
 
 
 @dataclass
@@ -53,13 +58,25 @@ def pass_at_k(n: int, correct: int, k: int) -> float:
     return 1.0 - comb(n - correct, k) / comb(n, k)
 
 
+def observation_recall(response: str, caption: str | None) -> float | None:
+    """Share of the numbers in ``caption`` (counted with multiplicity) that the response's
+    first ``<observe>`` block states; 0 without such a block. None when there is no caption
+    or it holds no number (nothing to check)."""
+    wanted = Counter(NUMBER.findall(caption or ""))
+    if not wanted:
+        return None
+    block = OBSERVE_BLOCK.search(response)
+    stated = Counter(NUMBER.findall(block.group(1) if block else ""))
+    return sum((wanted & stated).values()) / sum(wanted.values())
+
+
 def prediction_records(
     rows: list[dict[str, Any]], responses: Responses, *, response_format: str = "observe"
 ) -> list[dict[str, Any]]:
     """Every response judged once: one record per row and sample with the row's index
     (``row``) and ``id``, family, level, gold (a letter for choice rows), the extracted
-    answer (None when the response has no single answer block), correct, formatted, tokens
-    and the response itself."""
+    answer (None when the response has no single answer block), correct, formatted, tokens,
+    :func:`observation_recall` against the row's caption and the response itself."""
     tags = TAGS[response_format]
     records = []
     for index, (row, texts, tokens) in enumerate(
@@ -79,6 +96,7 @@ def prediction_records(
                     "correct": accuracy_reward(text, gold) == 1.0,
                     "formatted": format_reward(text, tags=tags) > 0,
                     "tokens": length,
+                    "observation_recall": observation_recall(text, row.get("caption")),
                     "response": text,
                 }
             )
@@ -91,7 +109,8 @@ def _group_name(value: Any) -> str:
 
 def metrics_from_records(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Metrics over :func:`prediction_records`. Accuracy, format rate and lengths use each
-    row's first sample; ``pass@k`` (k = 1, 2, 4, ... up to the samples per row) uses all."""
+    row's first sample, as does ``observation_recall`` (mean over rows with a caption, None
+    without any); ``pass@k`` (k = 1, 2, 4, ... up to the samples per row) uses all."""
     by_row: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         by_row[record["row"]].append(record)
@@ -99,13 +118,17 @@ def metrics_from_records(records: list[dict[str, Any]]) -> dict[str, Any]:
     firsts = [group[0] for group in groups]
     by_level: dict[str, list[bool]] = defaultdict(list)
     by_family: dict[str, list[bool]] = defaultdict(list)
+    recall_by_family: dict[str, list[float]] = defaultdict(list)
     for first in firsts:
         by_level[_group_name(first["level"])].append(first["correct"])
         by_family[_group_name(first["family"])].append(first["correct"])
+        if first.get("observation_recall") is not None:
+            recall_by_family[_group_name(first["family"])].append(first["observation_recall"])
     samples = len(groups[0])
     ks = [k for k in (1, 2, 4, 8, 16, 32) if k <= samples]
     tokens = [first["tokens"] for first in firsts]
     mean = statistics.fmean
+    recalls = [recall for values in recall_by_family.values() for recall in values]
     return {
         "rows": len(groups),
         "samples_per_row": samples,
@@ -120,6 +143,8 @@ def metrics_from_records(records: list[dict[str, Any]]) -> dict[str, Any]:
         "accuracy_by_level": {k: mean(v) for k, v in sorted(by_level.items())},
         "accuracy_by_family": {k: mean(v) for k, v in sorted(by_family.items())},
         "majority_answer_baseline": majority_baseline([first["gold"] for first in firsts]),
+        "observation_recall": mean(recalls) if recalls else None,
+        "observation_recall_by_family": {k: mean(v) for k, v in sorted(recall_by_family.items())},
     }
 
 
@@ -234,8 +259,10 @@ def write_report(
         (out / "predictions.jsonl").write_text("\n".join(lines) + "\n")
     lines = [f"# {title}", "", "| metric | value |", "| --- | --- |"]
     for key in ("rows", "samples_per_row", "accuracy", "format_rate", "mean_tokens",
-                "median_tokens", "majority_answer_baseline"):  # fmt: skip
-        value = metrics[key]
+                "median_tokens", "majority_answer_baseline", "observation_recall"):  # fmt: skip
+        value = metrics.get(key)
+        if value is None:
+            continue
         lines.append(
             f"| {key} | {value:.3f} |" if isinstance(value, float) else f"| {key} | {value} |"
         )
@@ -243,6 +270,9 @@ def write_report(
     for group in ("accuracy_by_level", "accuracy_by_family"):
         lines += ["", f"| {group.removeprefix('accuracy_by_')} | accuracy |", "| --- | --- |"]
         lines += [f"| {k} | {v:.3f} |" for k, v in metrics[group].items()]
+    if metrics.get("observation_recall_by_family"):
+        lines += ["", "| family | observation recall |", "| --- | --- |"]
+        lines += [f"| {k} | {v:.3f} |" for k, v in metrics["observation_recall_by_family"].items()]
     (out / "eval.md").write_text("\n".join(lines) + "\n")
 
     import matplotlib

@@ -14,6 +14,7 @@ def test_demo_writes_a_report_with_before_and_after(tmp_path):
     )  # fmt: skip
     text = report.read_text()
     assert "| accuracy |" in text and "| format rate |" in text
+    assert "| observation recall (caption numbers seen) |" in text
     for picture in ("eval_before/eval.png", "eval_after/eval.png", "ladder.png",
                     "train/reward_curve.png"):  # fmt: skip
         assert picture in text

@@ -12,6 +12,7 @@ from observe_r1.evaluate import (
     Responses,
     generate_responses,
     majority_baseline,
+    observation_recall,
     pass_at_k,
     prediction_records,
     question_and_gold,
@@ -88,6 +89,49 @@ def test_choices_become_letters_and_gold_letters_stay():
     question, gold = question_and_gold(ROWS[3])
     assert "A. 10\nB. 12\nC. 14" in question and gold == "B"
     assert question_and_gold({**ROWS[3], "answer": "C"})[1] == "C"
+
+
+@pytest.mark.parametrize(
+    ("response", "caption", "expected"),
+    [
+        ("<observe>3 dice showing 2, 5, 5.</observe><think>", "3 dice showing 2, 5, 5.", 1.0),
+        ("<observe>3 dice showing 2, 5, 4.</observe>", "3 dice showing 2, 5, 5.", 0.75),
+        ("<observe>dice 5, 5, 5, 5, 2, 3</observe>", "3 dice showing 2, 5, 5.", 1.0),
+        ("<observe>Day 1: 2.5</observe>", "Day 1: 2.5, day 2: 3.", 2 / 4),
+        ("no block, though 3 2 5 5 appear", "3 dice showing 2, 5, 5.", 0.0),
+        ("<observe>x</observe><think>3 2 5 5</think>", "3 dice showing 2, 5, 5.", 0.0),
+        ("<observe>4 red circles</observe>", "A red circle.", None),
+        ("<observe>4 red circles</observe>", None, None),
+    ],
+)
+def test_observation_recall_counts_caption_numbers_the_observe_block_states(
+    response, caption, expected
+):
+    assert observation_recall(response, caption) == (
+        expected if expected is None else pytest.approx(expected)
+    )
+
+
+def test_observation_recall_is_averaged_per_family_over_rows_with_captions():
+    rows = [
+        {**ROWS[0], "caption": "3 red circles."},
+        {**ROWS[1], "caption": "Day 1: 4, day 2: 6."},
+        {**ROWS[2], "caption": "5 blue squares."},
+        ROWS[3],  # no caption: not counted
+    ]
+    texts = [
+        ["<observe>3 red circles</observe>", "<observe>nothing</observe>"],  # first sample only
+        ["<observe>day 1: 4</observe>"],
+        ["<observe>4 blue squares</observe>"],
+        ["<observe>12</observe>"],
+    ]
+    metrics = score(rows, Responses(texts, [[1, 1], [1], [1], [1]]))
+    assert metrics["observation_recall"] == pytest.approx((1 + 2 / 4 + 0) / 3)
+    assert metrics["observation_recall_by_family"] == {
+        "chart": pytest.approx(2 / 4),
+        "count": pytest.approx(0.5),
+    }
+    assert score(ROWS, Responses([[good("1")]] * 4, [[1]] * 4))["observation_recall"] is None
 
 
 def test_majority_baseline():
