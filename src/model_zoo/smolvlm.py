@@ -61,10 +61,11 @@ def verified_assets(folder: Path | None = None) -> dict[str, Path]:
         path = folder / name
         if not path.is_file():
             raise AssetChecksumError(f"{listing}: listed asset {name} is missing")
-        if file_sha256(path) != expected:
+        found = file_sha256(path)
+        if found != expected:
             raise AssetChecksumError(
                 f"{path}: SHA-256 mismatch (expected {expected[:12]}..., found "
-                f"{file_sha256(path)[:12]}...): re-run `observe-r1 align` or restore the file"
+                f"{found[:12]}...): re-run `observe-r1 align` or restore the file"
             )
         assets[name] = path
     return assets
