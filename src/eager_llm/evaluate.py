@@ -43,7 +43,7 @@ from eager_llm.data import Example, leave_one_out
 from eager_llm.decoding import ItemTrie, recommend
 from eager_llm.indexing import load_item_index
 from eager_llm.metrics import evaluate_rankings
-from eager_llm.tasks import recommendation_prompt
+from eager_llm.tasks import history_prompts
 from eager_llm.training.index_files import IndexFiles, load_index, load_indexed_dataset
 from eager_llm.training.model import DTYPES, load_lm
 from eager_llm.training.stages import RUN_SETTINGS
@@ -69,6 +69,7 @@ class Run:
     index: Path
     template: str
     max_history: int
+    precision: str = "float32"
 
 
 def load_run(folder: str | Path) -> Run:
@@ -88,6 +89,7 @@ def load_run(folder: str | Path) -> Run:
         index=Path(settings["index"]),
         template=settings["template"],
         max_history=settings["max_history"],
+        precision=settings.get("precision", "float32"),
     )
 
 
@@ -147,8 +149,10 @@ def rank_with_run(
     """Top-``beams`` item indices per user from ``run``'s model by trie beam search.
 
     Users are decoded ``batch_size`` at a time, shortest prompts first (less padding),
-    and returned in the order of ``users.examples``. The run's index must name exactly the
-    dataset's items (so every target can be ranked); anything else is an error."""
+    and returned in the order of ``users.examples``. A run trained under bf16 autocast
+    decodes under bf16 autocast (its weights stay in ``dtype``), so ranking uses the
+    precision of training. The run's index must name exactly the dataset's items (so every
+    target can be ranked); anything else is an error."""
     if set(run.item_index) != set(users.item_ids):
         missing = len(set(users.item_ids) - set(run.item_index))
         extra = len(set(run.item_index) - set(users.item_ids))
@@ -161,18 +165,24 @@ def rank_with_run(
     trie = ItemTrie(run.item_index, tokenizer)
     position = {item_id: i for i, item_id in enumerate(users.item_ids)}
     indices = ["".join(run.item_index[item_id]) for item_id in users.item_ids]
-    prompts = [
-        recommendation_prompt([indices[i] for i in e.history[-run.max_history :]], run.template)
-        for e in users.examples
-    ]
+    histories = [e.history for e in users.examples]
+    prompts = history_prompts(indices, histories, run.max_history, run.template)
+    device = next(model.parameters()).device.type
+    autocast = torch.autocast(device, torch.bfloat16, enabled=run.precision == "bf16-autocast")
     order = sorted(range(len(prompts)), key=lambda u: len(prompts[u]))
     ranked: list[list[int]] = [[] for _ in prompts]
     with tqdm(total=len(prompts), desc=label, unit="user", disable=not progress) as bar:
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            found = recommend(
-                model, tokenizer, [prompts[u] for u in chunk], trie, k=beams, batch_size=batch_size
-            )
+            with autocast:
+                found = recommend(
+                    model,
+                    tokenizer,
+                    [prompts[u] for u in chunk],
+                    trie,
+                    k=beams,
+                    batch_size=batch_size,
+                )
             for user, items in zip(chunk, found, strict=True):
                 ranked[user] = [position[item_id] for item_id, _ in items]
             bar.update(len(chunk))

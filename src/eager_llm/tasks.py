@@ -231,3 +231,17 @@ def recommendation_prompt(history: Sequence[str], template: str = "short") -> st
     the first ``seqrec`` instruction under ``template``."""
     instruction = prompt_pools()["seqrec"][0].format(history=", ".join(history))
     return apply_template(template, instruction)
+
+
+def history_prompts(
+    item_indices: Sequence[str],
+    histories: Sequence[Sequence[int]],
+    max_history: int,
+    template: str = "short",
+) -> list[str]:
+    """The :func:`recommendation_prompt` of each history (item positions, oldest first),
+    from ``item_indices`` (position -> joined index tokens), last ``max_history`` items."""
+    return [
+        recommendation_prompt([item_indices[i] for i in history[-max_history:]], template)
+        for history in histories
+    ]

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .token_init import code_members, title_rows
+
 FAMILIES = string.ascii_lowercase
 _TOKEN = re.compile(r"<([a-z])_(\d+)>")
 
@@ -71,24 +73,38 @@ def index_vocabulary(item_index: Mapping[str, Sequence[str]]) -> list[str]:
     return sorted(tokens, key=lambda t: (t[1], int(t[3:-1])))
 
 
-def add_index_tokens(tokenizer, model, item_index: Mapping[str, Sequence[str]]) -> list[str]:
+def add_index_tokens(
+    tokenizer,
+    model,
+    item_index: Mapping[str, Sequence[str]],
+    item_titles: Mapping[str, str] | None = None,
+) -> list[str]:
     """Add the index tokens to ``tokenizer`` and grow ``model``'s embeddings to match.
 
     Each token becomes one added (non-special) token, so it is never split and decoding
-    gives it back. The rows of the new token ids in the input embedding matrix are set to
-    the mean of the existing rows; when the output embeddings (LM head) are not tied to the
-    input ones, their new rows are set to the mean of their existing rows too. Returns the
-    tokens that were not in the vocabulary before, in id order.
+    gives it back. The new rows of the input embeddings (and of the LM head when it is not
+    tied to them) start from :func:`~.token_init.title_rows` of the items under each code
+    when ``item_titles`` (item id -> title) is given, else from the mean of the existing
+    rows (every item then scores the same until training). Returns the tokens that were not
+    in the vocabulary before, in id order.
     """
     vocabulary = index_vocabulary(item_index)
     known = tokenizer.get_vocab()
     new = [t for t in vocabulary if t not in known]
+    title_ids = None
+    if item_titles is not None and new:
+        encoded = tokenizer(list(item_titles.values()), add_special_tokens=False)["input_ids"]
+        title_ids = dict(zip(item_titles, encoded, strict=True))
     tokenizer.add_tokens(new)
     matrices = [model.get_input_embeddings().weight]
     output = model.get_output_embeddings()
     if output is not None and output.weight is not matrices[0]:
         matrices.append(output.weight)
-    means = [matrix.detach().mean(0) for matrix in matrices]
+    if title_ids is not None:
+        members = code_members(item_index)
+        initial = [title_rows(matrix, title_ids, members, new) for matrix in matrices]
+    else:
+        initial = [matrix.detach().mean(0) for matrix in matrices]
     rows = max(len(tokenizer), matrices[0].shape[0])
     model.resize_token_embeddings(rows, mean_resizing=False)
     ids = tokenizer.convert_tokens_to_ids(new)
@@ -96,6 +112,6 @@ def add_index_tokens(tokenizer, model, item_index: Mapping[str, Sequence[str]]) 
     if len(matrices) == 2:
         resized.append(model.get_output_embeddings().weight)
     with torch.no_grad():
-        for matrix, mean in zip(resized, means, strict=True):
-            matrix[ids] = mean
+        for matrix, values in zip(resized, initial, strict=True):
+            matrix[ids] = values.to(matrix.dtype)
     return new

@@ -19,6 +19,7 @@ from typing import Any
 
 from transformers import TrainingArguments
 
+from eager_llm.indexing.token_init import INITS
 from eager_llm.tasks import TASKS, templates
 from yaml_config import ConfigError, build_config, parse_override, read_mapping
 
@@ -37,6 +38,13 @@ class EagerConfig(TrainingArguments):
     catalogue items sampled per batch. ``lora`` None is full fine-tuning, a mapping (``r``,
     ``alpha``, ``dropout``, ``targets``) LoRA; ``merge_lora``: a LoRA run saves ``final/``
     merged into a plain model (else ``final/`` holds the adapter).
+
+    New index tokens start from their items' titles (``index_token_init: title``) or the
+    vocabulary mean (``mean``); their rows learn at ``index_token_lr`` and the GCT projectors
+    at ``projector_lr`` (None: ``learning_rate``). With ``eval_strategy: steps``, every
+    ``eval_steps`` the model ranks ``valid_users`` fixed validation users with
+    ``valid_beams`` beams (``eval_recall@10``, ``eval_ndcg@10`` in metrics.jsonl);
+    ``load_best_model_at_end`` then makes ``final/`` the best of them.
     """
 
     model: str = "tiny-llama"
@@ -54,6 +62,11 @@ class EagerConfig(TrainingArguments):
     gct_negatives: int = 2048
     lora: dict[str, Any] | None = None
     merge_lora: bool = True
+    index_token_init: str = "title"
+    index_token_lr: float | None = None
+    projector_lr: float | None = None
+    valid_users: int = 200
+    valid_beams: int = 10
 
     def __post_init__(self):
         if unknown := [task for task in self.tasks if task not in TASKS]:
@@ -62,6 +75,14 @@ class EagerConfig(TrainingArguments):
             raise ConfigError(f"template must be one of {', '.join(templates())}")
         if self.model_dtype not in DTYPES:
             raise ConfigError(f"model_dtype must be one of {', '.join(DTYPES)}")
+        if self.index_token_init not in INITS:
+            raise ConfigError(f"index_token_init must be one of {', '.join(INITS)}")
+        for key in ("index_token_lr", "projector_lr"):
+            value = getattr(self, key)
+            if value is not None and not value > 0:
+                raise ConfigError(f"{key} must be > 0 (or null for learning_rate), got {value}")
+        if self.valid_users < 1 or self.valid_beams < 10:
+            raise ConfigError("valid_users must be >= 1 and valid_beams >= 10 (Recall@10)")
         _ = self.lora_settings  # validate the nested block before any model is loaded
         self.remove_unused_columns = False  # the collator reads Sample records
         super().__post_init__()

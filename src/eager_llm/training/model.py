@@ -37,12 +37,18 @@ class LoraSettings:
     targets: Sequence[str] | str = ATTENTION_MLP  # module names, or "all-linear"
 
 
-def load_lm(folder: str, item_index: Mapping[str, Sequence[str]], dtype: str = "float32"):
+def load_lm(
+    folder: str,
+    item_index: Mapping[str, Sequence[str]],
+    dtype: str = "float32",
+    item_titles: Mapping[str, str] | None = None,
+):
     """(tokenizer, causal LM) from ``folder`` with the index tokens added (a no-op when the
-    model already has them, e.g. a stage-1 result)."""
+    model already has them, e.g. a stage-1 result); new rows start from the items' titles
+    when ``item_titles`` is given (:func:`eager_llm.indexing.add_index_tokens`)."""
     tokenizer = AutoTokenizer.from_pretrained(folder)
     lm = AutoModelForCausalLM.from_pretrained(folder, dtype=DTYPES[dtype])
-    add_index_tokens(tokenizer, lm, item_index)
+    add_index_tokens(tokenizer, lm, item_index, item_titles)
     return tokenizer, lm
 
 
@@ -76,6 +82,27 @@ def add_lora(lm, settings: LoraSettings, token_ids: Sequence[int]):
 def index_token_ids(tokenizer, item_index: Mapping[str, Sequence[str]]) -> list[int]:
     """Token ids of all index tokens, by level then value."""
     return tokenizer.convert_tokens_to_ids(index_vocabulary(item_index))
+
+
+def decoder_and_head(lm) -> tuple[nn.Module, nn.Module]:
+    """The transformer body (ids -> final normed hidden states) and the LM head of ``lm``,
+    a plain or PEFT causal LM (adapters and trainable-token wrappers stay in place)."""
+    base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+    return base.get_decoder(), base.get_output_embeddings()
+
+
+def labelled_lm_loss(hidden: torch.Tensor, labels: torch.Tensor, head: nn.Module) -> torch.Tensor:
+    """Next-token cross-entropy with the LM head applied only where a label is predicted.
+
+    hidden: (B, T, H) final hidden states; labels: (B, T), ``-100`` where ignored. Position
+    ``t`` predicts ``labels[:, t + 1]``; the mean runs over the predicted tokens, as in
+    transformers' causal-LM loss, but the (B, T, V) logits of prompt and padding positions
+    are never computed (an index task's response is a few tokens of a ~150-token row).
+    """
+    targets = labels[:, 1:]
+    predicted = targets != -100
+    logits = head(hidden[:, :-1][predicted])  # (N, V)
+    return nn.functional.cross_entropy(logits.float(), targets[predicted])
 
 
 class EagerLLM(nn.Module):
@@ -113,19 +140,15 @@ class EagerLLM(nn.Module):
         target_items: torch.Tensor,
         gct_rows: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
-        output = self.lm(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            labels=labels,
-            output_hidden_states=self.gct is not None,
-        )
+        decoder, head = decoder_and_head(self.lm)
+        hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        lm_loss = labelled_lm_loss(hidden, labels, head)
         if self.gct is None:
-            return {"loss": output.loss, "lm_loss": output.loss}
+            return {"loss": lm_loss, "lm_loss": lm_loss}
         rows = gct_rows.nonzero().squeeze(1)
         if not len(rows):  # a zero term still gives every projector a gradient, as DDP needs
             zero = sum(p.sum() for p in self.gct.parameters()) * 0.0
-            return {"loss": output.loss + zero, "lm_loss": output.loss}
-        hidden = output.hidden_states[-1][rows, eos_positions[rows]]  # (b, H)
-        sem, beh = self.gct(hidden, target_items[rows])
-        loss = output.loss + self.semantic_weight * sem + self.behaviour_weight * beh
-        return {"loss": loss, "lm_loss": output.loss, "gct_sem": sem, "gct_beh": beh}
+            return {"loss": lm_loss + zero, "lm_loss": lm_loss}
+        sem, beh = self.gct(hidden[rows, eos_positions[rows]].float(), target_items[rows])
+        loss = lm_loss + self.semantic_weight * sem + self.behaviour_weight * beh
+        return {"loss": loss, "lm_loss": lm_loss, "gct_sem": sem, "gct_beh": beh}

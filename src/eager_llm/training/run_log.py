@@ -9,32 +9,60 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 KEYS = ("loss", "lm_loss", "gct_sem", "gct_beh", "learning_rate")
+VALID_KEYS = ("eval_recall@10", "eval_ndcg@10")
 
 
 class MetricsFile(TrainerCallback):
     """Appends one JSON object per logging step to ``path`` (main process only): step,
-    :data:`KEYS` (None when absent, e.g. GCT in stage 2) and samples_per_second since the
-    previous record (or since training, or its resumption, began)."""
+    samples seen, :data:`KEYS` (None when absent, e.g. GCT in stage 2) and
+    samples_per_second since the previous record (or since training, or its resumption,
+    began); and one per validation: step, samples, :data:`VALID_KEYS`, seconds."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self._since = (0, time.perf_counter())
+        self._evaluation_started = time.perf_counter()
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._since = (state.global_step, time.perf_counter())
+
+    def _write(self, record: dict) -> None:
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if state.is_world_process_zero and metrics and VALID_KEYS[0] in metrics:
+            step, started = self._since
+            record = {"step": state.global_step, "samples": _samples(args, state.global_step)}
+            record.update({key: metrics.get(key) for key in VALID_KEYS})
+            record["seconds"] = round(time.perf_counter() - self._evaluation_started, 1)
+            self._write(record)
+            self._since = (step, started + time.perf_counter() - self._evaluation_started)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._evaluation_started = time.perf_counter()
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs or "loss" not in logs:
             return
         step, started = self._since
         now = time.perf_counter()
-        batch = args.per_device_train_batch_size * args.gradient_accumulation_steps
-        samples = (state.global_step - step) * batch * args.world_size
-        record = {"step": state.global_step, **{key: logs.get(key) for key in KEYS}}
+        samples = _samples(args, state.global_step - step)
+        record = {"step": state.global_step, "samples": _samples(args, state.global_step)}
+        record.update({key: logs.get(key) for key in KEYS})
         record["samples_per_second"] = round(samples / (now - started), 3)
         self._since = (state.global_step, now)
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        self._write(record)
+
+
+def _samples(args, steps: int) -> int:
+    """Training samples in ``steps`` optimizer steps (all processes)."""
+    return (
+        steps
+        * args.per_device_train_batch_size
+        * args.gradient_accumulation_steps
+        * args.world_size
+    )
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -55,7 +83,7 @@ def plot_loss_curve(metrics_path: Path, out: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = read_metrics(metrics_path)
+    records = [r for r in read_metrics(metrics_path) if "loss" in r]
     steps = [r["step"] for r in records]
     has_gct = any(r.get("gct_sem") is not None for r in records)
     figure, axes = plt.subplots(1, 2 if has_gct else 1, figsize=(10 if has_gct else 5, 3.5))
@@ -69,6 +97,35 @@ def plot_loss_curve(metrics_path: Path, out: Path, title: str) -> None:
             axes[1].plot(steps, [r[key] for r in records], marker=".", label=key)
         axes[1].set(xlabel="step", ylabel="InfoNCE", title="GCT (unweighted)")
         axes[1].legend()
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+
+
+def plot_learning_curve(metrics_path: Path, baselines_path: Path, out: Path, title: str) -> None:
+    """Validation Recall@10 against training samples seen, with the most-popular and SASRec
+    values on the same users as horizontal lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [r for r in read_metrics(metrics_path) if r.get(VALID_KEYS[0]) is not None]
+    baselines = json.loads(Path(baselines_path).read_text())
+    figure, axis = plt.subplots(figsize=(6, 3.8))
+    axis.plot(
+        [r["samples"] for r in points], [r[VALID_KEYS[0]] for r in points], marker="o", label=title
+    )
+    for (name, metrics), style in zip(
+        ((k, v) for k, v in baselines.items() if isinstance(v, dict)), ("--", ":"), strict=False
+    ):
+        axis.axhline(metrics["recall@10"], linestyle=style, color="grey", label=name)
+    axis.set(
+        xlabel="training samples seen",
+        ylabel="validation Recall@10",
+        title=f"{title}: {baselines['n_users']} validation users",
+    )
+    axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(out, dpi=100)
     plt.close(figure)

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from transformers import set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from eager_llm.data import leave_one_out
+from eager_llm.data import ItemCatalog, LeaveOneOut, leave_one_out
 from eager_llm.tasks import Sample, TaskData, build_samples
 from model_zoo import resolve
 
@@ -29,10 +29,18 @@ from .config import ConfigError, EagerConfig
 from .gct import GCTHead
 from .index_files import IndexFiles, load_index, load_indexed_dataset
 from .model import EagerLLM, add_lora, index_token_ids, load_lm
-from .run_log import MetricsFile, plot_loss_curve, truncate_after
+from .run_log import (
+    MetricsFile,
+    plot_learning_curve,
+    plot_loss_curve,
+    read_metrics,
+    truncate_after,
+)
 from .trainer import PROJECTORS, EagerTrainer, save_projectors
+from .validation import RankingValidation, baseline_metrics, sample_users
 
 METRICS = "metrics.jsonl"
+VALIDATION_BASELINES = "validation_baselines.json"
 RUN_SETTINGS = "run_settings.json"
 
 
@@ -47,10 +55,10 @@ class SampleDataset(Dataset):
         return self.samples[position]
 
 
-def training_samples(config: EagerConfig, files: IndexFiles) -> list[Sample]:
+def training_samples(
+    config: EagerConfig, files: IndexFiles, split: LeaveOneOut, catalog: ItemCatalog
+) -> list[Sample]:
     """The samples of ``config.tasks`` on the index's dataset (deterministic in the seed)."""
-    interactions, catalog = load_indexed_dataset(files)
-    split = leave_one_out(interactions, max_history=config.max_history)
     data = TaskData.build(
         split, files.item_ids, catalog, files.item_index, config.description_words
     )
@@ -63,16 +71,50 @@ def training_samples(config: EagerConfig, files: IndexFiles) -> list[Sample]:
     )
 
 
+def validation_parts(config: EagerConfig, files: IndexFiles, split: LeaveOneOut):
+    """(RankingValidation, its users as a Dataset) when ``eval_strategy`` is on, else
+    (None, None); also writes the baselines on the same users to ``validation_baselines.json``."""
+    if config.eval_strategy == "no":
+        return None, None
+    users = sample_users(split.valid, config.valid_users, config.seed)
+    validation = RankingValidation.build(
+        users,
+        files.item_index,
+        files.item_ids,
+        config.max_history,
+        config.template,
+        beams=config.valid_beams,
+    )
+    if config.process_index == 0:
+        baselines = baseline_metrics(
+            users, split.train, len(files.item_ids), Path(config.index) / "sasrec"
+        )
+        out = Path(config.output_dir) / VALIDATION_BASELINES
+        out.write_text(json.dumps({"n_users": len(users), **baselines}, indent=1))
+    return validation, SampleDataset(users)
+
+
 def build_trainer(config: EagerConfig, base: str | None = None) -> EagerTrainer:
     """The trainer of ``config``, starting from ``base`` (default: ``config.model``)."""
     if not config.index:
         raise ConfigError("no index folder: set 'index' or pass --index")
     files = load_index(config.index)
-    samples = training_samples(config, files)
+    interactions, catalog = load_indexed_dataset(files)
+    split = leave_one_out(interactions, max_history=config.max_history)
+    samples = training_samples(config, files, split, catalog)
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    validation, valid_users = validation_parts(config, files, split)
     set_seed(config.seed)  # the projectors' and LoRA's initial weights
-    tokenizer, lm = load_lm(resolve(base or config.model), files.item_index, config.model_dtype)
+    titles = None
+    if config.index_token_init == "title":
+        titles = {item_id: catalog[item_id].title for item_id in files.item_ids}
+    tokenizer, lm = load_lm(
+        resolve(base or config.model), files.item_index, config.model_dtype, titles
+    )
+    token_ids = index_token_ids(tokenizer, files.item_index)
     if config.lora_settings is not None:
-        lm = add_lora(lm, config.lora_settings, index_token_ids(tokenizer, files.item_index))
+        lm = add_lora(lm, config.lora_settings, token_ids)
     gct = None
     if config.use_gct:
         gct = GCTHead(
@@ -83,15 +125,18 @@ def build_trainer(config: EagerConfig, base: str | None = None) -> EagerTrainer:
             negatives=config.gct_negatives,
         )
     model = EagerLLM(lm, gct, config.gct_semantic_weight, config.gct_behaviour_weight)
-    output_dir = Path(config.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     return EagerTrainer(
         model=model,
         args=config,
         train_dataset=SampleDataset(samples),
+        eval_dataset=valid_users,
         data_collator=ResponseCollator(tokenizer, config.max_length),
         processing_class=tokenizer,
         callbacks=[MetricsFile(output_dir / METRICS)],
+        validation=validation,
+        index_token_ids=token_ids,
+        index_token_lr=config.index_token_lr,
+        projector_lr=config.projector_lr,
     )
 
 
@@ -111,12 +156,25 @@ def save_final(trainer: EagerTrainer, config: EagerConfig) -> Path:
             "index": str(Path(config.index).resolve()),
             "template": config.template,
             "max_history": config.max_history,
+            "precision": "bf16-autocast" if config.bf16 else "float32",
+            "best_checkpoint": trainer.state.best_model_checkpoint,
+            "best_metric": trainer.state.best_metric,
         }
         (final / RUN_SETTINGS).write_text(json.dumps(settings, indent=1))
         if model.gct is not None:
             save_projectors(model.gct.state_dict(), output_dir / PROJECTORS)
         if (output_dir / METRICS).is_file():
             plot_loss_curve(output_dir / METRICS, output_dir / "loss_curve.png", output_dir.name)
+            baselines = output_dir / VALIDATION_BASELINES
+            if baselines.is_file() and any(
+                "eval_recall@10" in r for r in read_metrics(output_dir / METRICS)
+            ):
+                plot_learning_curve(
+                    output_dir / METRICS,
+                    baselines,
+                    output_dir / "learning_curve.png",
+                    output_dir.name,
+                )
     return final
 
 

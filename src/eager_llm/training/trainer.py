@@ -3,6 +3,12 @@
 - ``compute_loss`` takes the model's own loss (LM + weighted GCT, a per-micro-batch mean;
   the Trainer divides it by the accumulation steps) and sums its parts, which ``log`` adds
   to each training log as means over the logging interval and all processes.
+- The optimizer gives the GCT projectors their own learning rate (``projector_lr``) and
+  the rows of the index tokens theirs (``index_token_lr``): a separate parameter group
+  where they are separate tensors (LoRA's trainable-token deltas), else
+  :class:`RowLearningRate` on the shared embedding matrix.
+- ``evaluate`` is the ranking validation (:mod:`.validation`): ``eval_recall@10`` and
+  ``eval_ndcg@10``, which ``metric_for_best_model`` / ``load_best_model_at_end`` use.
 - A checkpoint holds the LM as ``save_pretrained`` writes it (full weights, or the adapter
   of a PEFT model), ``projectors.safetensors`` when GCT runs, the tokenizer and the
   Trainer's state, so a resumed run restores every trained tensor.
@@ -31,12 +37,110 @@ def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tenso
     return {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
 
 
+class RowLearningRate:
+    """Scale each optimizer step of chosen rows of a parameter by ``ratio``.
+
+    Adam's (and AdamW's decoupled decay) step is proportional to the learning rate, so
+    ``row <- before + ratio * (after - before)`` is exactly that step at ``ratio`` times the
+    learning rate, schedule included. ``rows``: list of (parameter (V, H), row ids).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, rows, ratio: float) -> None:
+        self.rows, self.ratio = rows, ratio
+        self._before: list[torch.Tensor] = []
+        optimizer.register_step_pre_hook(self._save)
+        optimizer.register_step_post_hook(self._scale)
+
+    def _save(self, optimizer, args, kwargs) -> None:
+        self._before = [param.detach()[ids].clone() for param, ids in self.rows]
+
+    @torch.no_grad()
+    def _scale(self, optimizer, args, kwargs) -> None:
+        for (param, ids), before in zip(self.rows, self._before, strict=True):
+            param[ids] = before + self.ratio * (param[ids] - before)
+
+
 class EagerTrainer(Trainer):
+    """``Trainer`` + loss parts in the logs, learning rates per part, ranking validation.
+
+    ``validation``: a :class:`~.validation.RankingValidation` (None: no ``evaluate``);
+    ``index_token_ids``: ids of the index tokens; ``index_token_lr`` / ``projector_lr``:
+    None means ``learning_rate``.
+    """
+
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args, **kwargs):
+    def __init__(
+        self,
+        *args,
+        validation=None,
+        index_token_ids=(),
+        index_token_lr: float | None = None,
+        projector_lr: float | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self._parts: dict[str, tuple[torch.Tensor, int]] = {}  # key -> (sum, micro-batches)
+        self.validation = validation
+        self.index_token_ids = list(index_token_ids)
+        self.index_token_lr = index_token_lr
+        self.projector_lr = projector_lr
+        self.row_learning_rate: RowLearningRate | None = None
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        """The Trainer's optimizer, then the projectors and LoRA's trainable-token deltas
+        moved to groups of their own rates, and :class:`RowLearningRate` on the index rows of
+        a fully trained embedding matrix."""
+        if self.optimizer is not None:
+            return self.optimizer
+        optimizer = super().create_optimizer(model)
+        inner = getattr(optimizer, "optimizer", optimizer)
+        eager = self.accelerator.unwrap_model(model or self.model)
+        lr = self.args.learning_rate
+        own = {}
+        if eager.gct is not None and self.projector_lr is not None:
+            own.update({id(p): self.projector_lr for p in eager.gct.parameters()})
+        if self.index_token_lr is not None:
+            deltas = [p for n, p in eager.lm.named_parameters() if "trainable_tokens_delta" in n]
+            own.update({id(p): self.index_token_lr for p in deltas})
+        for group in list(inner.param_groups):
+            moved = [p for p in group["params"] if id(p) in own]
+            group["params"] = [p for p in group["params"] if id(p) not in own]
+            for rate in sorted({own[id(p)] for p in moved}):
+                params = [p for p in moved if own[id(p)] == rate]
+                inner.add_param_group({**group, "params": params, "lr": rate})
+        inner.param_groups[:] = [group for group in inner.param_groups if group["params"]]
+        embedding = eager.lm.get_input_embeddings().weight
+        if self.index_token_lr is not None and embedding.requires_grad and self.index_token_ids:
+            matrices = [embedding]
+            head = eager.lm.get_output_embeddings()
+            if head is not None and head.weight is not embedding and head.weight.requires_grad:
+                matrices.append(head.weight)
+            ids = torch.tensor(self.index_token_ids)
+            rows = [(matrix, ids) for matrix in matrices]
+            self.row_learning_rate = RowLearningRate(inner, rows, self.index_token_lr / lr)
+        return optimizer
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+        """Ranking validation of the current model: ``{prefix}_recall@10``, ``_ndcg@10``."""
+        if self.validation is None:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        lm = self.accelerator.unwrap_model(self.model).lm
+        was_training = lm.training
+        lm.eval()
+        with self.accelerator.autocast():
+            found = self.validation(lm, self.processing_class)
+        lm.train(was_training)
+        metrics = {f"{metric_key_prefix}_{k}": v for k, v in found.items() if k != "n_users"}
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(
+            self.args, self.state, self.control, metrics
+        )
+        return metrics
+
+    def _load_best_model(self) -> None:
+        """The best checkpoint, read the way a resumed run reads one (LM + projectors)."""
+        self._load_from_checkpoint(self.state.best_model_checkpoint)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs)

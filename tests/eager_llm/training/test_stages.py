@@ -15,7 +15,7 @@ from transformers import (
 )
 from typer.testing import CliRunner
 
-from eager_llm.train_cli import anneal_command, train_command
+from eager_llm.cli.train import anneal_command, train_command
 from eager_llm.training import PROJECTORS, build_trainer, load_config, run, save_final
 from model_zoo import resolve
 from tests.eager_llm.training.toy import CONFIG, toy_index
@@ -75,7 +75,8 @@ def test_stage1_writes_a_plain_model_projectors_and_logs(stage1):
     records = metrics(stage1)
     assert [r["step"] for r in records] == list(range(1, STEPS + 1))
     assert set(records[0]) == {
-        "step", "loss", "lm_loss", "gct_sem", "gct_beh", "learning_rate", "samples_per_second"
+        "step", "samples", "loss", "lm_loss", "gct_sem", "gct_beh", "learning_rate",
+        "samples_per_second",
     }  # fmt: skip
     assert any(r["gct_sem"] is not None for r in records)
 
