@@ -49,9 +49,10 @@ def _dinov2(out: Path) -> None:
 
 
 def _smolvlm_dino(out: Path) -> None:
+    # One direction only: the registry imports smolvlm and hands it the resolved parts.
     from model_zoo.smolvlm import build_smolvlm_dino
 
-    build_smolvlm_dino(out)
+    build_smolvlm_dino(out, resolve("dinov2-small"), resolve("smollm2-135m-instruct"))
 
 
 def _assets_fingerprint() -> str:

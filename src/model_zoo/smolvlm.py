@@ -153,11 +153,13 @@ def assemble_aligned(vision_folder, language_folder, folder: Path | None = None)
     return model, processor
 
 
-def build_smolvlm_dino(out: Path) -> None:
-    """Assemble from the zoo parts + verified assets (projector, merged LoRA) into ``out``."""
-    from model_zoo.processors import save_processor
-    from model_zoo.registry import resolve
+def build_smolvlm_dino(out: Path, vision_folder: str, language_folder: str) -> None:
+    """Assemble the parts + verified assets (projector, merged LoRA) into ``out``.
 
-    model, processor = assemble_aligned(resolve("dinov2-small"), resolve("smollm2-135m-instruct"))
+    The caller names the part folders (the registry passes its ``dinov2-small`` and
+    ``smollm2-135m-instruct``), so this module never imports the registry."""
+    from model_zoo.processors import save_processor
+
+    model, processor = assemble_aligned(vision_folder, language_folder)
     model.save_pretrained(out)
     save_processor(processor, out)
