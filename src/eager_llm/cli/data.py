@@ -1,4 +1,8 @@
-"""``eager-llm``: generative recommendation with an LLM (EAGER-LLM)."""
+"""The ``data stats`` and ``index`` verbs of ``eager-llm``: datasets and item indices.
+
+Register with ``app.add_typer(data_app, name="data")`` and
+``app.command("index")(index_command)``.
+"""
 
 from __future__ import annotations
 
@@ -8,37 +12,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from eager_llm.eval_cli import demo_command, eval_command, recommend_command
-from eager_llm.train_cli import anneal_command, train_command
-from model_zoo.cli import models
-
-app = typer.Typer(
-    help="EAGER-LLM: an LLM that recommends the next item through learned item indices.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-app.command()(models)
-app.command("train")(train_command)
-app.command("anneal")(anneal_command)
-app.command("eval")(eval_command)
-app.command("recommend")(recommend_command)
-app.command("demo")(demo_command)
+DATASET_HELP = "movielens-100k, movielens-1m, or a folder of RecBole / Amazon files."
+K_CORE_HELP = "Iterative k-core threshold for users and items."
 
 data_app = typer.Typer(help="Inspect recommendation datasets.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
-
-
-@app.callback()
-def main() -> None:
-    """Run a verb; every verb has --help."""
 
 
 @data_app.command("stats")
 def data_stats(
-    dataset: str = typer.Option(
-        ..., help="movielens-100k, movielens-1m, or a folder of RecBole / Amazon files."
-    ),
-    k_core: int = typer.Option(5, help="Iterative k-core threshold for users and items."),
+    dataset: str = typer.Option(..., help=DATASET_HELP),
+    k_core: int = typer.Option(5, help=K_CORE_HELP),
     skip_invalid: bool = typer.Option(False, help="Skip users too short to split; count them."),
 ) -> None:
     """Users, items, interactions, density and mean sequence length after preprocessing."""
@@ -55,15 +38,14 @@ def data_stats(
     Console().print(table)
 
 
-@app.command("index")
-def index(
-    dataset: str = typer.Option(
-        ..., help="movielens-100k, movielens-1m, or a folder of RecBole / Amazon files."
-    ),
+def index_command(
+    dataset: str = typer.Option(..., help=DATASET_HELP),
     out: Path = typer.Option(..., help="Folder for item_index.json, index_stats.json, ..."),
-    k: int = typer.Option(256, help="Clusters per level (K)."),
+    k: str = typer.Option(
+        "256", help="Clusters per level (K), or 'auto': ceil(sqrt(number of items))."
+    ),
     indexer: str = typer.Option("dki", help="dki, semantic, behaviour or rq-kmeans."),
-    k_core: int = typer.Option(5, help="Iterative k-core threshold for users and items."),
+    k_core: int = typer.Option(5, help=K_CORE_HELP),
     skip_invalid: bool = typer.Option(False, help="Skip users too short to split."),
     semantic_model: str = typer.Option(
         "minilm-l6-v2", help="Text encoder: a zoo name, local folder or hub id."
@@ -76,9 +58,12 @@ def index(
     from eager_llm.encoders import TrainConfig
     from eager_llm.indexing import IndexConfig, build_index
 
+    if k != "auto" and not k.isdigit():
+        typer.echo(f"error: --k must be an integer >= 2 or 'auto', got {k!r}", err=True)
+        raise typer.Exit(2)
     config = IndexConfig(
         indexer=indexer,
-        k=k,
+        k=k if k == "auto" else int(k),
         seed=seed,
         k_core=k_core,
         skip_invalid=skip_invalid,
@@ -91,12 +76,19 @@ def index(
     except (ValueError, FileNotFoundError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    table = Table(title=f"{dataset}: {indexer} index (K={k}) -> {out}", show_header=False)
+    table = Table(title=f"{dataset}: {indexer} index (K={stats['k']}) -> {out}", show_header=False)
     for key in ("num_items", "levels", "collision_rate", "extra_levels", "num_tokens"):
         table.add_row(key, str(stats[key]))
     table.add_row("level sources", " ".join(stats["level_sources"]))
     usage = " ".join(f"{level['used']}/{level['size']}" for level in stats["codebook_usage"])
     table.add_row("codebook usage", usage)
+    for level in stats["level_statistics"]:
+        table.add_row(
+            f"level {level['level']} ({level['source']})",
+            f"{level['values']} values, {level['prefixes']} prefixes, "
+            f"{level['items_per_prefix_mean']} items/prefix (max {level['items_per_prefix_max']}),"
+            f" decided {level['decided']:.1%}",
+        )
     for name, value in stats["sasrec_valid"].items():
         table.add_row(f"SASRec valid {name}", f"{value:.4f}")
     for stage, seconds in stats["timings_s"].items():
