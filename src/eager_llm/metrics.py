@@ -16,11 +16,12 @@ Conventions:
 
 A model that scores every item (SASRec) skips the ranked lists: ``score_ranks`` gives each
 target's 0-based rank among all items and ``metrics_from_ranks`` the same two metrics.
+Both paths end in one formula, :func:`per_user_from_ranks`; the rest of the repository
+(the evaluation, the SASRec encoder, the benchmarks) computes ranking metrics only here.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Sequence
 
 import numpy as np
@@ -46,13 +47,28 @@ def target_rank(ranked: Sequence[Hashable], target: Hashable) -> int | None:
     return None
 
 
+def per_user_from_ranks(ranks: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Recall@k (0 or 1) and NDCG@k (1 / log2(rank + 2) inside the top k) of every user from
+    0-based ranks (B,) (``inf`` = target absent): two float arrays of shape (B,)."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    hit = ranks < k
+    gain = np.where(hit, 1 / np.log2(np.where(hit, ranks, 0.0) + 2), 0.0)
+    return hit.astype(np.float64), gain
+
+
+def list_ranks(ranked: Sequence[Sequence[Hashable]], targets: Sequence[Hashable]) -> np.ndarray:
+    """0-based rank of each target in its ranked list (:func:`target_rank` - 1; ``inf`` when
+    absent): float array of shape (n_users,)."""
+    ranks = [target_rank(items, target) for items, target in zip(ranked, targets, strict=True)]
+    return np.array([np.inf if r is None else r - 1 for r in ranks], dtype=np.float64)
+
+
 def per_user_recall(
     ranked: Sequence[Sequence[Hashable]], targets: Sequence[Hashable], k: int
 ) -> np.ndarray:
     """Recall@k of every user: float array of shape (n_users,) with values in {0, 1}."""
     _check(ranked, targets, k)
-    ranks = [target_rank(items, target) for items, target in zip(ranked, targets, strict=True)]
-    return np.array([float(r is not None and r <= k) for r in ranks], dtype=np.float64)
+    return per_user_from_ranks(list_ranks(ranked, targets), k)[0]
 
 
 def per_user_ndcg(
@@ -60,11 +76,7 @@ def per_user_ndcg(
 ) -> np.ndarray:
     """NDCG@k of every user (IDCG = 1): float array of shape (n_users,)."""
     _check(ranked, targets, k)
-    ranks = [target_rank(items, target) for items, target in zip(ranked, targets, strict=True)]
-    return np.array(
-        [1.0 / math.log2(r + 1) if r is not None and r <= k else 0.0 for r in ranks],
-        dtype=np.float64,
-    )
+    return per_user_from_ranks(list_ranks(ranked, targets), k)[1]
 
 
 def recall_at_k(ranked: Sequence[Sequence[Hashable]], targets: Sequence[Hashable], k: int) -> float:
@@ -104,8 +116,5 @@ def score_ranks(scores: torch.Tensor, targets: Sequence[int]) -> np.ndarray:
 
 def metrics_from_ranks(ranks: np.ndarray, k: int = 10) -> dict[str, float]:
     """Recall@k and NDCG@k (= 1 / log2(rank + 2) inside the top k) from 0-based ranks (B,)."""
-    hit = ranks < k
-    return {
-        f"recall@{k}": float(hit.mean()),
-        f"ndcg@{k}": float(np.where(hit, 1 / np.log2(ranks + 2), 0.0).mean()),
-    }
+    recall, ndcg = per_user_from_ranks(ranks, k)
+    return {f"recall@{k}": float(recall.mean()), f"ndcg@{k}": float(ndcg.mean())}
