@@ -21,6 +21,8 @@ The first rule that applies decides:
    1.0 for every response in that case). A timeout counts as different.
 
 Rules 1-4 run in microseconds and cover most answers, so the worker only sees real LaTeX.
+All of them run in time linear in the text (no backtracking regex), and texts longer than
+`MAX_MATCH_CHARS` are only compared as text.
 """
 
 from __future__ import annotations
@@ -35,19 +37,51 @@ from observe_r1.safe_verify import VerifyTimeout, math_equal
 
 MATH_VERIFY_ROUNDING = Fraction(1, 10**6)
 
-_WRAPPED = re.compile(r"\$+(.*?)\$+|\\(?:boxed|text|textbf|mathrm)\{(.*)\}", re.DOTALL)
-_CHOICE = re.compile(r"(?i:(?:option|answer)\s*:?\s*)?(?:\(([A-F])\)|([A-F])(?:[.:)]|$))")
+MAX_MATCH_CHARS = 1000  # longer gold or answer texts: whitespace-normalised equality only
+_COMMANDS = ("\\boxed{", "\\text{", "\\textbf{", "\\mathrm{")
+# Every pattern below runs in time linear in the text: no two adjacent quantifiers can both
+# take the same character, so a failed match never retries more than one split per position.
+_CHOICE = re.compile(r"(?i:(?:option|answer)\s*(?::\s*)?)?(?:\(([A-F])\)|([A-F])(?:[.:)]|$))")
 _LATEX_FRACTION = re.compile(r"\\[dt]?frac\{(\d+)\}\{(\d+)\}")
-_NUMBER = re.compile(r"([+-]?(?:\d+(?:\.\d+)?|\.\d+|\d+/\d*[1-9]\d*))(\\?%)?")  # a/b: b != 0
+_NUMBER = re.compile(r"([+-]?(?:\d+(?:\.\d+)?|\.\d+|\d+/(?=\d*[1-9])\d+))(\\?%)?")  # a/b: b != 0
 _PROSE = re.compile(r"[A-Za-z]{2,}(?:[\s'-]+[A-Za-z]+)*")
 
 
+def _unwrap_once(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """The bounds of ``text[start:end]`` without one layer of ``$...$`` (every ``$`` of the
+    leading and the trailing run), or of ``\\boxed{...}``, ``\\text{...}``, ``\\textbf{...}``,
+    ``\\mathrm{...}`` up to the final ``}``; None if the slice is not wrapped so."""
+    if end - start >= 2 and text[start] == "$" and text[end - 1] == "$":
+        inner_start, inner_end = start, end
+        while inner_start < end and text[inner_start] == "$":
+            inner_start += 1
+        if inner_start == end:  # nothing but dollars: the content is empty
+            return start, start
+        while text[inner_end - 1] == "$":
+            inner_end -= 1
+        return inner_start, inner_end
+    if text.endswith("}", start, end):
+        for command in _COMMANDS:
+            if end - start > len(command) and text.startswith(command, start):
+                return start + len(command), end - 1
+    return None
+
+
 def unwrap(text: str) -> str:
-    """`text` stripped of surrounding whitespace, ``$...$``, ``\\boxed{}`` and ``\\text{}``."""
-    text = text.strip()
-    while match := _WRAPPED.fullmatch(text):
-        text = (match[1] if match[1] is not None else match[2]).strip()
-    return text
+    """`text` stripped of surrounding whitespace, ``$...$``, ``\\boxed{}`` and ``\\text{}``.
+
+    Parsed by hand in time linear in the text: each layer moves the bounds inwards (the regex
+    this replaces, ``\\$+(.*?)\\$+``, took cubic time on a run of dollars)."""
+    start, end = 0, len(text)
+    while True:
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        inner = _unwrap_once(text, start, end)
+        if inner is None:
+            return text[start:end]
+        start, end = inner
 
 
 def choice_letter(text: str) -> str | None:
@@ -121,7 +155,12 @@ def _read_gold(gold: str) -> _Gold:
 
 
 def answers_match(gold: str, answer: str, timeout_s: float) -> bool:
-    """Whether `answer` matches `gold` by the rules above; math-verify gets `timeout_s` seconds."""
+    """Whether `answer` matches `gold` by the rules above; math-verify gets `timeout_s` seconds.
+
+    A gold or answer longer than `MAX_MATCH_CHARS` is only compared as text (rule 3), so that
+    no rule ever parses an unbounded string (rows and rewards refuse such texts earlier)."""
+    if len(gold) > MAX_MATCH_CHARS or len(answer) > MAX_MATCH_CHARS:
+        return _squash(answer) == _squash(gold)
     reference = _read_gold(gold)
     if reference.letter:
         return choice_letter(answer) == reference.letter

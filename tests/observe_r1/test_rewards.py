@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from math_verify import parse, verify
 
-from observe_r1.answer_match import answers_match
+from observe_r1.answer_match import MAX_MATCH_CHARS, answers_match, unwrap
 from observe_r1.rewards import (
     MAX_ANSWER_CHARS,
     OBSERVE_THINK_ANSWER,
@@ -358,6 +360,61 @@ def test_adversarial_answers_are_bounded_scored_0_and_counted(answer, counter):
     assert reward == 0.0
     for name in ("timeouts", "oversized"):
         assert getattr(stats, name) - getattr(before, name) == (name == counter)
+
+
+# The regex `unwrap` used before: cubic on a run of dollars (2,000 took 28 s).
+OLD_WRAPPED = re.compile(r"\$+(.*?)\$+|\\(?:boxed|text|textbf|mathrm)\{(.*)\}", re.DOTALL)
+
+
+def regex_unwrap(text: str) -> str:
+    text = text.strip()
+    while match := OLD_WRAPPED.fullmatch(text):
+        text = (match[1] if match[1] is not None else match[2]).strip()
+    return text
+
+
+WRAPPING_PIECES = ["$", "$$", "x", "12", " ", "\n", "{", "}", "\\", "\\boxed{", "\\text{"]
+WRAPPING_PIECES += ["\\textbf{", "\\mathrm{", "\\text", "boxed"]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(WRAPPING_PIECES), max_size=14).map("".join))
+def test_unwrap_by_hand_agrees_with_the_old_regex(text):
+    assert unwrap(text) == regex_unwrap(text)
+
+
+PATHOLOGICAL_SCRIPT = """
+from observe_r1.answer_match import answers_match, choice_letter, is_prose, plain_number, unwrap
+dollars = "$" * 6000 + "x"  # the old regex: about 4 minutes for this one call
+assert unwrap(dollars) == dollars and unwrap("$" * 6000 + "x" + "$") == "x"
+assert choice_letter("$" * 999 + "C") is None and plain_number("$" * 999 + "7") is None
+assert not is_prose("$" * 999 + "yes")
+assert choice_letter("Option" + " " * 5000 + "C") == "C"
+assert choice_letter("Option" + " " * 5000 + "z") is None
+assert not answers_match("C", "$" * 999 + "C", 1.0)
+assert answers_match(dollars, " " + dollars, 1.0)  # over MAX_MATCH_CHARS: text equality
+assert not answers_match(dollars, dollars + "y", 1.0)
+print("done")
+"""
+
+
+def test_answer_matching_is_linear_on_pathological_text():
+    """Inputs the old `_WRAPPED` regex took minutes on; the subprocess's limit is 30 times
+    what they take now, so only a return to super-linear matching can exceed it."""
+    run = subprocess.run(
+        [sys.executable, "-c", PATHOLOGICAL_SCRIPT], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0 and run.stdout == "done\n", run.stderr
+
+
+def test_texts_over_the_match_cap_are_compared_as_text_only():
+    before = stats.requests
+    long_gold = "1" * (MAX_MATCH_CHARS + 1)
+    assert answers_match(long_gold, long_gold, GENEROUS_TIMEOUT_S)
+    assert not answers_match(long_gold, long_gold[:-1] + ".0", GENEROUS_TIMEOUT_S)
+    assert not answers_match("2", "\\frac{4}{2}" + " " * MAX_MATCH_CHARS, GENEROUS_TIMEOUT_S)
+    assert answers_match("2", "\\frac{4}{2}", GENEROUS_TIMEOUT_S)
+    assert stats.requests == before
 
 
 def test_one_megabyte_completion_is_fast_for_both_rewards():
