@@ -7,6 +7,7 @@ Writes to ``output_dir``: ``checkpoint-*`` (Trainer checkpoints), ``metrics.json
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -60,11 +61,41 @@ def _peft_config(config: ObserveR1Config):
     )
 
 
+def engine_keeps_fp32_master(config: ObserveR1Config) -> bool:
+    """Whether the launch engine keeps fp32 master weights of bf16 parameters itself:
+    DeepSpeed (its bf16 optimizers hold fp32 partitions) or FSDP (accelerate upcasts the
+    trainable parameters to fp32 under mixed precision). Plain DDP and one device do not."""
+
+    def flag(name: str) -> bool:
+        return os.environ.get(name, "false").lower() in ("true", "1")
+
+    return (
+        bool(config.deepspeed)
+        or config.deepspeed_plugin is not None
+        or bool(config.fsdp)
+        or config.fsdp_plugin_args is not None
+        or flag("ACCELERATE_USE_DEEPSPEED")
+        or flag("ACCELERATE_USE_FSDP")
+    )
+
+
+def policy_dtype(bf16: bool, *, engine_keeps_master: bool, lora: bool) -> torch.dtype:
+    """The dtype to load the policy in. bf16 only where something keeps fp32 copies of what
+    is trained (the engine, or PEFT, whose LoRA adapters stay fp32 over a frozen bf16 base);
+    otherwise fp32 master weights and bf16 autocast (``bf16: true`` -> accelerate's
+    ``mixed_precision="bf16"``): Adam steps of lr 1e-6 round away on bf16 weights."""
+    return torch.bfloat16 if bf16 and (engine_keeps_master or lora) else torch.float32
+
+
 def build_trainer(config: ObserveR1Config, trainer_class=ObserveR1Trainer):
     """The trainer for ``config`` (model resolved through the zoo; processor image-aware)."""
     folder = resolve(config.model)
     processor = load_processor(folder)
-    dtype = torch.bfloat16 if config.bf16 else torch.float32
+    dtype = policy_dtype(
+        config.bf16,
+        engine_keeps_master=engine_keeps_fp32_master(config),
+        lora=config.lora_settings is not None,
+    )
     model = AutoModelForImageTextToText.from_pretrained(folder, dtype=dtype)
     dataset, skipped = training_dataset(config)
     if skipped:

@@ -60,6 +60,11 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
         self._accuracy_column = self.reward_func_names.index("accuracy")
         self.rollout_log = Path(rollout_log) if rollout_log else None
         self._gathered: tuple[torch.Tensor, torch.Tensor] | None = None
+        # Under bf16 autocast the frozen reference needs no fp32 copy (DeepSpeed / FSDP
+        # already built it in the policy's bf16): half the memory, same matmul inputs.
+        engine = self.is_deepspeed_enabled or self.is_fsdp_enabled
+        if self.args.bf16 and self.ref_model is not None and not engine:
+            self.ref_model.to(torch.bfloat16)
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(
