@@ -16,7 +16,14 @@ from trl import GRPOConfig
 
 from yaml_config import ConfigError, build_config, parse_override, read_mapping
 
-__all__ = ["ConfigError", "LoraSettings", "ObserveR1Config", "load_config"]
+__all__ = [
+    "ConfigError",
+    "LoraSettings",
+    "ObserveR1Config",
+    "RolloutShape",
+    "load_config",
+    "rollout_shape",
+]
 
 
 @dataclass
@@ -49,6 +56,10 @@ class ObserveR1Config(GRPOConfig):
     advantage_eps: float = 1e-4
     skip_invalid: bool = False
     lora: dict[str, Any] | None = None
+    # Qwen-VL dynamic resolution: every image is resized to within [min, max] pixels (None:
+    # the processor's own bounds). Applied to the images themselves, so vLLM sees them too.
+    min_pixels: int | None = None
+    max_pixels: int | None = None
 
     def __post_init__(self):
         if self.curriculum not in ("ordered", "shuffled"):
@@ -64,6 +75,14 @@ class ObserveR1Config(GRPOConfig):
                 f"format_compat must be 'strict' or 'official', got {self.format_compat!r}"
             )
         _ = self.lora_settings  # validate the nested block now, not after loading the model
+        for name in ("min_pixels", "max_pixels"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name} must be a positive number of pixels, got {value}")
+        if None not in (self.min_pixels, self.max_pixels) and self.min_pixels > self.max_pixels:
+            raise ConfigError(
+                f"min_pixels ({self.min_pixels}) exceeds max_pixels ({self.max_pixels})"
+            )
         self.shuffle_dataset = self.curriculum == "shuffled"
         super().__post_init__()
         if (
@@ -86,6 +105,56 @@ class ObserveR1Config(GRPOConfig):
                 f"unknown key 'lora.{unknown[0]}' (known: {', '.join(sorted(known))})"
             )
         return LoraSettings(**self.lora)
+
+
+@dataclass(frozen=True)
+class RolloutShape:
+    """How one run's batches nest, counted the way the paper counts them."""
+
+    prompts_per_rollout: int
+    completions_per_rollout: int
+    micro_batch_per_device: int
+    completions_per_optimizer_step: int
+    optimizer_steps_per_rollout: int
+    rollouts_per_epoch: int
+    optimizer_steps_per_epoch: int
+
+
+def rollout_shape(config: ObserveR1Config, num_processes: int, num_prompts: int) -> RolloutShape:
+    """The rollout / update sizes ``config`` gives on ``num_processes`` devices.
+
+    TRL's terms: a rollout ("generation round") is ``per_device_train_batch_size x
+    num_processes x steps_per_generation`` completions, consumed in ``steps_per_generation
+    x num_iterations`` micro-steps; ``gradient_accumulation_steps`` micro-steps make one
+    optimizer step. ``steps_per_generation`` is read as set (the YAML sets it, so that the
+    round does not depend on the number of processes). An epoch is the full rollouts of
+    ``num_prompts`` (TRL's sampler drops a last partial one)."""
+    per_step = config.per_device_train_batch_size * num_processes
+    completions = per_step * config.steps_per_generation
+    micro_steps = config.steps_per_generation * config.num_iterations
+    if micro_steps % config.gradient_accumulation_steps:
+        raise ConfigError(
+            f"steps_per_generation x num_iterations ({micro_steps}) is not a multiple of "
+            f"gradient_accumulation_steps ({config.gradient_accumulation_steps}): optimizer "
+            "steps would straddle generation rounds"
+        )
+    if completions % config.num_generations:
+        raise ConfigError(
+            f"a rollout of {completions} completions is not whole groups of "
+            f"num_generations ({config.num_generations})"
+        )
+    prompts = completions // config.num_generations
+    steps_per_rollout = micro_steps // config.gradient_accumulation_steps
+    rollouts = num_prompts // prompts
+    return RolloutShape(
+        prompts_per_rollout=prompts,
+        completions_per_rollout=completions,
+        micro_batch_per_device=config.per_device_train_batch_size,
+        completions_per_optimizer_step=per_step * config.gradient_accumulation_steps,
+        optimizer_steps_per_rollout=steps_per_rollout,
+        rollouts_per_epoch=rollouts,
+        optimizer_steps_per_epoch=rollouts * steps_per_rollout,
+    )
 
 
 def load_config(

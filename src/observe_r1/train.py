@@ -19,6 +19,7 @@ from model_zoo import resolve
 from model_zoo.processors import load_processor, save_processor
 from observe_r1.config import ObserveR1Config
 from observe_r1.evaluate import question_and_gold
+from observe_r1.pixels import pixel_bounds
 from observe_r1.prompts import TAGS, conversation
 from observe_r1.rewards import make_accuracy_reward, make_format_reward
 from observe_r1.rows import read_rows
@@ -91,6 +92,7 @@ def build_trainer(config: ObserveR1Config, trainer_class=ObserveR1Trainer):
     """The trainer for ``config`` (model resolved through the zoo; processor image-aware)."""
     folder = resolve(config.model)
     processor = load_processor(folder)
+    bounds = pixel_bounds(processor, config.min_pixels, config.max_pixels, use_vllm=config.use_vllm)
     dtype = policy_dtype(
         config.bf16,
         engine_keeps_master=engine_keeps_fp32_master(config),
@@ -103,7 +105,9 @@ def build_trainer(config: ObserveR1Config, trainer_class=ObserveR1Trainer):
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     is_ours = issubclass(trainer_class, ObserveR1Trainer)
-    extra = {"rollout_log": output_dir / "rollouts.jsonl"} if is_ours else {}
+    extra = (
+        {"rollout_log": output_dir / "rollouts.jsonl", "pixel_bounds": bounds} if is_ours else {}
+    )
     return trainer_class(
         model=model,
         reward_funcs=reward_functions(config),

@@ -22,6 +22,7 @@ from accelerate.utils import gather_object
 from trl import GRPOTrainer
 
 from model_zoo.checkpoints import RenamedWeightsResume
+from observe_r1.pixels import PixelBounds, bounded_image
 from observe_r1.shaping import bonus_mask, difficulty_weight, shape_advantages
 
 _HOOKS = {
@@ -53,8 +54,15 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
     correctness and the advantage used for training.
     """
 
-    def __init__(self, *args, rollout_log: str | Path | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        rollout_log: str | Path | None = None,
+        pixel_bounds: PixelBounds | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
+        self.pixel_bounds = pixel_bounds
         if "accuracy" not in self.reward_func_names:
             raise ValueError("ObserveR1Trainer needs a reward function named 'accuracy'")
         self._accuracy_column = self.reward_func_names.index("accuracy")
@@ -76,7 +84,18 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
         self._gathered = (rewards_per_func, self.accelerator.gather(lengths))
         return rewards_per_func
 
+    def _bounded(self, example: dict) -> dict:
+        bounds = self.pixel_bounds
+        example = dict(example)
+        if example.get("image") is not None:
+            example["image"] = bounded_image(example["image"], bounds)
+        if example.get("images"):
+            example["images"] = [bounded_image(image, bounds) for image in example["images"]]
+        return example
+
     def _generate_and_score_completions(self, inputs):
+        if self.pixel_bounds is not None:
+            inputs = [self._bounded(example) for example in inputs]
         output = super()._generate_and_score_completions(inputs)
         rewards_per_func, lengths = self._gathered
         mode = "train" if self.model.training else "eval"
