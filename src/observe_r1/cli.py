@@ -1,7 +1,16 @@
-"""``observe-r1``: GRPO training of multimodal reasoners (Observe-R1)."""
+"""``observe-r1``: GRPO training of multimodal reasoners (Observe-R1).
+
+One error path: every expected failure (a bad row, file, option value, model name or output
+path) raises `observe_r1.rows.InputError` (or the config's `ConfigError`), checked before any
+model is loaded or file written, and `_clean_errors` prints it as one line
+``error: <where>: <what>`` on stderr with exit status 2.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -21,6 +30,32 @@ def main() -> None:
     """Run a verb; every verb has --help."""
 
 
+@contextmanager
+def _clean_errors(*kinds: type[Exception]) -> Iterator[None]:
+    """Turn an `InputError` (or one of `kinds`) into ``error: <message>`` and exit 2."""
+    from observe_r1.rows import InputError
+
+    try:
+        yield
+    except (InputError, *kinds) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _at_least(option: str, value: int | None, low: int) -> None:
+    from observe_r1.rows import InputError
+
+    if value is not None and value < low:
+        raise InputError(f"{option}: must be at least {low}, got {value}")
+
+
+def _positive(option: str, value: float) -> None:
+    from observe_r1.rows import InputError
+
+    if not (math.isfinite(value) and value > 0):
+        raise InputError(f"{option}: must be a positive number, got {value}")
+
+
 @app.command()
 def train(
     config: Path = typer.Option(..., exists=True, dir_okay=False, help="YAML config file."),
@@ -31,21 +66,19 @@ def train(
 ) -> None:
     """GRPO training with Observe-R1 shaping; writes metrics, checkpoints and final/."""
     from observe_r1.config import ConfigError, load_config
-    from observe_r1.rows import RowError
+    from observe_r1.evaluate import check_model
 
-    try:
+    with _clean_errors(ConfigError):
         settings = load_config(
             config,
             set_ or [],
             max_steps=max_steps,
             output_dir=str(output_dir) if output_dir else None,
         )
+        check_model(settings.model)
         from observe_r1.train import train as run_training
 
         final = run_training(settings, resume=resume)
-    except (ConfigError, RowError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(f"final model: {final}")
 
 
@@ -65,29 +98,39 @@ def evaluate(
     """Accuracy, format rate, response length, per level and family: JSON, markdown, plot."""
     from rich.progress import Progress
 
-    from observe_r1.evaluate import evaluate_model, write_report
-    from observe_r1.rows import RowError, read_rows
+    from observe_r1.evaluate import REPORT_FILES, check_model, evaluate_model, write_report
+    from observe_r1.prompts import TAGS
+    from observe_r1.rows import InputError, check_writable, read_rows
 
-    try:
-        loaded = read_rows(data, skip_invalid=skip_invalid)
-    except RowError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
-    rows = loaded.rows[:limit] if limit else loaded.rows
-    with Progress() as progress:
-        task = progress.add_task("generating", total=len(rows))
-        metrics, records = evaluate_model(
-            model,
-            rows,
-            response_format=response_format,
-            progress=lambda n: progress.advance(task, n),
-            samples=samples,
-            temperature=temperature,
-            max_new_tokens=max_new_tokens,
-            batch_size=batch_size,
-        )
-    metrics["skipped"] = loaded.skipped
     out = out or Path("runs") / f"eval-{data.stem}"
+    with _clean_errors():
+        for option, value in [("--samples", samples), ("--max-new-tokens", max_new_tokens)]:
+            _at_least(option, value, 1)
+        _at_least("--batch-size", batch_size, 1)
+        _at_least("--limit", limit, 1)
+        _positive("--temperature", temperature)
+        if response_format not in TAGS:
+            formats = " or ".join(TAGS)
+            raise InputError(f"--response-format: {response_format!r} is not {formats}")
+        check_writable(out, "--out", folder=True)
+        for name in REPORT_FILES:
+            check_writable(out / name, f"--out's {name}")
+        check_model(model)
+        loaded = read_rows(data, skip_invalid=skip_invalid)
+        rows = loaded.rows[:limit] if limit else loaded.rows
+        with Progress() as progress:
+            task = progress.add_task("generating", total=len(rows))
+            metrics, records = evaluate_model(
+                model,
+                rows,
+                response_format=response_format,
+                progress=lambda n: progress.advance(task, n),
+                samples=samples,
+                temperature=temperature,
+                max_new_tokens=max_new_tokens,
+                batch_size=batch_size,
+            )
+    metrics["skipped"] = loaded.skipped
     write_report(metrics, out, f"{model} on {data.name}", records)
     typer.echo((out / "eval.md").read_text())
     typer.echo(f"report: {out}")
@@ -115,19 +158,22 @@ def align(
     """Align the default VLM: train its projector on captions, then teach the format."""
     from model_zoo.smolvlm import assets_folder
     from observe_r1.align import run_align
-    from observe_r1.rows import RowError, read_rows
+    from observe_r1.rows import InputError, check_writable, read_rows
 
-    try:
+    with _clean_errors():
+        _at_least("--projector-steps", projector_steps, 0)
+        _at_least("--format-steps", format_steps, 0)
+        _at_least("--batch-size", batch_size, 1)
+        _positive("--projector-lr", projector_lr)
+        _positive("--lora-lr", lora_lr)
+        check_writable(out or assets_folder(), "--out", folder=True)
+        check_writable(work, "--work", folder=True)
         rows = read_rows(data).rows
-    except RowError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
-    needed = ["caption"] + (["rationale"] if format_steps else [])
-    for number, row in enumerate(rows, start=1):
-        missing = [key for key in needed if not row.get(key)]
-        if missing:
-            typer.echo(f"error: {data}: row {number}: missing field '{missing[0]}'", err=True)
-            raise typer.Exit(2)
+        needed = ["caption"] + (["rationale"] if format_steps else [])
+        for number, row in enumerate(rows, start=1):
+            missing = [key for key in needed if not row.get(key)]
+            if missing:
+                raise InputError(f"{data}: row {number}: missing field '{missing[0]}'")
     assets = run_align(
         rows,
         out or assets_folder(),
@@ -158,7 +204,7 @@ def synth(
     """Procedural image questions with checkable answers and intrinsic levels 1-5."""
     from observe_r1.synth import synthesize
 
-    try:
+    with _clean_errors():
         rows = synthesize(
             out,
             n,
@@ -168,9 +214,6 @@ def synth(
             choice_share=choice_share,
             test_n=test_n,
         )
-    except ValueError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(
         f"rows: {rows} ({n})" + (f", test: {out / 'test.jsonl'} ({test_n})" if test_n else "")
     )
@@ -202,10 +245,10 @@ def ladder(
     skip_invalid: bool = typer.Option(False, help="Skip bad rows and count them."),
 ) -> None:
     """Build a NeuraLadder: filter, score with N rollouts, sort, mix, sample (resumable)."""
+    from observe_r1.evaluate import check_model
     from observe_r1.ladder.build import LadderConfig, build_ladder, side_paths
-    from observe_r1.rows import RowError
 
-    try:
+    with _clean_errors():
         config = LadderConfig(
             input=input_,
             model=model,
@@ -224,10 +267,9 @@ def ladder(
             greedy_filter=greedy_filter,
             skip_invalid=skip_invalid,
         )
+        config.check_outputs()
+        check_model(model)
         stats = build_ladder(config)
-    except (RowError, ValueError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
     removed = ", ".join(f"{step} {count}" for step, count in stats["removed"].items())
     typer.echo(f"rows: {stats['input_rows']} in, removed: {removed}")
     typer.echo(f"ladder: {out} ({stats['output_rows']} rows, {stats['needs_review']} to review)")
@@ -258,7 +300,8 @@ def import_rows(
     from observe_r1 import importers
     from observe_r1.rows import RowError
 
-    try:
+    with _clean_errors():
+        _at_least("--limit", limit, 1)
         if format_ == "official":
             if input_ is None:
                 raise RowError("--format official needs --input FILE.jsonl")
@@ -287,10 +330,7 @@ def import_rows(
                 skip_invalid=skip_invalid,
             )
         else:
-            raise RowError(f"unknown --format {format_!r}: official, hf or easy-vqa")
-    except RowError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+            raise RowError(f"--format: unknown format {format_!r}; official, hf or easy-vqa")
     skipped = f", {loaded.skipped} invalid skipped" if loaded.skipped else ""
     typer.echo(f"rows: {out / 'rows.jsonl'} ({len(loaded.rows)}{skipped})")
 
@@ -306,10 +346,19 @@ def demo(
 ) -> None:
     """synth -> ladder -> GRPO -> eval before/after -> report.md (a few minutes on CPU)."""
     from observe_r1.demo import run_demo
+    from observe_r1.evaluate import check_model
+    from observe_r1.rows import check_writable
 
-    report = run_demo(
-        out, model=model, steps=steps, train_n=train_rows, test_n=test_rows, rollouts=rollouts
-    )
+    with _clean_errors():
+        for option, value in [("--steps", steps), ("--train-rows", train_rows)]:
+            _at_least(option, value, 1)
+        _at_least("--test-rows", test_rows, 1)
+        _at_least("--rollouts", rollouts, 1)
+        check_writable(out, "--out", folder=True)
+        check_model(model)
+        report = run_demo(
+            out, model=model, steps=steps, train_n=train_rows, test_n=test_rows, rollouts=rollouts
+        )
     typer.echo(report.read_text())
     typer.echo(f"report: {report}")
 

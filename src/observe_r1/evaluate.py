@@ -25,8 +25,10 @@ from PIL import Image
 
 from observe_r1.prompts import TAGS, conversation
 from observe_r1.rewards import accuracy_reward, extract_answer, format_reward
+from observe_r1.rows import InputError
 
 LETTERS = "ABCDEFGH"
+REPORT_FILES = ("eval.json", "eval.md", "eval.png", "predictions.jsonl")  # in the --out folder
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
 OBSERVE_BLOCK = re.compile(r"<observe>(.*?)</observe>", re.S)
 
@@ -189,7 +191,10 @@ def generate_responses(
             )
             for row in batch
         ]
-        images = [Image.open(row["image"]).convert("RGB") for row in batch]
+        images = []
+        for row in batch:
+            with Image.open(row["image"]) as image:
+                images.append(image.convert("RGB"))
         inputs = processor(text=prompts, images=images, return_tensors="pt", padding=True)
         inputs = inputs.to(model.device)
         sampling = {"temperature": temperature} if samples > 1 else {}
@@ -230,11 +235,15 @@ def evaluate_model(
     from model_zoo import resolve
     from model_zoo.processors import load_processor
 
-    folder = resolve(model)
-    vlm = AutoModelForImageTextToText.from_pretrained(folder).eval()
+    try:
+        folder = resolve(model)
+        vlm = AutoModelForImageTextToText.from_pretrained(folder).eval()
+        processor = load_processor(folder)
+    except (OSError, ValueError, RuntimeError) as error:
+        raise InputError(f"--model {model}: cannot load it ({error})") from None
     responses = generate_responses(
         vlm,
-        load_processor(folder),
+        processor,
         rows,
         response_format=response_format,
         progress=progress,
@@ -242,6 +251,38 @@ def evaluate_model(
     )
     records = prediction_records(rows, responses, response_format=response_format)
     return metrics_from_records(records), records
+
+
+def check_model(model: str) -> None:
+    """Raise `InputError` ``--model NAME: ...`` unless `model` names a zoo model, a model
+    folder (with a ``config.json``) or a Hugging Face id: one in the local cache when the hub
+    is offline (``HF_HUB_OFFLINE``), any well-formed ``owner/name`` otherwise. Cheap: nothing
+    is loaded or built."""
+    import os
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    from model_zoo import ZOO
+
+    if model in ZOO:
+        return
+    path = Path(model).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise InputError(f"--model {model}: not a model folder (it has no config.json)")
+        return
+    try:
+        cached = isinstance(try_to_load_from_cache(model, "config.json"), str)
+    except ValueError:  # HFValidationError: not a well-formed repo id either
+        cached = False
+    offline = constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    if cached or ("/" in model and not offline and not model.startswith((".", "/", "~"))):
+        return
+    hub = "a cached Hugging Face id (the hub is offline)" if offline else "a Hugging Face id"
+    raise InputError(
+        f"--model {model}: no such model: not a zoo name ({', '.join(ZOO)}), a model folder "
+        f"or {hub}"
+    )
 
 
 def write_report(

@@ -26,6 +26,8 @@ import io
 import json
 import random
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +35,11 @@ from PIL import Image
 
 from observe_r1.rows import (
     LETTERS,
+    ImageTooLarge,
     LoadedRows,
     RowError,
+    check_image_size,
+    check_writable,
     collect_rows,
     read_rows,
     write_rows,
@@ -49,10 +54,12 @@ def parse_message(message: Any) -> list[dict[str, Any]]:
     if isinstance(message, str):
         try:
             message = json.loads(message)
+        except RecursionError:
+            raise ValueError("field 'message': nested too deeply") from None
         except ValueError:
             try:
                 message = ast.literal_eval(message)
-            except (ValueError, SyntaxError):
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
                 raise ValueError("field 'message' is neither JSON nor a Python literal") from None
     if isinstance(message, dict):
         message = [message]
@@ -66,16 +73,22 @@ def official_row(record: Any) -> dict[str, Any]:
     if not isinstance(record, dict) or "message" not in record:
         raise ValueError("missing field 'message'")
     images, texts = [], []
-    for turn in parse_message(record["message"]):
+    for number, turn in enumerate(parse_message(record["message"]), start=1):
         if turn.get("role", "user") != "user":
             continue  # a system prompt is the trainer's business, not the row's
+        where = f"field 'message': message {number}"
         content = turn.get("content", [])
         parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        if not isinstance(parts, list) or not all(isinstance(part, dict) for part in parts):
+            raise ValueError(f"{where}: 'content' must be a string or a list of parts (objects)")
         for part in parts:
-            if part.get("type") == "image":
-                images.append(str(part.get("image", "")))
-            elif part.get("type") == "text":
-                texts.append(part.get("text", ""))
+            kind = part.get("type")
+            if kind not in ("image", "text"):
+                continue
+            value = part.get(kind, "")
+            if not isinstance(value, str):
+                raise ValueError(f"{where}: the {kind} part's '{kind}' must be a string")
+            (images if kind == "image" else texts).append(value)
     if len(images) != 1:
         raise ValueError(f"expected one image in 'message', found {len(images)}")
     image = images[0].removeprefix(FILE_PREFIX)
@@ -101,8 +114,35 @@ def _written(loaded: LoadedRows, out: Path, source: Path) -> LoadedRows:
     return loaded
 
 
+def check_outputs(out: Path, *, images: bool) -> None:
+    """Raise `InputError` unless ``out/rows.jsonl`` (and ``out/images/``) can be written."""
+    check_writable(out, "--out", folder=True)
+    check_writable(out / "rows.jsonl", "--out's rows.jsonl")
+    if images:
+        check_writable(out / "images", "--out's images", folder=True)
+
+
+@contextmanager
+def _removed_on_error(folder: Path) -> Iterator[list[Path]]:
+    """Yield a list to note the files written into `folder`; if the import fails they are
+    deleted again (and `folder` too if it was created for them), so a failed import leaves
+    nothing behind."""
+    created = [parent for parent in (folder, *folder.parents) if not parent.exists()]
+    written: list[Path] = []
+    try:
+        yield written
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        for parent in created:  # innermost first
+            with suppress(OSError):
+                parent.rmdir()
+        raise
+
+
 def import_official(source: Path, out: Path, *, skip_invalid: bool = False) -> LoadedRows:
     """Official JSONL -> ``out/rows.jsonl``; rows without an ``id`` get ``official-<n>``."""
+    check_outputs(out, images=False)
     loaded = read_rows(source, skip_invalid=skip_invalid, convert=official_row)
     loaded.rows = [{"id": f"official-{i}", **row} for i, row in enumerate(loaded.rows)]
     return _written(loaded, out, source)
@@ -113,10 +153,26 @@ def _image(value: Any) -> Image.Image | str:
     if isinstance(value, Image.Image | str):
         return value
     if isinstance(value, dict) and value.get("bytes"):
-        return Image.open(io.BytesIO(value["bytes"]))
+        try:
+            return Image.open(io.BytesIO(value["bytes"]))
+        except Exception as error:  # noqa: BLE001 -- any decoder failure: unusable
+            raise ValueError(f"field 'image': unreadable image bytes ({error})") from None
     if isinstance(value, dict) and value.get("path"):
         return value["path"]
-    raise ValueError("image column holds neither an image nor a path")
+    raise ValueError("field 'image': the image column holds neither an image nor a path")
+
+
+def _save_rgb(image: Image.Image, path: Path) -> None:
+    """Save a dataset's image as an RGB PNG, refusing it over `MAX_IMAGE_PIXELS` before
+    decoding it (a decoder failure is a ValueError naming the field)."""
+    try:
+        check_image_size(image, f"hf image {path.name}")
+        image.convert("RGB").save(path)
+    except ImageTooLarge:
+        raise
+    except Exception as error:  # noqa: BLE001 -- truncated data, bad modes...
+        path.unlink(missing_ok=True)
+        raise ValueError(f"field 'image': unreadable image ({error})") from None
 
 
 def _choice_answer(answer: Any, choices: list[str]) -> Any:
@@ -144,7 +200,11 @@ def import_hf(
     """A ``save_to_disk`` dataset folder -> ``out/rows.jsonl`` + ``out/images/hf-<n>.png``."""
     from datasets import DatasetDict, load_from_disk
 
-    dataset = load_from_disk(str(source))
+    check_outputs(out, images=True)
+    try:
+        dataset = load_from_disk(str(source))
+    except (OSError, ValueError) as error:  # FileNotFoundError: no dataset files there
+        raise RowError(f"{source}: not a saved Hugging Face dataset ({error})") from None
     if isinstance(dataset, DatasetDict):
         splits = list(dataset)
         split = split or ("train" if "train" in splits else None)
@@ -159,25 +219,31 @@ def import_hf(
         raise RowError(f"{source}: no column {', '.join(missing)} (columns: {found})")
     if limit is not None:
         dataset = dataset.select(range(min(limit, len(dataset))))
-    (out / "images").mkdir(parents=True, exist_ok=True)
 
     def parse(item: tuple[int, dict[str, Any]]) -> dict[str, Any]:
         index, record = item
         row = {"id": f"hf-{index}", "question": record[question_column]}
         row["answer"] = record[answer_column]
         if choices_column and record[choices_column]:
+            if not isinstance(record[choices_column], list | tuple):
+                raise ValueError(f"field 'choices': column {choices_column!r} holds no list")
             row["choices"] = [str(choice) for choice in record[choices_column]]
             row["answer"] = _choice_answer(row["answer"], row["choices"])
         image = _image(record[image_column])
         if isinstance(image, str):
             row["image"] = image
         else:
-            row["image"] = str(out / "images" / f"hf-{index}.png")
-            image.convert("RGB").save(row["image"])
+            path = out / "images" / f"hf-{index}.png"
+            written.append(path)
+            _save_rgb(image, path)
+            row["image"] = str(path)
         return row
 
     items = ((f"{source}[{i}]", (i, record)) for i, record in enumerate(dataset))
-    return _written(collect_rows(items, parse, source, skip_invalid=skip_invalid), out, source)
+    with _removed_on_error(out / "images") as written:
+        (out / "images").mkdir(parents=True, exist_ok=True)
+        loaded = collect_rows(items, parse, source, skip_invalid=skip_invalid)
+        return _written(loaded, out, source)
 
 
 def easy_vqa_folder() -> Path:
@@ -217,20 +283,38 @@ def import_easy_vqa(
     """easy-vqa ``split`` -> ``out/rows.jsonl``, its images copied to ``out/images``."""
     data = source or easy_vqa_folder()
     questions_file = data / split / "questions.json"
-    if not questions_file.is_file():
-        raise RowError(f"{questions_file}: no such file (is --input an easy-vqa data folder?)")
-    vocabulary = (data / "answers.txt").read_text().split()
-    questions = json.loads(questions_file.read_text())[:limit]
-    (out / "images").mkdir(parents=True, exist_ok=True)
+    answers_file = data / "answers.txt"
+    for needed in (questions_file, answers_file):
+        if not needed.is_file():
+            raise RowError(f"{needed}: no such file (is --input an easy-vqa data folder?)")
+    check_outputs(out, images=True)
+    try:
+        vocabulary = answers_file.read_text(encoding="utf-8").split()
+        questions = json.loads(questions_file.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError, JSONDecodeError
+        raise RowError(f"{questions_file}: unreadable ({error})") from None
+    if not isinstance(questions, list):
+        raise RowError(f"{questions_file}: expected a JSON list of [question, answer, image]")
+    questions = questions[:limit]
     rng = random.Random(seed)
 
-    def parse(item: tuple[int, list[Any]]) -> dict[str, Any]:
-        index, (question, answer, image_id) = item
+    def parse(item: tuple[int, Any]) -> dict[str, Any]:
+        index, entry = item
+        if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[1], str)):
+            raise ValueError("expected [question, answer, image id]")
+        question, answer, image_id = entry
+        if not isinstance(question, str):
+            raise ValueError("field 'question' must be a string")
+        if answer not in vocabulary:
+            raise ValueError(f"answer {answer!r} is not in {answers_file}")
+        if not isinstance(image_id, int | str) or not str(image_id).isalnum():
+            raise ValueError(f"field 'image': bad image id {image_id!r}")
         original = data / split / "images" / f"{image_id}.png"
         if not original.is_file():
             raise ValueError(f"field 'image': no such file {original}")
         image = out / "images" / f"easy-vqa-{split}-{image_id}.png"
         if not image.exists():
+            written.append(image)
             shutil.copyfile(original, image)
         choices = easy_vqa_choices(answer, vocabulary, rng)
         return {
@@ -244,4 +328,6 @@ def import_easy_vqa(
         }
 
     items = ((f"{questions_file}[{i}]", (i, q)) for i, q in enumerate(questions))
-    return _written(collect_rows(items, parse, out, skip_invalid=skip_invalid), out, data)
+    with _removed_on_error(out / "images") as written:
+        (out / "images").mkdir(parents=True, exist_ok=True)
+        return _written(collect_rows(items, parse, out, skip_invalid=skip_invalid), out, data)

@@ -9,19 +9,24 @@ request line ``["<gold>", "<answer>"]`` (JSON) it writes one verdict line:
 The parent enforces the time limit by killing this process; math-verify's own signal-based
 timeouts are disabled. Two local guards bound the damage if the parent is gone: an address-space
 cap turns memory bombs into `MemoryError`, and a SIGALRM left at its default action terminates a
-request that runs for longer than `ORPHAN_LIMIT_S`.
+request that runs for longer than `ORPHAN_LIMIT_S`. SIGINT is ignored (from the first line on):
+the parent decides when a worker ends, by closing its stdin or killing it.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import resource
 import signal
-import sys
-from functools import lru_cache
 
-from math_verify import parse, verify
+if __name__ == "__main__":  # the parent handles Ctrl-C; ignored from before the heavy imports
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+import json  # noqa: E402
+import logging  # noqa: E402
+import resource  # noqa: E402
+import sys  # noqa: E402
+from functools import lru_cache  # noqa: E402
+
+from math_verify import parse, verify  # noqa: E402
 
 MEMORY_LIMIT_BYTES = 4 << 30
 ORPHAN_LIMIT_S = 60  # far above any sensible per-request limit

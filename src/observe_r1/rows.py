@@ -11,24 +11,49 @@ string (numbers are accepted and converted). A multiple-choice row lists its 2 t
 in ``choices`` and keeps ``question`` bare: consumers letter the options A-F when they ask
 (`observe_r1.evaluate.question_and_gold`); its ``answer`` is the gold letter or the text of
 one option. Any other field (family, level, difficulty, ...) is carried along untouched.
+
+Bounds (a row over one is an error naming ``file:line`` and the field, or is skipped and
+counted with ``skip_invalid``): a line holds at most `MAX_LINE_BYTES` bytes of UTF-8 JSON;
+``question`` (and ``caption``, ``rationale``) at most `MAX_QUESTION_CHARS` characters;
+``answer`` and each choice at most `MAX_ANSWER_CHARS`; numbers are finite; an image has at
+most `MAX_IMAGE_PIXELS` pixels and is decoded once, in full (JPEGs at 1/8 scale), when the
+row is read, so a truncated or corrupt file is found before any work starts.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Callable, Iterable
+import re
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 REQUIRED = ("question", "answer", "image")
+TEXT_FIELDS = ("caption", "rationale")  # optional; strings when present
 LETTERS = "ABCDEF"
 
+MAX_LINE_BYTES = 1 << 20  # one JSONL line: 1 MiB
+MAX_QUESTION_CHARS = 4000  # question, caption, rationale
+MAX_ANSWER_CHARS = 1000  # gold answer, each choice
+MAX_IMAGE_PIXELS = 4096 * 4096  # about 16.8 megapixels
+# PIL's own decompression-bomb guard, for every image this process opens: a warning above the
+# limit, an error above twice it (PIL's default, 89 megapixels, let a 12000 x 12000 image in).
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+GZIP_MAGIC = b"\x1f\x8b"
 
-class RowError(ValueError):
+
+class InputError(ValueError):
+    """Unusable input (a row, a file, an option); the message is ``where: what``. The CLIs
+    print it as one ``error:`` line and exit with status 2."""
+
+
+class RowError(InputError):
     """A row is unusable; the message is ``file:line: reason`` (or ``where: reason``)."""
 
 
@@ -39,37 +64,127 @@ class LoadedRows:
     reasons: list[str]
 
 
+def _kind(value: Any) -> str:
+    """The JSON name of `value`'s type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list | tuple) else "an object"
+
+
+def _check_length(field: str, text: str, limit: int) -> None:
+    if len(text) > limit:
+        raise ValueError(f"field '{field}': {len(text):,} characters, over the limit of {limit:,}")
+
+
+def _check_finite(record: dict[str, Any]) -> None:
+    """Every number in `record` (nested too) is finite: JSON has no NaN or Infinity, and
+    Python's reader accepts them (and 1e999) anyway."""
+    for key, value in record.items():
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"field '{key}': {item} is not a finite number")
+            if isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+
+
 def _check_choices(choices: Any, answer: str) -> None:
     if not isinstance(choices, list) or not 2 <= len(choices) <= len(LETTERS):
         raise ValueError(f"field 'choices' must be a list of 2 to {len(LETTERS)} options")
-    if not all(isinstance(choice, str | int | float) for choice in choices):
+    if not all(isinstance(c, str | int | float) and not isinstance(c, bool) for c in choices):
         raise ValueError("field 'choices' must hold strings or numbers")
+    for choice in choices:
+        _check_length("choices", str(choice), MAX_ANSWER_CHARS)
     if answer not in LETTERS[: len(choices)] and answer not in map(str, choices):
         last = LETTERS[len(choices) - 1]
         raise ValueError(f"answer {answer!r} is neither a letter A-{last} nor one of the choices")
 
 
+def check_image(image: Path | str, field: str = "image") -> None:
+    """Raise ValueError ``field 'image': ...`` unless `image` is a readable image file of at
+    most `MAX_IMAGE_PIXELS` pixels. The whole file is decoded (JPEGs at 1/8 scale: every byte
+    is still read), so a truncated or corrupt file fails here, not in the middle of a run."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below
+            with Image.open(image) as handle:
+                check_image_size(handle, image, field)
+                handle.draft("RGB", (1, 1))  # JPEG only: the smallest DCT scale
+                handle.load()
+    except FileNotFoundError:
+        raise ValueError(f"field '{field}': no such file {image}") from None
+    except IsADirectoryError:
+        raise ValueError(f"field '{field}': {image} is a folder, not an image") from None
+    except Image.DecompressionBombError as error:  # over twice the limit: refused by PIL's open
+        pixels = re.search(r"\((\d+) pixels\)", str(error))
+        size = f"{int(pixels[1]):,} pixels" if pixels else "too many pixels"
+        raise ValueError(_too_large(image, field, size)) from None
+    except ImageTooLarge as error:
+        raise ValueError(str(error)) from None
+    except Exception as error:  # noqa: BLE001 -- any decoder failure makes the image unusable
+        raise ValueError(f"field '{field}': unreadable image {image} ({error})") from None
+
+
+class ImageTooLarge(ValueError):
+    """An image over `MAX_IMAGE_PIXELS` pixels."""
+
+
+def _too_large(image: Path | str, field: str, size: str) -> str:
+    limit = f"over the limit of {MAX_IMAGE_PIXELS:,} pixels"
+    return f"field '{field}': {image} has {size}, {limit}; downscale it"
+
+
+def check_image_size(handle: Image.Image, image: Path | str, field: str = "image") -> None:
+    """Raise `ImageTooLarge` for an opened (not yet decoded) image over `MAX_IMAGE_PIXELS`."""
+    width, height = handle.size
+    if width * height > MAX_IMAGE_PIXELS:
+        size = f"{width} x {height} = {width * height:,} pixels"
+        raise ImageTooLarge(_too_large(image, field, size))
+
+
 def _check_row(row: Any, base: Path) -> dict[str, Any]:
     if not isinstance(row, dict):
-        raise ValueError("a row must be a JSON object")
+        raise ValueError(f"a row must be a JSON object, not {_kind(row)}")
     for key in REQUIRED:
         value = row.get(key)
         if value is None or (isinstance(value, str) and not value.strip()):
             raise ValueError(f"missing field '{key}'")
+    _check_finite(row)
+    if not isinstance(row["question"], str):
+        raise ValueError(f"field 'question' must be a string, not {_kind(row['question'])}")
+    _check_length("question", row["question"], MAX_QUESTION_CHARS)
+    for key in TEXT_FIELDS:
+        if row.get(key) is not None:
+            if not isinstance(row[key], str):
+                raise ValueError(f"field '{key}' must be a string, not {_kind(row[key])}")
+            _check_length(key, row[key], MAX_QUESTION_CHARS)
+    if row.get("id") is not None and (
+        not isinstance(row["id"], str | int) or isinstance(row["id"], bool)
+    ):
+        raise ValueError(f"field 'id' must be a string or an integer, not {_kind(row['id'])}")
     if not isinstance(row["answer"], str | int | float) or isinstance(row["answer"], bool):
-        raise ValueError("field 'answer' must be a string or a number")
+        raise ValueError(f"field 'answer' must be a string or a number, not {_kind(row['answer'])}")
+    answer = str(row["answer"])
+    _check_length("answer", answer, MAX_ANSWER_CHARS)
     if "choices" in row:
-        _check_choices(row["choices"], str(row["answer"]))
+        _check_choices(row["choices"], answer)
+    if not isinstance(row["image"], str | os.PathLike):
+        raise ValueError(f"field 'image' must be a path (a string), not {_kind(row['image'])}")
+    if "\0" in str(row["image"]):
+        raise ValueError("field 'image': the path holds a NUL character")
     image = Path(row["image"])
     image = image if image.is_absolute() else base / image
-    try:
-        with Image.open(image) as handle:
-            handle.size  # noqa: B018 -- reads the header: the file is a real image
-    except FileNotFoundError:
-        raise ValueError(f"field 'image': no such file {image}") from None
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"field 'image': unreadable image {image} ({error})") from None
-    return {**row, "answer": str(row["answer"]), "image": str(image)}
+    check_image(image)
+    return {**row, "answer": answer, "image": str(image)}
 
 
 def collect_rows(
@@ -86,11 +201,47 @@ def collect_rows(
     for where, item in items:
         try:
             rows.append(_check_row(parse(item), base))
-        except ValueError as error:  # JSONDecodeError is a ValueError
+        except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
+            reason = "nested too deeply" if isinstance(error, RecursionError) else error
             if not skip_invalid:
-                raise RowError(f"{where}: {error}") from None
-            reasons.append(f"{where}: {error}")
+                raise RowError(f"{where}: {reason}") from None
+            reasons.append(f"{where}: {reason}")
     return LoadedRows(rows, len(reasons), reasons)
+
+
+def _file_lines(path: Path, handle) -> Iterator[tuple[str, bytes | ValueError]]:
+    """``(file:line, raw bytes)`` of each non-blank line, or a ValueError for a line over
+    `MAX_LINE_BYTES` (skipped without reading it into memory)."""
+    number = 0
+    while raw := handle.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            size = len(raw)
+            while raw and not raw.endswith(b"\n"):
+                raw = handle.readline(MAX_LINE_BYTES + 1)
+                size += len(raw)
+            limit = f"over the limit of {MAX_LINE_BYTES:,} bytes"
+            yield f"{path}:{number}", ValueError(f"line of {size:,} bytes, {limit}")
+        elif raw.strip():
+            yield f"{path}:{number}", raw
+
+
+def parse_line(raw: bytes | ValueError, first: bool = False) -> Any:
+    """One JSONL line as JSON: raises ValueError saying what is wrong (not UTF-8, not JSON,
+    too long, nested too deeply)."""
+    if isinstance(raw, ValueError):
+        raise raw
+    try:
+        text = raw.decode("utf-8-sig" if first else "utf-8")
+    except UnicodeDecodeError as error:
+        byte = raw[error.start]
+        raise ValueError(
+            f"not UTF-8 text (byte 0x{byte:02x} at column {error.start + 1})"
+        ) from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def read_rows(
@@ -106,11 +257,21 @@ def read_rows(
     if not path.is_file():
         raise RowError(f"{path}: no such file")
     convert = convert or (lambda record: record)
-    with path.open(encoding="utf-8") as handle:
-        lines = ((f"{path}:{n}", line) for n, line in enumerate(handle, start=1) if line.strip())
-        loaded = collect_rows(
-            lines, lambda line: convert(json.loads(line)), path.parent, skip_invalid=skip_invalid
-        )
+    first = f"{path}:1"
+
+    def parse(item: tuple[str, bytes | ValueError]) -> Any:
+        where, raw = item
+        return convert(parse_line(raw, first=where == first))
+
+    try:
+        with path.open("rb") as handle:
+            if handle.read(2) == GZIP_MAGIC:
+                raise RowError(f"{path}: a gzip-compressed file; decompress it first (gunzip)")
+            handle.seek(0)
+            lines = ((where, (where, raw)) for where, raw in _file_lines(path, handle))
+            loaded = collect_rows(lines, parse, path.parent, skip_invalid=skip_invalid)
+    except OSError as error:  # unreadable file: permissions, I/O error
+        raise RowError(f"{path}: {error.strerror or error}") from None
     if not loaded.rows:
         raise RowError(f"{path}: no usable rows")
     return loaded
@@ -128,3 +289,28 @@ def write_rows(path: str | Path, rows: list[dict[str, Any]]) -> Path:
             image_field = os.path.relpath(image, folder) if inside else str(image)
             handle.write(json.dumps({**row, "image": image_field}, ensure_ascii=False) + "\n")
     return path
+
+
+def check_writable(path: str | Path, what: str, *, folder: bool = False) -> None:
+    """Raise `InputError` ``what PATH: ...`` unless `path` can be written: an existing path
+    must be a folder (`folder`) or a file, and the folder that would hold it writable (or
+    creatable under a writable one). Checked before any work, so a long run never ends in an
+    unwritable output; nothing is created."""
+    path = Path(path)
+    where = f"{what} {path}"
+    if path.exists():
+        if folder and not path.is_dir():
+            raise InputError(f"{where}: exists and is not a folder")
+        if not folder and path.is_dir():
+            raise InputError(f"{where}: is a folder, not a file")
+        holder = path if folder else path.parent
+        if not folder and not os.access(path, os.W_OK):
+            raise InputError(f"{where}: is not writable")
+    else:
+        holder = path.parent
+        while not holder.exists() and holder != holder.parent:
+            holder = holder.parent
+        if not holder.is_dir():
+            raise InputError(f"{where}: {holder} is not a folder")
+    if not os.access(holder, os.W_OK | os.X_OK):
+        raise InputError(f"{where}: {holder} is not writable")

@@ -9,7 +9,9 @@ nothing; a fresh spare starts in the background. Only a burst of kills faster th
 starts (about 1 s) can find no ready worker: those requests time out too, so that every call
 stays within its limit; the very first start is the one wait allowed to exceed it. Children are
 started on first use (or by `start_workers`), killed at interpreter exit, and exit by themselves
-when their stdin closes.
+when their stdin closes. They run in their own process group, so a Ctrl-C in the terminal reaches
+only the parent (which then closes them), and they ignore SIGINT sent to them directly: no
+traceback from a worker ever reaches the terminal.
 
 Calls are serialised by a lock; the time limit covers the comparison, not the wait for the lock.
 """
@@ -55,6 +57,7 @@ class _Worker:
             [sys.executable, "-m", "observe_r1.math_worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            process_group=0,  # out of the terminal's group: Ctrl-C interrupts the parent only
         )
         self.ready = False
         self._poller = select.poll()  # not select.select: trainers may hold fds above 1024

@@ -160,4 +160,4 @@ def test_cli_import_and_synth(tmp_path, picture):
     )
     assert result.exit_code == 2 and f"error: {source}:2: " in result.output
     result = runner.invoke(app, ["import", "--format", "csv", "--out", str(tmp_path / "o")])
-    assert result.exit_code == 2 and "unknown --format" in result.output
+    assert result.exit_code == 2 and "error: --format: unknown format" in result.output

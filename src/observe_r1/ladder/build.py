@@ -13,6 +13,7 @@ throughput), ``OUT.png`` (the level profile) and the rollout cache ``OUT.cache/`
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from observe_r1.ladder.rollouts import (
     answer_only_messages,
     step_by_step_messages,
 )
-from observe_r1.rows import read_rows, write_rows
+from observe_r1.rows import InputError, check_writable, read_rows, write_rows
 
 
 @dataclass
@@ -62,10 +63,36 @@ class LadderConfig:
 
     def __post_init__(self):
         self.input, self.out = Path(self.input), Path(self.out)
-        if self.rollouts < 1 or self.batch_size < 1:
-            raise ValueError("--rollouts and --batch-size must be at least 1")
-        if not 0 <= self.own_share <= 1 or not 0 <= self.easy_quantile <= 1:
-            raise ValueError("--own-share and --easy-quantile must lie in [0, 1]")
+        for option, value, low in [
+            ("--rollouts", self.rollouts, 1),
+            ("--batch-size", self.batch_size, 1),
+            ("--max-new-tokens", self.max_new_tokens, 1),
+            ("answer_max_new_tokens", self.answer_max_new_tokens, 1),
+            ("--spread", self.spread, 0),
+            ("--size", self.size, 1),
+        ]:
+            if value is not None and value < low:
+                raise InputError(f"{option}: must be at least {low}, got {value}")
+        shares = [("--own-share", self.own_share), ("--easy-quantile", self.easy_quantile)]
+        for option, value in shares:
+            if not 0 <= value <= 1:  # NaN too
+                raise InputError(f"{option}: must lie in [0, 1], got {value}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise InputError(f"--temperature: must be a positive number, got {self.temperature}")
+        minimum = self.easy_min_tokens
+        if minimum is not None and not (math.isfinite(minimum) and minimum >= 0):
+            raise InputError(f"--easy-min-tokens: must be a number >= 0, got {minimum}")
+
+    def check_outputs(self) -> None:
+        """Raise `InputError` unless the ladder, its side files and its cache can be written
+        (and the ladder would not overwrite the input): before any row is scored."""
+        paths = side_paths(self.out)
+        if self.out.resolve() == self.input.resolve():
+            raise InputError(f"--out {self.out}: is the input file; choose another name")
+        check_writable(self.out, "--out")
+        check_writable(paths["stats"], "--out's stats file")
+        check_writable(paths["plot"], "--out's plot")
+        check_writable(paths["cache"], "--out's cache", folder=True)
 
 
 def side_paths(out: Path) -> dict[str, Path]:
@@ -125,13 +152,14 @@ def run_pass(
 
 def build_ladder(config: LadderConfig, engine: RolloutEngine | None = None) -> dict[str, Any]:
     """Build the ladder of ``config.input`` into ``config.out``; return the stats written."""
+    config.check_outputs()
+    loaded = read_rows(config.input, skip_invalid=config.skip_invalid)  # before writing anything
     engine = engine or RolloutEngine(config.model)
     paths = side_paths(config.out)
     cache = RolloutCache(paths["cache"])
     throughput = Throughput()
     passes = {"batch_size": config.batch_size, "seed": config.seed, "throughput": throughput}
 
-    loaded = read_rows(config.input, skip_invalid=config.skip_invalid)
     rows = [r for r in loaded.rows if steps.verifiable(r, allow_words=config.allow_words)]
     not_verifiable = len(loaded.rows) - len(rows)
 

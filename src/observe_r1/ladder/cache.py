@@ -17,6 +17,7 @@ from typing import Any
 
 from model_zoo.cache import file_sha256
 from observe_r1.ladder.rollouts import Completion, Messages, Sampling
+from observe_r1.rows import InputError
 
 
 def rollout_key(model_id: str, row: dict[str, Any], messages: Messages, sampling: Sampling) -> str:
@@ -46,9 +47,15 @@ class RolloutCache:
         complete = data[: data.rfind(b"\n") + 1]  # a line cut by a kill has no newline
         if len(complete) < len(data):
             self.path.write_bytes(complete)
-        for line in complete.decode("utf-8").splitlines():
-            record = json.loads(line)
-            self._entries[record["key"]] = [Completion(**c) for c in record["completions"]]
+        for number, line in enumerate(complete.splitlines(), start=1):
+            try:
+                record = json.loads(line)
+                self._entries[record["key"]] = [Completion(**c) for c in record["completions"]]
+            except (ValueError, KeyError, TypeError) as error:  # UnicodeDecodeError included
+                raise InputError(
+                    f"{self.path}:{number}: corrupt cache line ({error}); delete the file to "
+                    "regenerate its rollouts"
+                ) from None
 
     def __contains__(self, key: str) -> bool:
         return key in self._entries

@@ -22,6 +22,7 @@ from model_zoo.cache import file_sha256
 from model_zoo.processors import load_processor
 from observe_r1.evaluate import question_and_gold
 from observe_r1.prompts import conversation
+from observe_r1.rows import InputError
 
 Messages = list[dict[str, Any]]
 
@@ -94,6 +95,12 @@ class RolloutEngine:
         return f"{self.model_name}@{digest.hexdigest()[:16]}"
 
     def load(self) -> None:
+        try:
+            self._load()
+        except (OSError, ValueError, RuntimeError) as error:
+            raise InputError(f"--model {self.model_name}: cannot load it ({error})") from None
+
+    def _load(self) -> None:
         folder = resolve(self.model_name)
         self.processor = load_processor(folder)
         tokenizer = self.processor.tokenizer

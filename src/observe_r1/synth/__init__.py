@@ -13,7 +13,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from observe_r1.rows import write_rows
+from observe_r1.rows import InputError, check_writable, write_rows
 from observe_r1.synth.families import FAMILIES, LEVELS, Problem, as_choice
 from observe_r1.synth.render import DESIGN, render
 
@@ -60,14 +60,27 @@ def synthesize(
     test_n: int = 0,
 ) -> Path:
     """Write `n` rows to ``out/rows.jsonl`` (and `test_n` to ``out/test.jsonl``); return the
-    training JSONL. `families` defaults to all of `FAMILIES`, in their order."""
+    training JSONL. `families` defaults to all of `FAMILIES`, in their order.
+
+    Raises `observe_r1.rows.InputError` (naming the CLI option) for settings out of range
+    and outputs that cannot be written, before anything is written."""
     families = list(families or FAMILIES)
     unknown = sorted(set(families) - set(FAMILIES))
     if unknown:
-        raise ValueError(f"unknown families {unknown}; choose from {sorted(FAMILIES)}")
+        raise InputError(f"--families: unknown families {unknown}; choose from {sorted(FAMILIES)}")
     if not 56 <= image_size <= 448:
-        raise ValueError(f"image size must be 56-448 px, got {image_size}")
+        raise InputError(f"--image-size: must be 56-448 px, got {image_size}")
+    if n < 1:
+        raise InputError(f"--n: must be at least 1, got {n}")
+    if test_n < 0:
+        raise InputError(f"--test-n: must be at least 0, got {test_n}")
+    if not 0 <= choice_share <= 1:  # NaN too
+        raise InputError(f"--choice-share: must lie in [0, 1], got {choice_share}")
     out = Path(out)
+    check_writable(out, "--out", folder=True)
+    check_writable(out / "images", "--out's images", folder=True)
+    for name in ("rows.jsonl",) + (("test.jsonl",) if test_n else ()):
+        check_writable(out / name, f"--out's {name}")
     (out / "images").mkdir(parents=True, exist_ok=True)
     settings = (seed, families, choice_share, image_size)
     if test_n:
