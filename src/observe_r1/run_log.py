@@ -8,28 +8,42 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-# metrics.jsonl key <- TRL log key
-_KEYS = {
+# metrics.jsonl key <- TRL log key. TRL logs these once per generation round, at the step
+# that generates; the other steps of the round carry the round's values.
+_ROUND_KEYS = {
     "reward": "reward",
     "reward_format": "rewards/format/mean",
     "reward_accuracy": "rewards/accuracy/mean",
     "bonus_rate": "observe_r1/bonus_rate",
     "difficulty_weight_mean": "observe_r1/difficulty_weight_mean",
     "zero_signal_groups": "observe_r1/zero_signal_groups",
+    "frac_reward_zero_std": "frac_reward_zero_std",
     "completion_length_mean": "completions/mean_length",
+}
+# ... and these every optimizer step
+_STEP_KEYS = {
     "kl": "kl",
     "loss": "loss",
+    "grad_norm": "grad_norm",
     "learning_rate": "learning_rate",
 }
 
 
+def rollout_of_step(step: int, steps_per_generation: int, num_iterations: int, accumulation: int):
+    """The 1-based generation round that optimizer step ``step`` (1-based) trains on: a round
+    is ``steps_per_generation x num_iterations`` micro-steps, a step ``accumulation`` of them."""
+    return (step - 1) * accumulation // (steps_per_generation * num_iterations) + 1
+
+
 class MetricsFile(TrainerCallback):
-    """Appends one JSON object per logging step to ``path`` (main process only)."""
+    """Appends one JSON object per logging step to ``path`` (main process only); with
+    ``logging_steps: 1``, one per optimizer step. ``rollout`` names the generation round."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self._step_started = time.perf_counter()
         self._step_seconds: list[float] = []
+        self._round: dict = {}
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._step_started = time.perf_counter()
@@ -38,10 +52,19 @@ class MetricsFile(TrainerCallback):
         self._step_seconds.append(time.perf_counter() - self._step_started)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs or "reward" not in logs:
-            return
-        record = {"step": state.global_step}
-        record.update({ours: logs.get(theirs) for ours, theirs in _KEYS.items()})
+        if not state.is_world_process_zero or not logs or "loss" not in logs:
+            return  # eval logs and the closing summary carry no "loss"
+        rollout = rollout_of_step(
+            state.global_step,
+            args.steps_per_generation,
+            args.num_iterations,
+            args.gradient_accumulation_steps,
+        )
+        if "reward" in logs:
+            self._round = {ours: logs.get(theirs) for ours, theirs in _ROUND_KEYS.items()}
+        record = {"step": state.global_step, "rollout": rollout}
+        record.update({ours: self._round.get(ours) for ours in _ROUND_KEYS})
+        record.update({ours: logs.get(theirs) for ours, theirs in _STEP_KEYS.items()})
         seconds = self._step_seconds or [float("nan")]
         record["step_seconds"] = sum(seconds) / len(seconds)
         self._step_seconds = []

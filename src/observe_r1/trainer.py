@@ -6,7 +6,8 @@ Two hooks of TRL 1.16, both kept small:
   completion lengths, in the same order, and stashes both.
 - ``_generate_and_score_completions``: after the stock pass, replaces ``advantages`` by
   :func:`observe_r1.shaping.shape_advantages` over the gathered groups (contiguous blocks
-  of ``num_generations`` in the gathered order) and keeps this process's slice.
+  of ``num_generations`` in the gathered order) and keeps this process's slice. TRL's own
+  logged advantages and ``frac_reward_zero_std`` are rewritten to describe the shaped ones.
 
 :func:`check_trl_hooks` fails loudly at import if an upgrade of TRL moves either hook.
 """
@@ -131,6 +132,13 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
         )
         zero_signal = (advantages.view(-1, group_size) == 0).all(dim=1)
         metrics["observe_r1/zero_signal_groups"].append(zero_signal.float().sum().item())
+        # TRL logged its stock advantages and the share with zero reward std: describe the
+        # shaped ones instead (the share of groups, = of completions, that carry no signal)
+        metrics["frac_reward_zero_std"][-1] = zero_signal.float().mean().item()
+        logged = self._logs["advantages"]
+        for _ in range(len(advantages)):
+            logged.pop()
+        logged.extend(advantages.tolist())
         self._write_rollouts(
             inputs, rewards_per_func, lengths.view(-1), correct.view(-1), advantages
         )

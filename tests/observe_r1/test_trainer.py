@@ -101,6 +101,9 @@ def test_training_uses_shaped_advantages_and_writes_the_run(tmp_path, model):
         "difficulty_weight_mean",
         "zero_signal_groups",
         "completion_length_mean",
+        "frac_reward_zero_std",
+        "rollout",
+        "loss",
         "step_seconds",
     }
     assert required <= set(metrics[0])
@@ -175,3 +178,62 @@ def test_a_moved_trl_hook_fails_loudly(monkeypatch):
     monkeypatch.setattr(GRPOTrainer, "_calculate_rewards", renamed)
     with pytest.raises(RuntimeError, match="_calculate_rewards changed"):
         trainer_module.check_trl_hooks()
+
+
+def _digest_bit(text, byte: int) -> int:
+    return hashlib.sha256(str(text).encode()).digest()[byte] % 2
+
+
+def hashed_format(prompts, completions, **kwargs):
+    """Format rewards that vary inside a group (the random tiny model never formats)."""
+    texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+    return [0.5 * _digest_bit(t, 1) for t in texts]
+
+
+hashed_format.__name__ = "format"
+
+
+def first_row_always_right(prompts, completions, row_id, **kwargs):
+    """count-0 is solved by every completion (f(1) = 0: a group with reward variance but no
+    shaped signal); the others as ``hashed_accuracy``."""
+    texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+    pairs = zip(row_id, texts, strict=True)
+    return [1.0 if r == "count-0" else float(_digest_bit(t, 0)) for r, t in pairs]
+
+
+first_row_always_right.__name__ = "accuracy"
+
+
+def test_metrics_have_one_line_per_optimizer_step_and_trl_logs_the_shaped_advantages(tmp_path):
+    # rounds of 2 prompts x 4, trained on in 2 optimizer steps: 4 steps, 2 generations
+    config = config_for(
+        tmp_path, per_device_train_batch_size=4, steps_per_generation=2, max_steps=4
+    )
+    trainer = build_trainer(config, RecordingObserveR1)
+    trainer.reward_funcs = [hashed_format, first_row_always_right]
+    trainer.train()
+
+    run = Path(config.output_dir)
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [1, 2, 3, 4]
+    assert [m["rollout"] for m in metrics] == [1, 1, 2, 2]
+    assert all(m["loss"] is not None and m["learning_rate"] is not None for m in metrics)
+    assert metrics[0]["reward"] == metrics[1]["reward"]  # the round's, on each of its steps
+
+    rollouts = [json.loads(line) for line in (run / "rollouts.jsonl").read_text().splitlines()]
+    assert [r["row_id"] for r in rollouts] == [f"count-{i}" for i in range(4) for _ in range(4)]
+    shaped = torch.tensor([r["advantage"] for r in rollouts]).view(2, 8)
+    zero_groups = (shaped.view(2, 2, 4) == 0).all(dim=2).float().mean(dim=1).tolist()
+    assert zero_groups[0] == 0.5  # count-0: all correct, rewards 1.0 / 1.5, weight f(1) = 0
+    # TRL's own frac_reward_zero_std would say 0.0 there (the rewards vary)
+    assert [metrics[0]["frac_reward_zero_std"], metrics[2]["frac_reward_zero_std"]] == zero_groups
+    torch.testing.assert_close(torch.tensor(list(trainer._logs["advantages"])), shaped[1])
+
+
+def test_rollout_of_step_counts_rounds_of_micro_steps():
+    from observe_r1.run_log import rollout_of_step
+
+    # the paper's recipe: 64 micro-steps per round, 4 per optimizer step -> 16 steps a round
+    assert [rollout_of_step(s, 64, 1, 4) for s in (1, 16, 17, 32, 33)] == [1, 1, 2, 2, 3]
+    # steps_per_generation 2, num_iterations 2, no accumulation: 4 steps a round
+    assert [rollout_of_step(s, 2, 2, 1) for s in range(1, 10)] == [1] * 4 + [2] * 4 + [3]
