@@ -32,13 +32,18 @@ def main() -> None:
 
 @contextmanager
 def _clean_errors(*kinds: type[Exception]) -> Iterator[None]:
-    """Turn an `InputError` (or one of `kinds`) into ``error: <message>`` and exit 2."""
+    """Turn an `InputError` (or one of `kinds`) into ``error: <message>``, an `OSError` met
+    during the work (disk full, permissions) into ``error: <file>: <reason>``; exit 2."""
     from observe_r1.rows import InputError
 
     try:
         yield
     except (InputError, *kinds) as error:
         typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        typer.echo(f"error: {where}{error.strerror or error}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -130,8 +135,8 @@ def evaluate(
                 max_new_tokens=max_new_tokens,
                 batch_size=batch_size,
             )
-    metrics["skipped"] = loaded.skipped
-    write_report(metrics, out, f"{model} on {data.name}", records)
+        metrics["skipped"] = loaded.skipped
+        write_report(metrics, out, f"{model} on {data.name}", records)
     typer.echo((out / "eval.md").read_text())
     typer.echo(f"report: {out}")
 

@@ -35,7 +35,7 @@ from PIL import Image
 
 from observe_r1.rows import (
     LETTERS,
-    ImageTooLarge,
+    ImageOutOfBounds,
     LoadedRows,
     RowError,
     check_image_size,
@@ -168,7 +168,7 @@ def _save_rgb(image: Image.Image, path: Path) -> None:
     try:
         check_image_size(image, f"hf image {path.name}")
         image.convert("RGB").save(path)
-    except ImageTooLarge:
+    except ImageOutOfBounds:
         raise
     except Exception as error:  # noqa: BLE001 -- truncated data, bad modes...
         path.unlink(missing_ok=True)

@@ -16,8 +16,9 @@ Bounds (a row over one is an error naming ``file:line`` and the field, or is ski
 counted with ``skip_invalid``): a line holds at most `MAX_LINE_BYTES` bytes of UTF-8 JSON;
 ``question`` (and ``caption``, ``rationale``) at most `MAX_QUESTION_CHARS` characters;
 ``answer`` and each choice at most `MAX_ANSWER_CHARS`; numbers are finite; an image has at
-most `MAX_IMAGE_PIXELS` pixels and is decoded once, in full (JPEGs at 1/8 scale), when the
-row is read, so a truncated or corrupt file is found before any work starts.
+most `MAX_IMAGE_PIXELS` pixels, a side ratio of at most `MAX_ASPECT_RATIO`, and is decoded
+once, in full (JPEGs at 1/8 scale), when the row is read, so a truncated or corrupt file is
+found before any work starts.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ MAX_LINE_BYTES = 1 << 20  # one JSONL line: 1 MiB
 MAX_QUESTION_CHARS = 4000  # question, caption, rationale
 MAX_ANSWER_CHARS = 1000  # gold answer, each choice
 MAX_IMAGE_PIXELS = 4096 * 4096  # about 16.8 megapixels
+MAX_ASPECT_RATIO = 200  # longer side / shorter side
 # PIL's own decompression-bomb guard, for every image this process opens: a warning above the
 # limit, an error above twice it (PIL's default, 89 megapixels, let a 12000 x 12000 image in).
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
@@ -104,6 +106,10 @@ def _check_choices(choices: Any, answer: str) -> None:
         raise ValueError("field 'choices' must hold strings or numbers")
     for choice in choices:
         _check_length("choices", str(choice), MAX_ANSWER_CHARS)
+    texts = [str(choice) for choice in choices]
+    repeated = next((text for text in texts if texts.count(text) > 1), None)
+    if repeated is not None:
+        raise ValueError(f"field 'choices' lists {repeated!r} twice")
     if answer not in LETTERS[: len(choices)] and answer not in map(str, choices):
         last = LETTERS[len(choices) - 1]
         raise ValueError(f"answer {answer!r} is neither a letter A-{last} nor one of the choices")
@@ -113,6 +119,9 @@ def check_image(image: Path | str, field: str = "image") -> None:
     """Raise ValueError ``field 'image': ...`` unless `image` is a readable image file of at
     most `MAX_IMAGE_PIXELS` pixels. The whole file is decoded (JPEGs at 1/8 scale: every byte
     is still read), so a truncated or corrupt file fails here, not in the middle of a run."""
+    if os.path.exists(image) and not os.path.isfile(image):  # a folder, a device, a pipe
+        kind = "a folder" if os.path.isdir(image) else "not a regular file"
+        raise ValueError(f"field '{field}': {image} is {kind}, not an image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below
@@ -122,20 +131,18 @@ def check_image(image: Path | str, field: str = "image") -> None:
                 handle.load()
     except FileNotFoundError:
         raise ValueError(f"field '{field}': no such file {image}") from None
-    except IsADirectoryError:
-        raise ValueError(f"field '{field}': {image} is a folder, not an image") from None
     except Image.DecompressionBombError as error:  # over twice the limit: refused by PIL's open
         pixels = re.search(r"\((\d+) pixels\)", str(error))
         size = f"{int(pixels[1]):,} pixels" if pixels else "too many pixels"
         raise ValueError(_too_large(image, field, size)) from None
-    except ImageTooLarge as error:
+    except ImageOutOfBounds as error:
         raise ValueError(str(error)) from None
     except Exception as error:  # noqa: BLE001 -- any decoder failure makes the image unusable
         raise ValueError(f"field '{field}': unreadable image {image} ({error})") from None
 
 
-class ImageTooLarge(ValueError):
-    """An image over `MAX_IMAGE_PIXELS` pixels."""
+class ImageOutOfBounds(ValueError):
+    """An image over `MAX_IMAGE_PIXELS` pixels or `MAX_ASPECT_RATIO`."""
 
 
 def _too_large(image: Path | str, field: str, size: str) -> str:
@@ -144,11 +151,18 @@ def _too_large(image: Path | str, field: str, size: str) -> str:
 
 
 def check_image_size(handle: Image.Image, image: Path | str, field: str = "image") -> None:
-    """Raise `ImageTooLarge` for an opened (not yet decoded) image over `MAX_IMAGE_PIXELS`."""
+    """Raise `ImageOutOfBounds` for an opened (not yet decoded) image over `MAX_IMAGE_PIXELS`,
+    or for one more elongated than `MAX_ASPECT_RATIO` (Qwen2-VL's processors
+    refuse those, which would stop a run at that image's batch)."""
     width, height = handle.size
     if width * height > MAX_IMAGE_PIXELS:
         size = f"{width} x {height} = {width * height:,} pixels"
-        raise ImageTooLarge(_too_large(image, field, size))
+        raise ImageOutOfBounds(_too_large(image, field, size))
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ImageOutOfBounds(
+            f"field '{field}': {image} is {width} x {height}, more elongated than "
+            f"{MAX_ASPECT_RATIO}:1; pad or crop it"
+        )
 
 
 def _check_row(row: Any, base: Path) -> dict[str, Any]:
@@ -255,7 +269,9 @@ def read_rows(
     ``convert`` turns each parsed line into a canonical row first (an importer's reader)."""
     path = Path(path)
     if not path.is_file():
-        raise RowError(f"{path}: no such file")
+        raise RowError(
+            f"{path}: {'is a folder, not a JSONL file' if path.is_dir() else 'no such file'}"
+        )
     convert = convert or (lambda record: record)
     first = f"{path}:1"
 

@@ -3,6 +3,7 @@ stderr and exit status 2, before any work, and leaves the files as they were (is
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import json
@@ -56,6 +57,7 @@ def work(tmp_path) -> Path:
     truncated(tmp_path / "cut.jpg", "JPEG")
     png_header(tmp_path / "huge.png", 5000, 5000)  # 25 MP: over our limit, under PIL's bomb check
     png_header(tmp_path / "bomb.png", 20000, 20000)  # PIL's DecompressionBombError
+    Image.new("RGB", (401, 2)).save(tmp_path / "thin.png")
     (tmp_path / "folder.png").mkdir()
     (tmp_path / "a-file").write_text("not a folder\n")
     return tmp_path
@@ -206,6 +208,10 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], list[str]]] = {
         ladder(lines=(GOOD, row(image="cut.png"))),
         ["rows.jsonl:2: field 'image': unreadable image"],
     ),
+    "image_too_elongated": (
+        lambda w: evaluate(w, row(image="thin.png")),
+        ["rows.jsonl:1: field 'image':", "thin.png is 401 x 2, more elongated than 200:1"],
+    ),
     "image_is_a_folder": (
         lambda w: evaluate(w, row(image="folder.png")),
         ["rows.jsonl:1: field 'image':", "is a folder"],
@@ -331,6 +337,18 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], list[str]]] = {
         lambda w: evaluate(w, row(id=[1])),
         ["rows.jsonl:1: field 'id' must be a string or an integer, not an array"],
     ),
+    "choices_repeated": (
+        lambda w: evaluate(w, row(answer="B", choices=["1", "2", "1"])),
+        ["rows.jsonl:1: field 'choices' lists '1' twice"],
+    ),
+    "image_is_a_device": (
+        lambda w: evaluate(w, row(image="/dev/zero")),
+        ["rows.jsonl:1: field 'image': /dev/zero is not a regular file"],
+    ),
+    "ladder_input_is_a_folder": (
+        lambda w: ["ladder", "--input", str(w / "folder.png"), *ladder()(w)[3:]],
+        ["folder.png: is a folder, not a JSONL file"],
+    ),
     "row_is_an_array": (
         lambda w: evaluate(w, "[1, 2]"),
         ["rows.jsonl:1: a row must be a JSON object"],
@@ -395,3 +413,15 @@ def test_math_workers_ignore_ctrl_c(capfd):
     finally:
         worker.stop()
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_full_disk_during_the_work_is_one_error_line(work, monkeypatch):
+    import observe_r1.synth as synth_module
+
+    def full(path, rows):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(synth_module, "write_rows", full)
+    result = CliRunner().invoke(app, synth()(work))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr == f"error: {work / 'synth' / 'rows.jsonl'}: No space left on device\n"

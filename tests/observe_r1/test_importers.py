@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -127,6 +128,26 @@ def test_hf_missing_column_and_bad_answer(tmp_path):
             answer_column="q",
             choices_column="opts",
         )
+    assert not (tmp_path / "out").exists()  # the image written for row 0 was removed again
+
+
+def test_hf_truncated_or_oversized_image_bytes_name_the_row_and_leave_nothing(tmp_path):
+    good, noise = io.BytesIO(), io.BytesIO()
+    Image.new("RGB", (8, 8)).save(good, "PNG")
+    Image.effect_noise((64, 64), 50).convert("RGB").save(noise, "PNG")
+    cut = noise.getvalue()[: len(noise.getvalue()) // 2]
+    cells = [{"bytes": good.getvalue(), "path": None}, {"bytes": cut, "path": None}]
+    folder = tmp_path / "saved"
+    Dataset.from_dict(
+        {"image": cells, "question": ["q?", "q?"], "answer": ["1", "2"]}
+    ).save_to_disk(str(folder))
+    out = tmp_path / "out"
+    with pytest.raises(RowError, match=r"saved\[1\]: field 'image': unreadable image \(image file"):
+        importers.import_hf(folder, out)
+    assert not out.exists()
+    loaded = importers.import_hf(folder, out, skip_invalid=True)
+    assert (len(loaded.rows), loaded.skipped) == (1, 1)
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["hf-0.png"]
 
 
 def test_easy_vqa_becomes_multiple_choice(tmp_path):
