@@ -122,6 +122,11 @@ def evaluate(
             check_writable(out / name, f"--out's {name}")
         check_model(model)
         loaded = read_rows(data, skip_invalid=skip_invalid)
+        if loaded.skipped:
+            more = f" (and {loaded.skipped - 1} more)" if loaded.skipped > 1 else ""
+            typer.echo(
+                f"skipped {loaded.skipped} invalid rows: {loaded.reasons[0]}{more}", err=True
+            )
         rows = loaded.rows[:limit] if limit else loaded.rows
         with Progress() as progress:
             task = progress.add_task("generating", total=len(rows))

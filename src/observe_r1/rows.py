@@ -15,10 +15,10 @@ one option. Any other field (family, level, difficulty, ...) is carried along un
 Bounds (a row over one is an error naming ``file:line`` and the field, or is skipped and
 counted with ``skip_invalid``): a line holds at most `MAX_LINE_BYTES` bytes of UTF-8 JSON;
 ``question`` (and ``caption``, ``rationale``) at most `MAX_QUESTION_CHARS` characters;
-``answer`` and each choice at most `MAX_ANSWER_CHARS`; numbers are finite; an image has at
-most `MAX_IMAGE_PIXELS` pixels, a side ratio of at most `MAX_ASPECT_RATIO`, and is decoded
-once, in full (JPEGs at 1/8 scale), when the row is read, so a truncated or corrupt file is
-found before any work starts.
+``answer`` and each choice at most `MAX_ANSWER_CHARS`; numbers are finite and values nest at
+most `MAX_DEPTH` deep; an image has at most `MAX_IMAGE_PIXELS` pixels and a side ratio of at
+most `MAX_ASPECT_RATIO`, and is decoded once, in full (JPEGs at 1/8 scale), when the row is
+read, so a truncated or corrupt file is found before any work starts.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ MAX_QUESTION_CHARS = 4000  # question, caption, rationale
 MAX_ANSWER_CHARS = 1000  # gold answer, each choice
 MAX_IMAGE_PIXELS = 4096 * 4096  # about 16.8 megapixels
 MAX_ASPECT_RATIO = 200  # longer side / shorter side
+MAX_DEPTH = 64  # nesting of a field's value (lists, objects)
 # PIL's own decompression-bomb guard, for every image this process opens: a warning above the
 # limit, an error above twice it (PIL's default, 89 megapixels, let a 12000 x 12000 image in).
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
@@ -84,19 +85,22 @@ def _check_length(field: str, text: str, limit: int) -> None:
         raise ValueError(f"field '{field}': {len(text):,} characters, over the limit of {limit:,}")
 
 
-def _check_finite(record: dict[str, Any]) -> None:
+def _check_values(record: dict[str, Any]) -> None:
     """Every number in `record` (nested too) is finite: JSON has no NaN or Infinity, and
-    Python's reader accepts them (and 1e999) anyway."""
+    Python's reader accepts them (and 1e999) anyway; no value nests deeper than
+    `MAX_DEPTH` (deeper ones would break writing the row back)."""
     for key, value in record.items():
-        stack = [value]
+        stack = [(value, 1)]
         while stack:
-            item = stack.pop()
+            item, depth = stack.pop()
             if isinstance(item, float) and not math.isfinite(item):
                 raise ValueError(f"field '{key}': {item} is not a finite number")
+            if isinstance(item, dict | list) and depth > MAX_DEPTH:
+                raise ValueError(f"field '{key}': nested deeper than {MAX_DEPTH} levels")
             if isinstance(item, dict):
-                stack.extend(item.values())
+                stack.extend((inner, depth + 1) for inner in item.values())
             elif isinstance(item, list):
-                stack.extend(item)
+                stack.extend((inner, depth + 1) for inner in item)
 
 
 def _check_choices(choices: Any, answer: str) -> None:
@@ -116,9 +120,9 @@ def _check_choices(choices: Any, answer: str) -> None:
 
 
 def check_image(image: Path | str, field: str = "image") -> None:
-    """Raise ValueError ``field 'image': ...`` unless `image` is a readable image file of at
-    most `MAX_IMAGE_PIXELS` pixels. The whole file is decoded (JPEGs at 1/8 scale: every byte
-    is still read), so a truncated or corrupt file fails here, not in the middle of a run."""
+    """Raise ValueError ``field 'image': ...`` unless `image` is a readable image file within
+    `MAX_IMAGE_PIXELS` and `MAX_ASPECT_RATIO`. The whole file is decoded (JPEGs at 1/8 scale:
+    every byte is still read), so a truncated or corrupt file fails here, not mid-run."""
     if os.path.exists(image) and not os.path.isfile(image):  # a folder, a device, a pipe
         kind = "a folder" if os.path.isdir(image) else "not a regular file"
         raise ValueError(f"field '{field}': {image} is {kind}, not an image")
@@ -135,8 +139,8 @@ def check_image(image: Path | str, field: str = "image") -> None:
         pixels = re.search(r"\((\d+) pixels\)", str(error))
         size = f"{int(pixels[1]):,} pixels" if pixels else "too many pixels"
         raise ValueError(_too_large(image, field, size)) from None
-    except ImageOutOfBounds as error:
-        raise ValueError(str(error)) from None
+    except ImageOutOfBounds:
+        raise
     except Exception as error:  # noqa: BLE001 -- any decoder failure makes the image unusable
         raise ValueError(f"field '{field}': unreadable image {image} ({error})") from None
 
@@ -172,7 +176,7 @@ def _check_row(row: Any, base: Path) -> dict[str, Any]:
         value = row.get(key)
         if value is None or (isinstance(value, str) and not value.strip()):
             raise ValueError(f"missing field '{key}'")
-    _check_finite(row)
+    _check_values(row)
     if not isinstance(row["question"], str):
         raise ValueError(f"field 'question' must be a string, not {_kind(row['question'])}")
     _check_length("question", row["question"], MAX_QUESTION_CHARS)

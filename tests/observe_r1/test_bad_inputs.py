@@ -349,6 +349,10 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], list[str]]] = {
         lambda w: ["ladder", "--input", str(w / "folder.png"), *ladder()(w)[3:]],
         ["folder.png: is a folder, not a JSONL file"],
     ),
+    "field_nested_too_deeply": (
+        lambda w: evaluate(w, deep(200)),
+        ["rows.jsonl:1: field 'x': nested deeper than 64 levels"],
+    ),
     "row_is_an_array": (
         lambda w: evaluate(w, "[1, 2]"),
         ["rows.jsonl:1: a row must be a JSON object"],

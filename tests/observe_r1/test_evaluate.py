@@ -175,3 +175,24 @@ def test_eval_cli_reports_and_names_bad_lines(tmp_path):
     data.write_text(data.read_text() + "{not json\n")
     bad = CliRunner().invoke(app, args)
     assert bad.exit_code == 2 and "train.jsonl:3:" in bad.output
+
+
+def test_eval_cli_skips_a_truncated_image_up_front_and_counts_it(tmp_path):
+    from typer.testing import CliRunner
+
+    from observe_r1.cli import app
+
+    data = draw_counting_rows(tmp_path / "data", n=2)
+    first = json.loads(data.read_text().splitlines()[0])
+    image = data.parent / first["image"]
+    image.write_bytes(image.read_bytes()[: image.stat().st_size // 2])
+    out = tmp_path / "report"
+    args = ["eval", "--model", "tiny-llava", "--data", str(data), "--out", str(out)]
+    bad = CliRunner().invoke(app, [*args, "--max-new-tokens", "2"])
+    assert bad.exit_code == 2 and not out.exists()
+    assert bad.stderr.startswith(f"error: {data}:1: field 'image': unreadable image")
+    result = CliRunner().invoke(app, [*args, "--max-new-tokens", "2", "--skip-invalid"])
+    assert result.exit_code == 0, result.output
+    assert f"skipped 1 invalid rows: {data}:1: field 'image'" in result.stderr
+    report = json.loads((out / "eval.json").read_text())
+    assert report["skipped"] == 1 and report["rows"] == 1
