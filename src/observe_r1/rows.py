@@ -87,14 +87,21 @@ def _check_length(field: str, text: str, limit: int) -> None:
 
 def _check_values(record: dict[str, Any]) -> None:
     """Every number in `record` (nested too) is finite: JSON has no NaN or Infinity, and
-    Python's reader accepts them (and 1e999) anyway; no value nests deeper than
-    `MAX_DEPTH` (deeper ones would break writing the row back)."""
+    Python's reader accepts them (and 1e999) anyway; every string is encodable text (JSON's
+    ``\\ud800`` escapes are not); no value nests deeper than `MAX_DEPTH` (deeper ones would
+    break writing the row back)."""
     for key, value in record.items():
         stack = [(value, 1)]
         while stack:
             item, depth = stack.pop()
             if isinstance(item, float) and not math.isfinite(item):
                 raise ValueError(f"field '{key}': {item} is not a finite number")
+            if isinstance(item, str) and not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError as error:  # "\ud800": valid JSON, not text
+                    code = f"U+{ord(item[error.start]):04X}"
+                    raise ValueError(f"field '{key}': holds a lone surrogate {code}") from None
             if isinstance(item, dict | list) and depth > MAX_DEPTH:
                 raise ValueError(f"field '{key}': nested deeper than {MAX_DEPTH} levels")
             if isinstance(item, dict):

@@ -353,6 +353,14 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], list[str]]] = {
         lambda w: evaluate(w, deep(200)),
         ["rows.jsonl:1: field 'x': nested deeper than 64 levels"],
     ),
+    "question_lone_surrogate": (
+        lambda w: evaluate(w, GOOD.replace("How many?", "How many\\ud800?")),
+        ["rows.jsonl:1: field 'question': holds a lone surrogate U+D800"],
+    ),
+    "official_lone_surrogate_in_message": (
+        official(chat({"type": "image", "image": "good.png"}, {"type": "text", "text": "\ud83d"})),
+        ["official.jsonl:1: field 'question': holds a lone surrogate U+D83D"],
+    ),
     "row_is_an_array": (
         lambda w: evaluate(w, "[1, 2]"),
         ["rows.jsonl:1: a row must be a JSON object"],
