@@ -43,7 +43,14 @@ class MetricsFile(TrainerCallback):
         self.path = Path(path)
         self._step_started = time.perf_counter()
         self._step_seconds: list[float] = []
-        self._round: dict = {}
+        self._round: dict = {}  # the values of the round being trained on ...
+        self._round_index: int | None = None  # ... and its rollout index
+        if self.path.is_file():  # resumed: the file is cut at the checkpoint's step
+            lines = self.path.read_text().splitlines()
+            if lines:
+                last = json.loads(lines[-1])
+                self._round = {key: last.get(key) for key in _ROUND_KEYS}
+                self._round_index = last.get("rollout")
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._step_started = time.perf_counter()
@@ -62,8 +69,10 @@ class MetricsFile(TrainerCallback):
         )
         if "reward" in logs:
             self._round = {ours: logs.get(theirs) for ours, theirs in _ROUND_KEYS.items()}
+            self._round_index = rollout
         record = {"step": state.global_step, "rollout": rollout}
-        record.update({ours: self._round.get(ours) for ours in _ROUND_KEYS})
+        known = self._round_index == rollout
+        record.update({ours: self._round.get(ours) if known else None for ours in _ROUND_KEYS})
         record.update({ours: logs.get(theirs) for ours, theirs in _STEP_KEYS.items()})
         seconds = self._step_seconds or [float("nan")]
         record["step_seconds"] = sum(seconds) / len(seconds)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -46,6 +47,17 @@ def check_trl_hooks() -> None:
 
 check_trl_hooks()
 
+ROUND_STATE = "observe_r1_round-{rank}.pt"  # in a checkpoint: TRL's buffered round, per rank
+
+
+class ResumeError(RuntimeError):
+    """A checkpoint this trainer cannot continue from exactly."""
+
+
+def round_position(micro_steps: int, steps_per_generation: int, num_iterations: int) -> int:
+    """How many micro-steps of the current generation round are done (0: on a boundary)."""
+    return micro_steps % (steps_per_generation * num_iterations)
+
 
 class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
     """GRPO with the Observe-R1 bonus and dynamic weighting (see ``ObserveR1Config``).
@@ -74,6 +86,54 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
         engine = self.is_deepspeed_enabled or self.is_fsdp_enabled
         if self.args.bf16 and self.ref_model is not None and not engine:
             self.ref_model.to(torch.bfloat16)
+
+    # Exact resume inside a generation round. TRL generates a round every
+    # steps_per_generation x num_iterations micro-steps and trains on slices of its buffer;
+    # a resumed TRL run starts with an empty buffer and _step = 0, so it would regenerate
+    # the round and fall out of step with the rounds. Each rank saves its buffer and _step
+    # with the checkpoint and loads them back (the Trainer restores weights, optimizer, RNG
+    # and the data position itself).
+
+    def _round_position(self, micro_steps: int) -> int:
+        return round_position(micro_steps, self.args.steps_per_generation, self.num_iterations)
+
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+        os.makedirs(folder, exist_ok=True)
+        inside = self._round_position(self._step) != 0
+        state = {
+            "step": self._step,
+            "world_size": self.accelerator.num_processes,
+            "buffer": self._buffered_inputs if inside else None,
+        }
+        torch.save(state, folder / ROUND_STATE.format(rank=self.accelerator.process_index))
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is None:
+            return
+        micro_steps = self.state.global_step * self.args.gradient_accumulation_steps
+        path = Path(checkpoint) / ROUND_STATE.format(rank=self.accelerator.process_index)
+        if not path.is_file():
+            if self._round_position(micro_steps):
+                raise ResumeError(
+                    f"{checkpoint} lies inside a generation round (micro-step "
+                    f"{self._round_position(micro_steps)} of "
+                    f"{self.args.steps_per_generation * self.num_iterations}) and holds no "
+                    f"saved round ({path.name}): resume from a checkpoint on a round "
+                    "boundary, i.e. save_steps x gradient_accumulation_steps a multiple "
+                    "of steps_per_generation x num_iterations"
+                )
+            return
+        state = torch.load(path, map_location=self.accelerator.device, weights_only=False)
+        if state["buffer"] is not None and state["world_size"] != self.accelerator.num_processes:
+            raise ResumeError(
+                f"{checkpoint} was written by {state['world_size']} processes, resumed with "
+                f"{self.accelerator.num_processes}: its saved generation round does not split"
+            )
+        self._step = state["step"]
+        self._buffered_inputs = state["buffer"]
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(
