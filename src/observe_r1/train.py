@@ -8,9 +8,11 @@ Writes to ``output_dir``: ``checkpoint-*`` (Trainer checkpoints), ``metrics.json
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import torch
+from accelerate.utils import is_peft_model
 from datasets import Dataset, Image
 from transformers import AutoModelForImageTextToText
 from transformers.trainer_utils import get_last_checkpoint
@@ -136,12 +138,41 @@ def train(config: ObserveR1Config, *, resume: bool = False) -> Path:
     trainer = build_trainer(config)
     trainer.train(resume_from_checkpoint=checkpoint)
     final = output_dir / "final"
-    model = trainer.model
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    if trainer.accelerator.is_main_process:
-        model.save_pretrained(final)
-        save_processor(trainer.processing_class, final)
-        if (output_dir / "metrics.jsonl").is_file():
-            plot_reward_curve(output_dir / "metrics.jsonl", output_dir / "reward_curve.png")
+    save_final(trainer, final)
+    if trainer.accelerator.is_main_process and (output_dir / "metrics.jsonl").is_file():
+        plot_reward_curve(output_dir / "metrics.jsonl", output_dir / "reward_curve.png")
     return final
+
+
+def use_full_state_dict(fsdp_plugin) -> None:
+    """Make an FSDP plugin gather one full state dict when saving (offloaded to CPU, on rank
+    0) instead of writing shards: accelerate's way to save a final model after sharded
+    checkpoints. No-op without FSDP or when it is already full."""
+    if fsdp_plugin is None or "FULL_STATE_DICT" in str(fsdp_plugin.state_dict_type):
+        return
+    fsdp_plugin.state_dict_config = None  # else the sharded configs would be kept
+    fsdp_plugin.optim_state_dict_config = None
+    fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+
+
+def save_final(trainer, final: Path) -> None:
+    """The trained model as a plain Hugging Face folder (+ processor), written through the
+    trainer's own save path, which gathers FSDP and DeepSpeed ZeRO-3 shards: every process
+    must call it. LoRA: the adapter is saved the same way, then merged on the main process
+    into a fresh fp32 copy of the base model (a bf16 merge would round small deltas away)."""
+    use_full_state_dict(getattr(trainer.accelerator.state, "fsdp_plugin", None))
+    lora = is_peft_model(trainer.accelerator.unwrap_model(trainer.model))
+    target = final / "adapter" if lora else final
+    trainer.save_model(str(target))
+    trainer.accelerator.wait_for_everyone()
+    if trainer.accelerator.is_main_process:
+        if lora:
+            from peft import PeftModel
+
+            folder = resolve(trainer.args.model)
+            base = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32)
+            merged = PeftModel.from_pretrained(base, target).merge_and_unload()
+            merged.save_pretrained(final)
+            shutil.rmtree(target)
+        save_processor(trainer.processing_class, final)
+    trainer.accelerator.wait_for_everyone()

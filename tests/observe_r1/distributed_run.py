@@ -1,16 +1,26 @@
 """Run under torchrun by test_distributed.py: one shaped GRPO step, then each rank writes
-the advantages it trained with to ``<output_dir>/used-<rank>.json``."""
+the advantages it trained with to ``<output_dir>/used-<rank>.json`` and its trained weights
+to ``trained-<rank>.pt``; then the final model is saved through ``save_final`` (all ranks)."""
 
 import json
 import sys
 from pathlib import Path
 
+import torch
+
 from observe_r1.config import load_config
+from observe_r1.train import save_final
 from tests.observe_r1.test_trainer import RecordingObserveR1, _trainer
 
 config = load_config(sys.argv[1], sys.argv[2:])
 trainer = _trainer(config, RecordingObserveR1)
 trainer.train()
 rank = trainer.accelerator.process_index
+out = Path(config.output_dir)
 used = [step.tolist() for step in trainer.used_advantages]
-(Path(config.output_dir) / f"used-{rank}.json").write_text(json.dumps(used))
+(out / f"used-{rank}.json").write_text(json.dumps(used))
+weights = trainer.accelerator.unwrap_model(trainer.model).state_dict()
+torch.save(
+    {name: tensor.detach().cpu() for name, tensor in weights.items()}, out / f"trained-{rank}.pt"
+)
+save_final(trainer, out / "final")

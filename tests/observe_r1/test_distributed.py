@@ -1,4 +1,5 @@
-"""Two CPU processes (torchrun, gloo) shape each group exactly as one process would."""
+"""Two CPU processes (torchrun, gloo) shape each group exactly as one process would, and
+save the final model through the trainer's save path (every rank calls it)."""
 
 import json
 import os
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 import torch
+from transformers import AutoModelForImageTextToText
 
 from observe_r1.shaping import shape_advantages
 from tests.observe_r1.test_trainer import TINY, write_rows
@@ -41,3 +43,10 @@ def test_two_processes_shape_gathered_groups_like_one(tmp_path):
         used = torch.tensor(json.loads((out / f"used-{rank}.json").read_text())[0])
         expected = one_process[2 * rank : 2 * rank + 2].flatten()  # this rank's two groups
         torch.testing.assert_close(used.sort().values, expected.sort().values)
+
+    trained = torch.load(out / "trained-0.pt")
+    final = AutoModelForImageTextToText.from_pretrained(out / "final").state_dict()
+    assert set(final) == set(trained)
+    for name, tensor in trained.items():
+        torch.testing.assert_close(final[name], tensor, rtol=0, atol=0)
+    assert (out / "final" / "processor_config.json").is_file()

@@ -125,8 +125,26 @@ def test_with_both_switches_off_advantages_equal_stock_grpo(tmp_path):
 def test_train_writes_a_loadable_final_model_and_plot(tmp_path):
     config = config_for(tmp_path, max_steps=1)
     final = train(config)
-    assert AutoModelForImageTextToText.from_pretrained(final) is not None
+    trained = AutoModelForImageTextToText.from_pretrained(final).state_dict()
+    resumed = AutoModelForImageTextToText.from_pretrained(Path(config.output_dir) / "checkpoint-1")
+    for name, tensor in resumed.state_dict().items():
+        torch.testing.assert_close(trained[name], tensor, rtol=0, atol=0)
+    assert (final / "processor_config.json").is_file()
+    assert "ImageOnly" not in (final / "processor_config.json").read_text()
     assert (Path(config.output_dir) / "reward_curve.png").stat().st_size > 0
+
+
+def test_fsdp_final_save_gathers_one_full_state_dict():
+    from accelerate.utils import FullyShardedDataParallelPlugin
+    from torch.distributed.fsdp import FullStateDictConfig, StateDictType
+
+    from observe_r1.train import use_full_state_dict
+
+    plugin = FullyShardedDataParallelPlugin(fsdp_version=2, state_dict_type="SHARDED_STATE_DICT")
+    use_full_state_dict(plugin)
+    assert plugin.state_dict_type == StateDictType.FULL_STATE_DICT
+    assert plugin.state_dict_config == FullStateDictConfig(offload_to_cpu=True, rank0_only=True)
+    use_full_state_dict(None)  # no FSDP: nothing to do
 
 
 def test_shuffled_curriculum_changes_the_prompt_order(tmp_path):
