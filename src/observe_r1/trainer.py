@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 import torch
-from accelerate.utils import gather_object
+from accelerate.utils import gather_object, send_to_device
 from trl import GRPOTrainer
 
 from model_zoo.checkpoints import RenamedWeightsResume
@@ -98,7 +98,8 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
         return round_position(micro_steps, self.args.steps_per_generation, self.num_iterations)
 
     def _save_checkpoint(self, model, trial):
-        super()._save_checkpoint(model, trial)
+        # Written first, whole (temporary name, then renamed), and on every rank before the
+        # Trainer writes trainer_state.json: a checkpoint that looks complete has its round.
         folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
         os.makedirs(folder, exist_ok=True)
         inside = self._round_position(self._step) != 0
@@ -107,7 +108,11 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
             "world_size": self.accelerator.num_processes,
             "buffer": self._buffered_inputs if inside else None,
         }
-        torch.save(state, folder / ROUND_STATE.format(rank=self.accelerator.process_index))
+        path = folder / ROUND_STATE.format(rank=self.accelerator.process_index)
+        torch.save(state, path.with_suffix(".tmp"))
+        os.replace(path.with_suffix(".tmp"), path)
+        self.accelerator.wait_for_everyone()
+        super()._save_checkpoint(model, trial)
 
     def _load_optimizer_and_scheduler(self, checkpoint):
         super()._load_optimizer_and_scheduler(checkpoint)
@@ -126,14 +131,14 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
                     "of steps_per_generation x num_iterations"
                 )
             return
-        state = torch.load(path, map_location=self.accelerator.device, weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=False)  # our own file
         if state["buffer"] is not None and state["world_size"] != self.accelerator.num_processes:
             raise ResumeError(
                 f"{checkpoint} was written by {state['world_size']} processes, resumed with "
                 f"{self.accelerator.num_processes}: its saved generation round does not split"
             )
         self._step = state["step"]
-        self._buffered_inputs = state["buffer"]
+        self._buffered_inputs = send_to_device(state["buffer"], self.accelerator.device)
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(

@@ -87,3 +87,41 @@ def test_a_checkpoint_inside_a_round_without_its_saved_round_is_refused(tmp_path
     saved.unlink()  # as a checkpoint written by a trainer that did not save the round
     with pytest.raises(ResumeError, match=r"inside a generation round \(micro-step 2 of 4\)"):
         train(config_for(tmp_path, max_steps=3, **settings), resume=True)
+
+
+@pytest.mark.slow
+def test_two_processes_killed_inside_a_round_resume_exactly(tmp_path):
+    import shutil
+
+    import psutil
+
+    data = write_rows(tmp_path, n=16)  # 2 ranks x 2 prompts per step: 8 prompts per round
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    repo = Path(__file__).parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
+    settings = ["--set", "steps_per_generation=2", "--set", "num_iterations=2"]
+
+    def command(out: Path) -> list[str]:  # torchrun ... -m observe_r1.cli train ...
+        return [torchrun, "--nproc_per_node", "2", *_command(data, out, 8, *settings)[1:]]
+
+    reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
+    subprocess.run(command(reference), check=True, capture_output=True, cwd=repo, env=env)
+    process = subprocess.Popen(
+        command(interrupted), cwd=repo, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    state = interrupted / "checkpoint-2" / "trainer_state.json"
+    deadline = time.monotonic() + 300
+    while not state.is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = psutil.Process(process.pid).children(recursive=True)  # own sessions
+    for victim in [process, *workers]:
+        os.kill(victim.pid, signal.SIGKILL)
+    process.wait()
+    psutil.wait_procs(workers, timeout=30)
+    assert state.is_file() and not (interrupted / "checkpoint-4").exists()
+    subprocess.run(
+        [*command(interrupted), "--resume"], check=True, capture_output=True, cwd=repo, env=env
+    )
+    assert sorted({r["step"] for r in _rollouts(reference)}) == [1, 5]
+    assert _rollouts(interrupted) == _rollouts(reference)
