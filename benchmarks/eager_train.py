@@ -1,13 +1,20 @@
-"""Stage-1 training throughput on SmolLM2-135M: full fine-tuning vs LoRA, CPU.
+"""Stage-1 training throughput on SmolLM2-135M, CPU: today's path vs the previous one.
 
-Same config (configs/eager_llm/smol-ml100k.yaml: all tasks + GCT), same seed, hence the
-same batches in the same order; only ``lora`` differs (LoRA r 8 on attention + MLP, index
-token rows trainable). Runs are interleaved (full, lora, full, lora, ...) so that machine
-noise hits both alike. The first step of every run (warm-up) is left out. Prints, for each,
-the median step time in wall-clock and in CPU seconds of this process (on a shared machine
-the CPU time is the steadier measure of the work; with one thread, the default, it is not
-inflated by threads spinning while they wait for a core), samples/s and tokens/s
-(non-padding tokens) by wall clock, and the LoRA/full ratios.
+Same config (configs/eager_llm/smol-ml100k.yaml: all tasks + GCT, full fine-tuning), same
+seed, hence the same batches in the same order. The two arms:
+
+- ``before``: fp32, random batches and the LM head over every position (the trainer up to
+  this change: ``lm(labels=...)`` computes (B, T, V) logits);
+- ``now``: the config as it is: length-grouped batches, the LM head only at labelled
+  positions (:func:`eager_llm.training.model.labelled_lm_loss`) and ``bf16: true`` (bf16
+  autocast with fp32 master weights where the CPU has native bf16, else fp32).
+
+Runs are interleaved (before, now, before, now, ...) so that machine noise hits both alike.
+The first step of every run (warm-up) is left out. Prints, for each, the median step time in
+wall-clock and in CPU seconds of this process (on a shared machine the CPU time is the
+steadier measure of the work; with one thread, the default, it is not inflated by threads
+spinning while they wait for a core), samples/s and tokens/s (non-padding tokens) by wall
+clock, and the now/before ratios.
 
 The item index is synthetic (MovieLens-100K items, random 4-token codes, random 384-d
 semantic and 64-d behaviour embeddings), so it needs no index build: throughput depends
@@ -23,6 +30,7 @@ import json
 import statistics
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -85,20 +93,44 @@ class CountingCollator:
         return batch
 
 
-def measure(lora: bool, index: Path, out: Path, steps: int, batch: int) -> list[tuple]:
+def all_positions_forward(
+    self, input_ids, attention_mask, labels, eos_positions, target_items, gct_rows
+):
+    """The previous ``EagerLLM.forward``: transformers' loss over (B, T, V) logits."""
+    output = self.lm(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        labels=labels,
+        output_hidden_states=True,
+    )
+    rows = gct_rows.nonzero().squeeze(1)
+    if not len(rows):
+        zero = sum(p.sum() for p in self.gct.parameters()) * 0.0
+        return {"loss": output.loss + zero, "lm_loss": output.loss}
+    hidden = output.hidden_states[-1][rows, eos_positions[rows]]
+    sem, beh = self.gct(hidden, target_items[rows])
+    loss = output.loss + self.semantic_weight * sem + self.behaviour_weight * beh
+    return {"loss": loss, "lm_loss": output.loss, "gct_sem": sem, "gct_beh": beh}
+
+
+def measure(arm: str, index: Path, out: Path, steps: int, batch: int) -> list[tuple]:
     """(wall seconds, CPU seconds, tokens) of each step after the first."""
     overrides = [
         f"max_steps={steps}",
         f"per_device_train_batch_size={batch}",
         "gradient_accumulation_steps=1",
         "save_strategy='no'",
+        "eval_strategy='no'",
+        "load_best_model_at_end=false",
         "logging_steps=1",
         "disable_tqdm=true",
     ]
-    if lora:
-        overrides.append("lora={r: 8, alpha: 32, dropout: 0.05}")
+    if arm == "before":
+        overrides += ["bf16=false", "train_sampling_strategy='random'"]
     config = load_config(SMOL, "train", overrides, index=str(index), output_dir=str(out))
     trainer = build_trainer(config)
+    if arm == "before":
+        trainer.model.forward = types.MethodType(all_positions_forward, trainer.model)
     times, counter = StepTimes(), CountingCollator(trainer.data_collator)
     trainer.add_callback(times)
     trainer.data_collator = counter
@@ -114,29 +146,31 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    results: dict[str, list[tuple]] = {"full": [], "lora": []}
+    results: dict[str, list[tuple]] = {"before": [], "now": []}
     with tempfile.TemporaryDirectory() as tmp:
         index = synthetic_index(Path(tmp) / "index")
         for round_index in range(args.rounds):
             for name in results:
                 out = Path(tmp) / f"{name}-{round_index}"
-                results[name] += measure(name == "lora", index, out, args.steps, args.batch)
+                results[name] += measure(name, index, out, args.steps, args.batch)
     print(
         f"SmolLM2-135M stage 1 (all tasks + GCT), batch {args.batch}, CPU, {args.threads} thread(s)"
     )
-    print(f"median over {len(results['full'])} steps each (first step of each run left out)")
+    print(f"median over {len(results['now'])} steps each (first step of each run left out)")
     medians = {}
     for name, steps in results.items():
         wall, cpu = (statistics.median(step[k] for step in steps) for k in (0, 1))
         tokens = statistics.median(t / w for w, _, t in steps)
         medians[name] = (wall, cpu)
         print(
-            f"  {name:4}  {wall:6.2f} s/step wall  {cpu:6.2f} s/step CPU  "
+            f"  {name:6}  {wall:6.2f} s/step wall  {cpu:6.2f} s/step CPU  "
             f"{args.batch / wall:5.2f} samples/s  {tokens:6.1f} tokens/s"
         )
-    (full_wall, full_cpu), (lora_wall, lora_cpu) = medians["full"], medians["lora"]
-    wall_ratio, cpu_ratio = lora_wall / full_wall, lora_cpu / full_cpu
-    print(f"  step time ratio lora/full: wall {wall_ratio:.3f}, CPU {cpu_ratio:.3f}")
+    (old_wall, old_cpu), (new_wall, new_cpu) = medians["before"], medians["now"]
+    print(
+        f"  speed-up now/before (samples/s): wall {old_wall / new_wall:.2f}x, "
+        f"CPU {old_cpu / new_cpu:.2f}x"
+    )
 
 
 if __name__ == "__main__":

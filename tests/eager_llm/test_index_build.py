@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from eager_llm.cli import app
 from eager_llm.encoders import SASRec, SASRecConfig, TrainConfig
 from eager_llm.indexing import IndexConfig, build_index, check_bijection, load_item_index
+from eager_llm.indexing.dki import auto_k
 
 runner = CliRunner()
 ONE_EPOCH = TrainConfig(epochs=1, patience=None)
@@ -109,6 +110,20 @@ def test_index_cli_builds_and_reports(tmp_path, duplicates):
     assert result.exit_code == 0, result.output
     assert "collision_rate" in result.output and "SASRec valid recall@10" in result.output
     load_item_index(tmp_path / "out" / "item_index.json")  # checks the bijection
+
+
+def test_index_cli_auto_k_prints_the_level_statistics(tmp_path, duplicates):
+    args = ["index", "--dataset", str(duplicates), "--out", str(tmp_path / "out"), "--k", "auto"]
+    args += ["--indexer", "semantic", "--epochs", "1", "--cache-dir", str(tmp_path / "cache")]
+    result = runner.invoke(app, args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    stats = json.loads((tmp_path / "out" / "index_stats.json").read_text())
+    assert stats["k"] == auto_k(stats["num_items"]) and stats["config"]["k"] == "auto"
+    assert [s["level"] for s in stats["level_statistics"]] == list(range(stats["levels"]))
+    assert stats["level_statistics"][-1]["decided"] == 1.0
+    assert "level 0 (semantic)" in result.output and "decided" in result.output
+    bad = runner.invoke(app, [*args[:-6], "--k", "many"])
+    assert bad.exit_code == 2 and "--k must be an integer >= 2 or 'auto'" in bad.output
 
 
 def test_index_cli_bad_input_is_one_error_line(tmp_path, duplicates):

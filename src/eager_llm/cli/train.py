@@ -71,3 +71,43 @@ def anneal_command(
         output_dir=str(output_dir) if output_dir else None,
         max_steps=max_steps,
     )
+
+
+def tiger_command(
+    index: Path = typer.Option(..., exists=True, file_okay=False, help="Index folder."),
+    output_dir: Path = typer.Option(..., help="Folder for the trained T5 and tiger.json."),
+    epochs: int = typer.Option(10, min=1, help="Passes over all training examples."),
+    layers: int = typer.Option(4, min=1, help="Encoder and decoder layers (TIGER: 4)."),
+    d_model: int = typer.Option(128, min=8, help="Model width (TIGER: 128)."),
+    d_ff: int = typer.Option(1024, min=8, help="MLP width (TIGER: 1024)."),
+    heads: int = typer.Option(6, min=1, help="Attention heads of 64 dims (TIGER: 6)."),
+    valid_users: int = typer.Option(200, min=1, help="Validation users (fixed sample)."),
+    seed: int = typer.Option(0, help="Seed of the weights, the order and the user sample."),
+) -> None:
+    """TIGER baseline: a T5 trained from scratch on the index's codes (best epoch kept)."""
+    from eager_llm.data import leave_one_out
+    from eager_llm.tiger import TigerConfig, train
+    from eager_llm.training.index_files import load_index, load_indexed_dataset
+    from eager_llm.training.validation import sample_users
+
+    try:
+        files = load_index(index)
+        interactions, _ = load_indexed_dataset(files)
+    except (ValueError, FileNotFoundError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    config = TigerConfig(
+        epochs=epochs, layers=layers, d_model=d_model, d_ff=d_ff, heads=heads, seed=seed
+    )
+    split = leave_one_out(interactions, max_history=config.max_history)
+    users = sample_users(split.valid, valid_users, seed)
+    summary = train(
+        split,
+        files.item_index,
+        files.item_ids,
+        config,
+        users,
+        output_dir,
+        progress=lambda line: typer.echo(line),
+    )
+    typer.echo(f"best epoch {summary['best_epoch']}; model: {output_dir}")

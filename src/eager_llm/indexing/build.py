@@ -32,7 +32,15 @@ from eager_llm.encoders.cache import cached_folder, dataset_fingerprint
 from eager_llm.encoders.semantic import DEFAULT_MODEL, encode_texts, item_texts
 from model_zoo import resolve
 
-from .dki import BEHAVIOUR, SEMANTIC, codebook_usage, make_indexer, resolve_collisions
+from .dki import (
+    BEHAVIOUR,
+    SEMANTIC,
+    auto_k,
+    codebook_usage,
+    level_statistics,
+    make_indexer,
+    resolve_collisions,
+)
 from .tokens import build_item_index, check_bijection, index_vocabulary, save_item_index
 
 EMBEDDINGS = "embeddings.npy"
@@ -48,7 +56,7 @@ class IndexConfig:
     """
 
     indexer: str = "dki"
-    k: int = 256
+    k: int | str = 256  # or "auto": :func:`~.dki.auto_k` of the catalogue size
     seed: int = 0
     k_core: int = 5
     skip_invalid: bool = False
@@ -135,13 +143,17 @@ def build_index(
     dataset: str | Path, out: str | Path, config: IndexConfig = IndexConfig()
 ) -> dict[str, Any]:
     """Build the item index of ``dataset`` (name or path) into ``out``; returns the stats."""
-    indexer = make_indexer(config.indexer, k=config.k, seed=config.seed)
+    if config.k != "auto" and not isinstance(config.k, int):
+        raise ValueError(f"k must be an integer >= 2 or 'auto', got {config.k!r}")
+    make_indexer(config.indexer, k=2 if config.k == "auto" else config.k)  # check the name
     timer = Timer()
     with timer.stage("load"):
         interactions, catalog = load_dataset(
             dataset, k_core=config.k_core, skip_invalid=config.skip_invalid
         )
         identity = dataset_identity(dataset, config, dataset_fingerprint(interactions, catalog))
+    k = auto_k(interactions.n_items) if config.k == "auto" else config.k
+    indexer = make_indexer(config.indexer, k=k, seed=config.seed)
     with timer.stage("behaviour"):
         sasrec_folder, behaviour_hit = behaviour_encoder(interactions, identity, config)
         behaviour = np.load(sasrec_folder / EMBEDDINGS)
@@ -158,11 +170,12 @@ def build_index(
     stats = {
         "dataset": identity["dataset"],  # a name, or an absolute path
         "indexer": config.indexer,
-        "k": config.k,
+        "k": k,
         "num_items": len(item_ids),
         "levels": codes.values.shape[1],
         "level_sources": list(codes.level_sources),
-        "codebook_usage": codebook_usage(codes, config.k),
+        "codebook_usage": codebook_usage(codes, k),
+        "level_statistics": level_statistics(codes),
         **collisions,
         "extra_tokens": int(codes.values[:, -1].max()) + 1 if collisions["extra_levels"] else 0,
         "num_tokens": len(index_vocabulary(item_index)),

@@ -21,6 +21,7 @@ rate measured before the extra level.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -120,6 +121,36 @@ def resolve_collisions(codes: Codes) -> tuple[Codes, dict[str, float | int]]:
     suffix[order] = np.arange(len(group)) - starts[group[order]]
     values = np.concatenate([codes.values, suffix[:, None]], axis=1)
     return Codes(values, (*codes.level_sources, SUFFIX)), report
+
+
+def auto_k(n_items: int) -> int:
+    """The ``k: auto`` rule: ``ceil(sqrt(n))`` clusters per level (at least 2), so each
+    source gets two levels that both split real clusters (about sqrt(n) items per
+    first-level code, about one per second-level code). K = 256 on 1,349 items instead
+    leaves ~5 items per first-level code and a second level that only numbers them."""
+    return max(2, math.isqrt(n_items - 1) + 1) if n_items > 1 else 2
+
+
+def level_statistics(codes: Codes) -> list[dict[str, float | int | str]]:
+    """Per level ``l``: its source, the distinct values at ``l``, the distinct prefixes
+    (levels ``0..l``), the mean and largest number of items per prefix, and ``decided``: the
+    share of items whose prefix through ``l`` already names them alone (the trie then
+    forces every later token)."""
+    rows = []
+    for level, source in enumerate(codes.level_sources):
+        _, counts = np.unique(codes.values[:, : level + 1], axis=0, return_counts=True)
+        rows.append(
+            {
+                "level": level,
+                "source": source,
+                "values": len(np.unique(codes.values[:, level])),
+                "prefixes": len(counts),
+                "items_per_prefix_mean": round(float(counts.mean()), 2),
+                "items_per_prefix_max": int(counts.max()),
+                "decided": round(float((counts == 1).sum() / counts.sum()), 4),
+            }
+        )
+    return rows
 
 
 def codebook_usage(codes: Codes, k: int) -> list[dict[str, float | int | str]]:

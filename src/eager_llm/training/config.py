@@ -21,6 +21,7 @@ from transformers import TrainingArguments
 
 from eager_llm.indexing.token_init import INITS
 from eager_llm.tasks import TASKS, templates
+from model_zoo.hardware import cpu_has_native_bf16
 from yaml_config import ConfigError, build_config, parse_override, read_mapping
 
 from .model import DTYPES, LoraSettings
@@ -83,6 +84,12 @@ class EagerConfig(TrainingArguments):
                 raise ConfigError(f"{key} must be > 0 (or null for learning_rate), got {value}")
         if self.valid_users < 1 or self.valid_beams < 10:
             raise ConfigError("valid_users must be >= 1 and valid_beams >= 10 (Recall@10)")
+        if self.bf16 and self.use_cpu and not cpu_has_native_bf16():
+            print(
+                "note: bf16 off: this CPU has no native bf16 units (avx512_bf16 / amx_bf16), "
+                "where bf16 autocast runs slower than fp32; training in fp32"
+            )
+            self.bf16 = False
         _ = self.lora_settings  # validate the nested block before any model is loaded
         self.remove_unused_columns = False  # the collator reads Sample records
         super().__post_init__()

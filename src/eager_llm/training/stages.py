@@ -45,8 +45,12 @@ RUN_SETTINGS = "run_settings.json"
 
 
 class SampleDataset(Dataset):
+    """The samples as a map-style dataset; ``lengths`` (characters of prompt + response)
+    serve length-grouped batching."""
+
     def __init__(self, samples: list[Sample]):
         self.samples = samples
+        self.lengths = [len(s.prompt) + len(s.response) for s in samples]
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -72,7 +76,7 @@ def training_samples(
 
 
 def validation_parts(config: EagerConfig, files: IndexFiles, split: LeaveOneOut):
-    """(RankingValidation, its users as a Dataset) when ``eval_strategy`` is on, else
+    """(RankingValidation, its users) when ``eval_strategy`` is on, else
     (None, None); also writes the baselines on the same users to ``validation_baselines.json``."""
     if config.eval_strategy == "no":
         return None, None
@@ -91,7 +95,7 @@ def validation_parts(config: EagerConfig, files: IndexFiles, split: LeaveOneOut)
         )
         out = Path(config.output_dir) / VALIDATION_BASELINES
         out.write_text(json.dumps({"n_users": len(users), **baselines}, indent=1))
-    return validation, SampleDataset(users)
+    return validation, users
 
 
 def build_trainer(config: EagerConfig, base: str | None = None) -> EagerTrainer:

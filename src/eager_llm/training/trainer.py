@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import Trainer
 from transformers.trainer import TRAINING_ARGS_NAME
-from transformers.trainer_pt_utils import nested_gather
+from transformers.trainer_pt_utils import LengthGroupedSampler, nested_gather
 
 PROJECTORS = "projectors.safetensors"
 PARTS = ("lm_loss", "gct_sem", "gct_beh")
@@ -100,8 +100,8 @@ class EagerTrainer(Trainer):
         own = {}
         if eager.gct is not None and self.projector_lr is not None:
             own.update({id(p): self.projector_lr for p in eager.gct.parameters()})
+        deltas = [p for n, p in eager.lm.named_parameters() if "trainable_tokens_delta" in n]
         if self.index_token_lr is not None:
-            deltas = [p for n, p in eager.lm.named_parameters() if "trainable_tokens_delta" in n]
             own.update({id(p): self.index_token_lr for p in deltas})
         for group in list(inner.param_groups):
             moved = [p for p in group["params"] if id(p) in own]
@@ -111,7 +111,8 @@ class EagerTrainer(Trainer):
                 inner.add_param_group({**group, "params": params, "lr": rate})
         inner.param_groups[:] = [group for group in inner.param_groups if group["params"]]
         embedding = eager.lm.get_input_embeddings().weight
-        if self.index_token_lr is not None and embedding.requires_grad and self.index_token_ids:
+        full_rows = embedding.requires_grad and not deltas  # not LoRA's frozen base
+        if self.index_token_lr is not None and full_rows and self.index_token_ids:
             matrices = [embedding]
             head = eager.lm.get_output_embeddings()
             if head is not None and head.weight is not embedding and head.weight.requires_grad:
@@ -120,6 +121,16 @@ class EagerTrainer(Trainer):
             rows = [(matrix, ids) for matrix in matrices]
             self.row_learning_rate = RowLearningRate(inner, rows, self.index_token_lr / lr)
         return optimizer
+
+    def _get_train_sampler(self, train_dataset=None):
+        """``train_sampling_strategy: group_by_length``: batches of similar length (less
+        padding), from the dataset's ``lengths`` (characters of prompt + response) instead of
+        tokenizing every sample; otherwise the Trainer's sampler."""
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy == "group_by_length" and hasattr(dataset, "lengths"):
+            batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            return LengthGroupedSampler(batch, lengths=dataset.lengths)
+        return super()._get_train_sampler(train_dataset)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
         """Ranking validation of the current model: ``{prefix}_recall@10``, ``_ndcg@10``."""

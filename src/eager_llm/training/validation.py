@@ -9,6 +9,7 @@ fixed when the run starts, so every point of the learning curve ranks the same e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -63,12 +64,13 @@ class RankingValidation:
         return evaluate_rankings(ranked, self.targets, ks=KS)
 
 
-def baseline_metrics(examples, train, n_items: int, sasrec_folder) -> dict[str, dict]:
-    """Most-popular and SASRec Recall/NDCG@10 on ``examples``."""
+def baseline_metrics(examples, train, n_items: int, sasrec_folder: Path) -> dict[str, dict]:
+    """Most-popular and (when the index folder has one) SASRec Recall/NDCG@10 on
+    ``examples``."""
     targets = [e.target for e in examples]
     popular = most_popular(train, n_items, len(examples), max(KS))
-    sasrec = sasrec_rankings(sasrec_folder, [list(e.history) for e in examples], max(KS))
-    return {
-        "most popular": evaluate_rankings(popular, targets, ks=KS),
-        "SASRec": evaluate_rankings(sasrec, targets, ks=KS),
-    }
+    found = {"most popular": evaluate_rankings(popular, targets, ks=KS)}
+    if (Path(sasrec_folder) / "config.json").is_file():
+        sasrec = sasrec_rankings(sasrec_folder, [list(e.history) for e in examples], max(KS))
+        found["SASRec"] = evaluate_rankings(sasrec, targets, ks=KS)
+    return found

@@ -1,0 +1,72 @@
+"""Title initialisation of index tokens: distinct codes get distinct rows, items stop tying."""
+
+import numpy as np
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from eager_llm.decoding import ItemTrie, recommend
+from eager_llm.indexing import add_index_tokens, build_item_index
+from eager_llm.indexing.token_init import code_members, title_rows
+from model_zoo import resolve
+
+TITLES = {
+    "i1": "The Matrix",
+    "i2": "Toy Story",
+    "i3": "Star Wars",
+    "i4": "Casablanca",
+    "i5": "Fargo",
+    "i6": "Heat",
+}
+CODES = np.array([[0, 0], [0, 1], [1, 0], [1, 1], [2, 0], [2, 1]])
+
+
+def item_index():
+    return build_item_index(list(TITLES), CODES)
+
+
+def test_title_rows_average_the_items_under_each_code_at_the_vocabulary_norm():
+    matrix = torch.randn(50, 8)
+    title_ids = {"x": [1, 2], "y": [3], "z": []}
+    members = {"<a_0>": ["x", "y"], "<b_0>": ["z"]}
+    rows = title_rows(matrix, title_ids, members, ["<a_0>", "<b_0>"])
+    target = matrix.norm(dim=1).mean()
+    expected = (matrix[[1, 2]].mean(0) + matrix[3]) / 2
+    assert torch.allclose(rows[0], expected * target / expected.norm(), atol=1e-6)
+    assert torch.allclose(rows[1].norm(), target)  # an item without title: the vocabulary mean
+    assert torch.allclose(rows[1], matrix.mean(0) * target / matrix.mean(0).norm(), atol=1e-6)
+
+
+def test_code_members_lists_each_tokens_items():
+    members = code_members(item_index())
+    assert members["<a_0>"] == ["i1", "i2"] and members["<b_1>"] == ["i2", "i4", "i6"]
+
+
+def load(titles):
+    folder = resolve("tiny-llama")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    new = add_index_tokens(tokenizer, model, item_index(), titles)
+    return tokenizer, model.eval(), tokenizer.convert_tokens_to_ids(new)
+
+
+def item_scores(tokenizer, model):
+    trie = ItemTrie(item_index(), tokenizer)
+    [found] = recommend(model, tokenizer, ["history: <a_0><b_1>"], trie, k=len(TITLES))
+    return [score for _, score in found]
+
+
+def test_title_init_gives_distinct_rows_and_untrained_scores_without_ties():
+    tokenizer, model, ids = load(TITLES)
+    for weight in (model.get_input_embeddings().weight, model.get_output_embeddings().weight):
+        rows = weight.detach()[ids]
+        assert len({tuple(row.tolist()) for row in rows}) == len(ids)  # all distinct
+    scores = item_scores(tokenizer, model)
+    assert len(set(np.round(scores, 5))) == len(TITLES)  # no two items tie
+
+
+def test_mean_init_ties_every_item():
+    tokenizer, model, ids = load(None)
+    rows = model.get_input_embeddings().weight.detach()[ids]
+    assert torch.equal(rows, rows[0].expand_as(rows))
+    scores = item_scores(tokenizer, model)
+    assert max(scores) - min(scores) < 1e-4  # the failure title init removes

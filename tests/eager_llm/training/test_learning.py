@@ -1,0 +1,138 @@
+"""What makes stage 1 learn: the LM head at labelled positions, per-part learning rates,
+ranking validation and best-checkpoint selection (tiny-llama on the toy index)."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from eager_llm.training import build_trainer, load_config, run
+from eager_llm.training.model import labelled_lm_loss
+from eager_llm.training.trainer import RowLearningRate
+from tests.eager_llm.training.toy import CONFIG, toy_index
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("learning")
+    toy_index(root)
+    return root
+
+
+def config(root, output_dir, *overrides):
+    return load_config(
+        CONFIG,
+        "train",
+        list(overrides),
+        index=str(root / "index"),
+        output_dir=str(root / output_dir),
+    )
+
+
+def test_labelled_loss_equals_the_full_logit_loss(root):
+    trainer = build_trainer(config(root, "loss", "gct_semantic_weight=0", "gct_behaviour_weight=0"))
+    batch = trainer.data_collator(trainer.train_dataset.samples[:4])
+    lm = trainer.model.lm
+    reference = lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   labels=batch["labels"]).loss  # fmt: skip
+    hidden = lm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    ours = labelled_lm_loss(hidden.last_hidden_state, batch["labels"], lm.lm_head)
+    assert torch.allclose(ours, reference, atol=1e-5)
+    assert torch.allclose(trainer.model(**batch)["lm_loss"], reference, atol=1e-5)
+
+
+def test_row_learning_rate_is_an_exact_per_row_learning_rate():
+    torch.manual_seed(0)
+    start = torch.randn(6, 3)
+    grads = [torch.randn(6, 3) for _ in range(3)]
+
+    def train(lr, ratio=None):
+        weight = torch.nn.Parameter(start.clone())
+        optimizer = torch.optim.AdamW([weight], lr=lr, weight_decay=0.1)
+        if ratio is not None:
+            RowLearningRate(optimizer, [(weight, torch.tensor([1, 4]))], ratio)
+        for grad in grads:
+            weight.grad = grad.clone()
+            optimizer.step()
+        return weight.detach()
+
+    mixed, slow, fast = train(1e-2, ratio=5.0), train(1e-2), train(5e-2)
+    assert torch.allclose(mixed[[1, 4]], fast[[1, 4]], atol=1e-6)
+    assert torch.equal(mixed[[0, 2, 3, 5]], slow[[0, 2, 3, 5]])
+
+
+def test_the_learning_rates_reach_the_optimizer(root):
+    trainer = build_trainer(
+        config(root, "rates", "index_token_lr=0.01", "projector_lr=0.05", "learning_rate=0.001")
+    )
+    optimizer = trainer.create_optimizer()
+    projectors = {id(p) for p in trainer.model.gct.parameters()}
+    rates = {
+        "projector" if id(p) in projectors else "rest": group["lr"]
+        for group in optimizer.param_groups
+        for p in group["params"]
+    }
+    assert rates == {"projector": 0.05, "rest": 0.001}
+    row_rate = trainer.row_learning_rate
+    assert row_rate.ratio == pytest.approx(10.0)
+    index_ids = set(row_rate.rows[0][1].tolist())
+    assert index_ids == set(trainer.index_token_ids) and len(row_rate.rows) == 2  # untied head
+
+
+def test_anneal_gives_the_trainable_token_deltas_their_group(root):
+    stage1 = run(config(root, "s1"))
+    anneal = load_config(CONFIG, "anneal", ["index_token_lr=0.02"], index=str(root / "index"),
+                         output_dir=str(root / "s2"))  # fmt: skip
+    trainer = build_trainer(anneal, base=str(stage1))
+    optimizer = trainer.create_optimizer()
+    by_rate = {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            by_rate.setdefault(group["lr"], []).append(p)
+    names = {id(p): n for n, p in trainer.model.named_parameters()}
+    assert all("trainable_tokens_delta" in names[id(p)] for p in by_rate[0.02])
+    assert all("lora_" in names[id(p)] for p in by_rate[anneal.learning_rate])
+    assert trainer.row_learning_rate is None  # the embedding matrix itself is frozen
+
+
+def test_validation_runs_on_fixed_users_and_final_is_the_best_checkpoint(root, monkeypatch):
+    settings = config(
+        root, "best", "eval_strategy=steps", "eval_steps=1", "save_steps=1",
+        "load_best_model_at_end=true", "metric_for_best_model=eval_recall@10", "valid_users=3",
+    )  # fmt: skip
+    trainer = build_trainer(settings)
+    measured = trainer.validation(trainer.model.lm.eval(), trainer.processing_class)
+    assert set(measured) == {"recall@10", "ndcg@10", "n_users"} and measured["n_users"] == 3
+    assert 0 <= measured["ndcg@10"] <= measured["recall@10"] <= 1
+
+    scripted = iter([0.2, 0.6, 0.4, 0.1])  # step 2 is the best
+
+    def fake_validation(lm, tokenizer):
+        return {"recall@10": next(scripted), "ndcg@10": 0.0, "n_users": 3}
+
+    import eager_llm.training.stages as stages
+
+    built = stages.build_trainer
+
+    def patched(*args, **kwargs):
+        trainer = built(*args, **kwargs)
+        trainer.validation = fake_validation
+        return trainer
+
+    monkeypatch.setattr(stages, "build_trainer", patched)
+    final = run(settings)
+    out = root / "best"
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    curve = [(r["step"], r["eval_recall@10"]) for r in records if "eval_recall@10" in r]
+    assert curve == [(1, 0.2), (2, 0.6), (3, 0.4), (4, 0.1)]
+    saved = json.loads((final / "run_settings.json").read_text())
+    assert saved["best_checkpoint"].endswith("checkpoint-2") and saved["best_metric"] == 0.6
+    best = load_file(out / "checkpoint-2" / "model.safetensors")
+    last = load_file(out / "checkpoint-4" / "model.safetensors")
+    chosen = load_file(final / "model.safetensors")
+    key = "model.embed_tokens.weight"
+    assert torch.equal(chosen[key], best[key]) and not torch.equal(chosen[key], last[key])
+    assert (out / "learning_curve.png").is_file()
+    baselines = json.loads((out / "validation_baselines.json").read_text())
+    assert set(baselines) == {"n_users", "most popular"}  # the toy index has no SASRec
