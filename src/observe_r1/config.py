@@ -14,7 +14,19 @@ from typing import Any
 
 from trl import GRPOConfig
 
-from yaml_config import ConfigError, build_config, parse_override, read_mapping
+from yaml_config import (
+    AT_LEAST_1,
+    NON_NEGATIVE,
+    POSITIVE,
+    TRAINING_RANGES,
+    ConfigError,
+    Range,
+    build_config,
+    check_lora_block,
+    check_ranges,
+    parse_override,
+    read_mapping,
+)
 
 __all__ = [
     "ConfigError",
@@ -32,6 +44,27 @@ class LoraSettings:
     alpha: int = 32
     dropout: float = 0.05
     targets: list[str] | str = "all-linear"
+
+
+# Checked (with TRAINING_RANGES) before TRL's own __post_init__, which divides by some.
+RANGES: dict[str, Range] = {
+    **TRAINING_RANGES,
+    "num_generations": Range(2, integer=True),
+    "max_completion_length": AT_LEAST_1,
+    "generation_batch_size": AT_LEAST_1,
+    "steps_per_generation": AT_LEAST_1,
+    "num_iterations": AT_LEAST_1,
+    "temperature": POSITIVE,
+    "top_p": Range(0, 1, low_open=True),
+    "top_k": Range(0, integer=True),
+    "beta": NON_NEGATIVE,
+    "epsilon": POSITIVE,
+    "format_value": Range(),
+    "bonus": NON_NEGATIVE,
+    "bonus_min_length": Range(0, integer=True),
+    "sigma": POSITIVE,
+    "advantage_eps": POSITIVE,
+}
 
 
 @dataclass
@@ -62,23 +95,29 @@ class ObserveR1Config(GRPOConfig):
     max_pixels: int | None = None
 
     def __post_init__(self):
+        check_ranges(self, RANGES)
         if self.curriculum not in ("ordered", "shuffled"):
             raise ConfigError(
-                f"curriculum must be 'ordered' or 'shuffled', got {self.curriculum!r}"
+                f"curriculum must be 'ordered' or 'shuffled', got {self.curriculum!r}",
+                key="curriculum",
             )
         if self.response_format not in ("observe", "think"):
             raise ConfigError(
-                f"response_format must be 'observe' or 'think', got {self.response_format!r}"
+                f"response_format must be 'observe' or 'think', got {self.response_format!r}",
+                key="response_format",
             )
         if self.format_compat not in ("strict", "official"):
             raise ConfigError(
-                f"format_compat must be 'strict' or 'official', got {self.format_compat!r}"
+                f"format_compat must be 'strict' or 'official', got {self.format_compat!r}",
+                key="format_compat",
             )
         _ = self.lora_settings  # validate the nested block now, not after loading the model
         for name in ("min_pixels", "max_pixels"):
             value = getattr(self, name)
             if value is not None and value <= 0:
-                raise ConfigError(f"{name} must be a positive number of pixels, got {value}")
+                raise ConfigError(
+                    f"{name} must be a positive number of pixels, got {value}", key=name
+                )
         if None not in (self.min_pixels, self.max_pixels) and self.min_pixels > self.max_pixels:
             raise ConfigError(
                 f"min_pixels ({self.min_pixels}) exceeds max_pixels ({self.max_pixels})"
@@ -98,12 +137,7 @@ class ObserveR1Config(GRPOConfig):
     def lora_settings(self) -> LoraSettings | None:
         if self.lora is None:
             return None
-        known = {f.name for f in dataclasses.fields(LoraSettings)}
-        unknown = sorted(set(self.lora) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown key 'lora.{unknown[0]}' (known: {', '.join(sorted(known))})"
-            )
+        check_lora_block(self.lora, [f.name for f in dataclasses.fields(LoraSettings)])
         return LoraSettings(**self.lora)
 
 

@@ -4,22 +4,44 @@ build a ``TrainingArguments``-style dataclass with errors that name the file and
 YAML 1.1 (PyYAML) resolves a float only when it has a dot, so ``learning_rate: 1e-5``
 would load as the string ``"1e-5"`` and fail deep inside ``TrainingArguments``.
 :class:`ConfigLoader` also reads exponent-only numbers (``1e-5``, ``3E+4``) as floats, as
-YAML 1.2 does; every other value resolves as in ``yaml.safe_load``.
+YAML 1.2 does, and refuses a key given twice in one mapping (PyYAML keeps the last one
+silently); every other value resolves as in ``yaml.safe_load``.
+
+Values are checked before any model is loaded: :func:`build_config` checks types (a bool
+or a string where a number is wanted, ``null`` where it is not allowed), a config's
+``__post_init__`` checks ranges with :func:`check_ranges` (:data:`TRAINING_RANGES` for the
+``TrainingArguments`` keys both systems share). A :class:`ConfigError` knows the key it is
+about, so :func:`blame_override` can put the blame on the ``--set`` that gave the value.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 __all__ = [
+    "AT_LEAST_1",
+    "LORA_RANGES",
+    "NON_NEGATIVE",
+    "POSITIVE",
+    "PROBABILITY",
+    "TRAINING_RANGES",
     "ConfigError",
     "ConfigLoader",
+    "Range",
+    "blame_override",
     "build_config",
+    "check_lora_block",
+    "check_ranges",
     "load_value",
     "parse_override",
     "read_mapping",
@@ -27,11 +49,41 @@ __all__ = [
 
 
 class ConfigError(ValueError):
-    """A configuration file or override is invalid (the message names file and key)."""
+    """A configuration file or override is invalid (the message names file and key).
+
+    ``key`` is the config key the error is about (None when it is about no single key);
+    ``detail`` the message without the leading ``source:``."""
+
+    def __init__(self, message: str, *, key: str | None = None, detail: str | None = None):
+        super().__init__(message)
+        self.key = key
+        self.detail = message if detail is None else detail
+
+    def at(self, where: str) -> ConfigError:
+        """The same error blamed on ``where`` (a file, ``--set key=value``, an option)."""
+        return ConfigError(f"{where}: {self.detail}", key=self.key, detail=self.detail)
 
 
 class ConfigLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that also reads ``1e-5`` style numbers as floats."""
+    """``yaml.SafeLoader`` that also reads ``1e-5`` style numbers as floats and refuses
+    duplicate keys."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if not isinstance(key, typing.Hashable):
+                    continue  # the stock constructor refuses it
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"duplicate key {key!r} (first given on line {seen[key]})",
+                        key_node.start_mark,
+                    )
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
 
 
 ConfigLoader.add_implicit_resolver(
@@ -46,14 +98,29 @@ def load_value(text: str) -> Any:
     return yaml.load(text, Loader=ConfigLoader)
 
 
+def _yaml_problem(error: yaml.YAMLError) -> tuple[int | None, str]:
+    """(1-based line or None, one-line reason) of a YAML error."""
+    if isinstance(error, yaml.MarkedYAMLError):
+        mark = error.problem_mark or error.context_mark
+        reason = ", ".join(part for part in (error.context, error.problem) if part)
+        return (mark.line + 1 if mark else None), reason or str(error).splitlines()[0]
+    return None, str(error).splitlines()[0]
+
+
 def read_mapping(path: str | Path | None) -> dict[str, Any]:
     """The top-level mapping of a YAML file; ``{}`` when ``path`` is empty or the file is."""
     if not path:
         return {}
     try:
         loaded = load_value(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"{path}: cannot read config: {error}") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read config: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: cannot read config: not UTF-8 text ({error})") from None
+    except yaml.YAMLError as error:
+        line, reason = _yaml_problem(error)
+        where = f"{path}:{line}" if line else str(path)
+        raise ConfigError(f"{where}: {reason}") from None
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path}: a config file must be a mapping of keys to values")
     return loaded
@@ -62,34 +129,184 @@ def read_mapping(path: str | Path | None) -> dict[str, Any]:
 def parse_override(item: str) -> tuple[str, Any]:
     """``"key=value"`` -> ``(key, value)``, the value parsed as YAML."""
     if "=" not in item:
-        raise ConfigError(f"override {item!r} is not key=value")
+        raise ConfigError(f"--set {item}: is not key=value")
     key, raw = item.split("=", 1)
+    if not key.strip():
+        raise ConfigError(f"--set {item}: no key before '='")
     try:
         return key.strip(), load_value(raw)
     except yaml.YAMLError as error:
-        raise ConfigError(f"override {item!r}: {str(error).splitlines()[0]}") from None
+        raise ConfigError(f"--set {item}: {_yaml_problem(error)[1]}", key=key.strip()) from None
 
 
-_ACCEPTED_NUMBERS = {float: (int, float), int: (int,)}  # plain field type -> value types
+def blame_override(
+    error: ConfigError, overrides: Sequence[str] = (), flags: Mapping[str, str] | None = None
+) -> ConfigError:
+    """``error`` blamed on what set its key: the last ``--set key=value`` of ``overrides``
+    or an option of ``flags`` (config key -> how it was given, e.g. ``"--max-steps 0"``),
+    which take precedence over the file in that order (flags last); else ``error`` itself."""
+    if error.key is None:
+        return error
+    if flags and error.key in flags:
+        return error.at(flags[error.key])
+    for item in reversed(overrides):
+        if item.split("=", 1)[0].strip() == error.key:
+            return error.at(f"--set {item}")
+    return error
+
+
+def _plain_types(annotation: Any) -> tuple[set[type], bool]:
+    """(the non-None member types, whether None is allowed) of a field annotation."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = set(typing.get_args(annotation))
+    else:
+        members = {annotation}
+    optional = type(None) in members
+    return {m for m in members if isinstance(m, type) and m is not type(None)}, optional
+
+
+def _field_types(config_class) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(config_class)
+    except Exception:  # an annotation that does not resolve: no type checks for any field
+        return {}
+
+
+def _type_problem(annotation: Any, value: Any) -> str | None:
+    """Why ``value`` does not fit a plain int / float / bool field (None: it fits or the
+    field is of another kind)."""
+    members, optional = _plain_types(annotation)
+    if not members or not members <= {int, float, bool}:
+        return None  # strings, lists, dicts, enums: the class checks them
+    if value is None:
+        return None if optional else "must not be null"
+    wanted = " or ".join(sorted(m.__name__ for m in members))
+    if isinstance(value, bool):
+        return None if bool in members else f"must be {wanted}, got {value!r}"
+    if bool in members and members == {bool}:
+        return f"must be true or false, got {value!r}"
+    if isinstance(value, int) and members & {int, float}:
+        return None
+    if isinstance(value, float) and float in members:
+        return None
+    return f"must be {wanted}, got {value!r}"
 
 
 def build_config(config_class, values: dict[str, Any], source: str, extra_keys=()):
     """``config_class(**values)`` for a ``TrainingArguments`` subclass, ``report_to`` "none"
-    unless set. An unknown key (in ``values`` or ``extra_keys``), a string or bool where a
-    plain ``float``/``int`` field wants a number, and the class's own ``TypeError`` or
-    ``ValueError`` become one :class:`ConfigError` line starting with ``source``."""
+    unless set. An unknown key (in ``values`` or ``extra_keys``), a value of the wrong kind
+    for a plain ``int`` / ``float`` / ``bool`` field (also ``X | None``: a bool or a string
+    where a number is wanted, ``null`` where None is not allowed), and the class's own
+    ``TypeError`` or ``ValueError`` become one :class:`ConfigError` line starting with
+    ``source``, with its ``key`` set where one key is to blame."""
     fields = {field.name: field for field in dataclasses.fields(config_class) if field.init}
     if unknown := [key for key in [*values, *extra_keys] if key not in fields]:
-        raise ConfigError(f"{source}: unknown config key '{unknown[0]}'")
+        detail = f"unknown config key '{unknown[0]}'"
+        raise ConfigError(f"{source}: {detail}", key=unknown[0], detail=detail)
+    hints = _field_types(config_class)
     for key, value in values.items():
-        field_type = {"float": float, "int": int}.get(fields[key].type, fields[key].type)
-        accepted = _ACCEPTED_NUMBERS.get(field_type)
-        if accepted and (isinstance(value, bool) or not isinstance(value, accepted)):
-            raise ConfigError(f"{source}: '{key}' must be {field_type.__name__}, got {value!r}")
+        if key in hints and (problem := _type_problem(hints[key], value)):
+            detail = f"'{key}' {problem}"
+            raise ConfigError(f"{source}: {detail}", key=key, detail=detail)
     values = {"report_to": "none", **values}
     try:
         return config_class(**values)
     except ConfigError as error:
-        raise ConfigError(f"{source}: {error}") from None
-    except (TypeError, ValueError) as error:
+        raise error.at(source) from None
+    except (TypeError, ValueError, ZeroDivisionError) as error:
         raise ConfigError(f"{source}: {str(error).splitlines()[0]}") from None
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed values of a number key: ``low <= value`` (``low < value`` when
+    ``low_open``), likewise ``high``; ``integer`` wants a whole number; values in ``also``
+    (e.g. -1: "unset") and None always pass. NaN and infinities never do."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+    also: tuple = ()
+
+    def describe(self) -> str:
+        kind = "an integer" if self.integer else "a number"
+        bounds = []
+        if self.low is not None:
+            bounds.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            bounds.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+        text = f"{kind} {' and '.join(bounds)}" if bounds else f"a finite {kind[2:]}"
+        return text + "".join(f" (or {value})" for value in self.also)
+
+    def admits(self, value: Any) -> bool:
+        if value is None or (not isinstance(value, bool) and value in self.also):
+            return True
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if not math.isfinite(value) or (self.integer and value != int(value)):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return not (
+            self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        )
+
+
+AT_LEAST_1 = Range(1, integer=True)
+POSITIVE = Range(0, low_open=True)
+NON_NEGATIVE = Range(0)
+PROBABILITY = Range(0, 1, high_open=True)
+
+# TrainingArguments keys both systems use; a config adds its own.
+TRAINING_RANGES: dict[str, Range] = {
+    "per_device_train_batch_size": AT_LEAST_1,
+    "per_device_eval_batch_size": AT_LEAST_1,
+    "gradient_accumulation_steps": AT_LEAST_1,
+    "learning_rate": POSITIVE,
+    "weight_decay": NON_NEGATIVE,
+    "adam_beta1": PROBABILITY,
+    "adam_beta2": PROBABILITY,
+    "adam_epsilon": POSITIVE,
+    "max_grad_norm": NON_NEGATIVE,
+    "num_train_epochs": POSITIVE,
+    "max_steps": Range(1, integer=True, also=(-1,)),
+    "warmup_steps": NON_NEGATIVE,
+    "logging_steps": POSITIVE,
+    "save_steps": POSITIVE,
+    "eval_steps": POSITIVE,
+    "save_total_limit": AT_LEAST_1,
+    "seed": Range(0, integer=True),
+    "dataloader_num_workers": Range(0, integer=True),
+}
+
+# A ``lora:`` block (both systems: r, alpha, dropout, targets).
+LORA_RANGES: dict[str, Range] = {"r": AT_LEAST_1, "alpha": POSITIVE, "dropout": PROBABILITY}
+
+
+def check_ranges(config: Any, ranges: Mapping[str, Range], prefix: str = "") -> None:
+    """Raise :class:`ConfigError` (``key`` set) for the first attribute of ``config`` (an
+    object, or a mapping) outside its :class:`Range`; ``prefix`` names a nested block."""
+    for key, allowed in ranges.items():
+        value = config.get(key) if isinstance(config, Mapping) else getattr(config, key, None)
+        if not allowed.admits(value):
+            detail = f"'{prefix}{key}' must be {allowed.describe()}, got {value!r}"
+            raise ConfigError(detail, key=prefix + key if not prefix else prefix.rstrip("."))
+
+
+def check_lora_block(block: Any, known: Sequence[str]) -> None:
+    """Raise :class:`ConfigError` (key ``lora``) unless ``block`` is a ``lora:`` mapping of
+    ``known`` keys with r, alpha, dropout in range and targets a name or a list of names."""
+    if not isinstance(block, Mapping):
+        detail = f"'lora' must be a mapping of r, alpha, dropout, targets, got {block!r}"
+        raise ConfigError(detail, key="lora")
+    if unknown := sorted(set(block) - set(known)):
+        detail = f"unknown key 'lora.{unknown[0]}' (known: {', '.join(sorted(known))})"
+        raise ConfigError(detail, key="lora")
+    check_ranges(block, LORA_RANGES, prefix="lora.")
+    targets = block.get("targets", "")
+    names = [targets] if isinstance(targets, str) else targets
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        detail = f"'lora.targets' must be a module name or a list of them, got {targets!r}"
+        raise ConfigError(detail, key="lora")

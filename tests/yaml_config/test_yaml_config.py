@@ -37,7 +37,7 @@ def test_overrides_and_files(tmp_path):
     assert parse_override("tasks=[seqrec, index2item]") == ("tasks", ["seqrec", "index2item"])
     with pytest.raises(ConfigError, match="is not key=value"):
         parse_override("max_steps")
-    with pytest.raises(ConfigError, match="override 'tasks=\\[a'"):
+    with pytest.raises(ConfigError, match="--set tasks=\\[a: "):
         parse_override("tasks=[a")
     assert read_mapping(None) == {} and read_mapping("") == {}
     empty = tmp_path / "empty.yaml"

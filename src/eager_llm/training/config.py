@@ -22,9 +22,39 @@ from transformers import TrainingArguments
 from eager_llm.indexing.token_init import INITS
 from eager_llm.tasks import TASKS, templates
 from model_zoo.hardware import cpu_has_native_bf16
-from yaml_config import ConfigError, build_config, parse_override, read_mapping
+from yaml_config import (
+    AT_LEAST_1,
+    NON_NEGATIVE,
+    POSITIVE,
+    TRAINING_RANGES,
+    ConfigError,
+    Range,
+    build_config,
+    check_lora_block,
+    check_ranges,
+    parse_override,
+    read_mapping,
+)
 
 from .model import DTYPES, LoraSettings
+
+# Checked (with TRAINING_RANGES) before any data or model is read. max_length is checked
+# against the prompt and index lengths once the index is known (training.preflight).
+RANGES: dict[str, Range] = {
+    **TRAINING_RANGES,
+    "max_history": AT_LEAST_1,
+    "prefixes_per_user": AT_LEAST_1,
+    "description_words": Range(0, integer=True),
+    "max_length": AT_LEAST_1,
+    "gct_semantic_weight": NON_NEGATIVE,
+    "gct_behaviour_weight": NON_NEGATIVE,
+    "gct_temperature": POSITIVE,
+    "gct_negatives": Range(0, integer=True),
+    "valid_users": AT_LEAST_1,
+    "valid_beams": Range(10, integer=True),
+    "index_token_lr": POSITIVE,  # None: learning_rate
+    "projector_lr": POSITIVE,
+}
 
 
 @dataclass
@@ -70,20 +100,23 @@ class EagerConfig(TrainingArguments):
     valid_beams: int = 10
 
     def __post_init__(self):
+        check_ranges(self, RANGES)
+        if not isinstance(self.tasks, list) or not self.tasks:
+            raise ConfigError(f"'tasks' must be a list of tasks, got {self.tasks!r}", key="tasks")
         if unknown := [task for task in self.tasks if task not in TASKS]:
-            raise ConfigError(f"unknown task {unknown[0]!r} (known: {', '.join(TASKS)})")
+            raise ConfigError(
+                f"unknown task {unknown[0]!r} (known: {', '.join(TASKS)})", key="tasks"
+            )
         if self.template not in templates():
-            raise ConfigError(f"template must be one of {', '.join(templates())}")
+            raise ConfigError(f"template must be one of {', '.join(templates())}", key="template")
         if self.model_dtype not in DTYPES:
-            raise ConfigError(f"model_dtype must be one of {', '.join(DTYPES)}")
+            raise ConfigError(f"model_dtype must be one of {', '.join(DTYPES)}", key="model_dtype")
         if self.index_token_init not in INITS:
-            raise ConfigError(f"index_token_init must be one of {', '.join(INITS)}")
-        for key in ("index_token_lr", "projector_lr"):
-            value = getattr(self, key)
-            if value is not None and not value > 0:
-                raise ConfigError(f"{key} must be > 0 (or null for learning_rate), got {value}")
-        if self.valid_users < 1 or self.valid_beams < 10:
-            raise ConfigError("valid_users must be >= 1 and valid_beams >= 10 (Recall@10)")
+            raise ConfigError(
+                f"index_token_init must be one of {', '.join(INITS)}", key="index_token_init"
+            )
+        if self.lora is not None:
+            check_lora_block(self.lora, [f.name for f in dataclasses.fields(LoraSettings)])
         if self.bf16 and self.use_cpu and not cpu_has_native_bf16():
             print(
                 "note: bf16 off: this CPU has no native bf16 units (avx512_bf16 / amx_bf16), "
