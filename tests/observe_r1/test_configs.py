@@ -76,7 +76,7 @@ def test_paper_config_has_the_papers_generation_and_image_settings():
     assert config.max_completion_length == 8192
     assert config.vllm_max_model_length == 9216 + 8192  # prompt_max_len + generate_max_len
     assert (config.min_pixels, config.max_pixels) == (4 * 28 * 28, 10000 * 16 * 16)
-    assert config.loss_type == "bnpo"  # LMM-R1's token mean per micro-batch (see README)
+    assert config.loss_type == "bnpo"  # LMM-R1's token mean per micro-batch (docs/gpus.md)
     assert config.vllm_importance_sampling_correction is False  # public code has none
     assert (config.adam_beta1, config.adam_beta2, config.max_grad_norm) == (0.9, 0.95, 1.0)
     assert config.lr_scheduler_type == "cosine_with_min_lr"
