@@ -15,6 +15,12 @@ Compared on the same users, in this order:
 - the sibling runs of ``DIR`` named in :data:`SIBLINGS`, when they exist, then each
   ``--compare NAME=FOLDER``. A compared run decodes with its own ``final/`` (model, item
   index, template) and must index the same items; its index may differ (TIGER, single-source).
+  A compared folder holding ``tiger.json`` (``eager-llm tiger``; the sibling ``tiger-t5``) is
+  the TIGER baseline, ranked by its T5 (:func:`eager_llm.tiger.tiger_rankings`).
+
+``eval.json`` keeps every method's per-user 0-based target rank (-1: not in its top-k), so
+``eval.md`` gives each method's difference to most-popular and SASRec on the same users with
+a paired bootstrap 95 % interval (:mod:`eager_llm.significance`).
 
 The conventional layout (``configs/eager_llm/*.yaml``)::
 
@@ -24,6 +30,7 @@ The conventional layout (``configs/eager_llm/*.yaml``)::
     runs/<name>/no-gct         ablation: both stages with the GCT weights at 0
     runs/<name>/single-source  ablation: both stages on a one-source index
     runs/<name>/tiger          TIGER-style: semantic-only index, seqrec only, one stage
+    runs/<name>/tiger-t5       TIGER: a T5 trained from scratch on semantic IDs
 """
 
 from __future__ import annotations
@@ -42,8 +49,11 @@ from eager_llm.baselines import most_popular, sasrec_rankings
 from eager_llm.data import Example, leave_one_out
 from eager_llm.decoding import ItemTrie, recommend
 from eager_llm.indexing import load_item_index
-from eager_llm.metrics import evaluate_rankings
+from eager_llm.metrics import evaluate_rankings, list_ranks, per_user_from_ranks
+from eager_llm.significance import paired_bootstrap
 from eager_llm.tasks import history_prompts
+from eager_llm.tiger import STATE as TIGER_STATE
+from eager_llm.tiger import tiger_rankings
 from eager_llm.training.index_files import IndexFiles, load_index, load_indexed_dataset
 from eager_llm.training.model import DTYPES, load_lm
 from eager_llm.training.stages import RUN_SETTINGS
@@ -101,6 +111,8 @@ def compared_runs(run: Path, compare: Sequence[str] = ()) -> dict[str, Path]:
         for name, label in SIBLINGS.items()
         if (run.parent / name / "final").is_dir() and (run.parent / name).resolve() != run.resolve()
     }
+    if (run.parent / "tiger-t5" / TIGER_STATE).is_file():
+        found["TIGER (T5 from scratch)"] = run.parent / "tiger-t5"
     for item in compare:
         name, sep, folder = item.partition("=")
         if not sep or not name.strip() or not folder.strip():
@@ -208,9 +220,9 @@ def evaluate(
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}")
     run = load_run(run_folder)
-    others = {
-        label: load_run(folder) for label, folder in compared_runs(run.folder, compare).items()
-    }
+    compared = compared_runs(run.folder, compare)
+    tigers = {label: f for label, f in compared.items() if (f / TIGER_STATE).is_file()}
+    others = {label: load_run(f) for label, f in compared.items() if label not in tigers}
     users = load_users(run.index, split, run.max_history, limit_users)
     targets = [e.target for e in users.examples]
     results = []
@@ -220,7 +232,10 @@ def evaluate(
         ranked = rank(*args, **kwargs)
         seconds = round(time.perf_counter() - started, 2)
         metrics = evaluate_rankings(ranked, targets, ks=(5, 10))
-        results.append({"method": method, "run": folder, **metrics, "seconds": seconds})
+        ranks = [-1 if np.isinf(r) else int(r) for r in list_ranks(ranked, targets)]
+        results.append(
+            {"method": method, "run": folder, **metrics, "seconds": seconds, "ranks": ranks}
+        )
 
     decode = {"beams": beams, "batch_size": batch_size, "dtype": dtype, "progress": progress}
     name = run.folder.name
@@ -232,6 +247,8 @@ def evaluate(
     record("SASRec", str(sasrec), sasrec_rankings, sasrec, histories, beams)
     for label, other in others.items():
         record(label, str(other.folder), rank_with_run, other, users, label=label, **decode)
+    for label, folder in tigers.items():
+        record(label, str(folder), tiger_rankings, folder, users.item_ids, histories, beams)
     return {
         "split": split,
         "dataset": users.files.dataset,
@@ -253,6 +270,36 @@ def markdown_table(results: Sequence[dict]) -> str:
     for r in results:
         values = " | ".join(f"{r[key]:.4f}" for key in METRICS)
         lines.append(f"| {r['method']} | {values} | {r['seconds']:.1f} | {r['run']} |")
+    return "\n".join(lines)
+
+
+def per_user(result: dict, metric: str) -> np.ndarray:
+    """Per-user values of ``metric`` (``recall@10``, ``ndcg@5``, ...) from a result's ranks."""
+    name, k = metric.split("@")
+    ranks = np.array([np.inf if r < 0 else r for r in result["ranks"]], dtype=np.float64)
+    recall, ndcg = per_user_from_ranks(ranks, int(k))
+    return recall if name == "recall" else ndcg
+
+
+def difference_table(results: Sequence[dict], references=("most popular", "SASRec")) -> str:
+    """Each method's Recall@10 and NDCG@10 minus each reference's on the same users, with
+    the paired bootstrap 95 % interval (10,000 resamples of users)."""
+    by_method = {r["method"]: r for r in results}
+    lines = [
+        "| method | vs | ΔRecall@10 [95 % CI] | ΔNDCG@10 [95 % CI] |",
+        "| --- | --- | --- | --- |",
+    ]
+    for r in results:
+        for reference in references:
+            if r["method"] == reference or reference not in by_method or "ranks" not in r:
+                continue
+            cells = []
+            for metric in ("recall@10", "ndcg@10"):
+                mean, low, high = paired_bootstrap(
+                    per_user(r, metric), per_user(by_method[reference], metric)
+                )
+                cells.append(f"{mean:+.4f} [{low:+.4f}, {high:+.4f}]")
+            lines.append(f"| {r['method']} | {reference} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
 
 
@@ -290,6 +337,10 @@ def write_report(report: dict, folder: str | Path) -> Path:
         f"{report['threads']}.",
         "",
         markdown_table(report["results"]),
+        "",
+        "Differences on the same users (paired bootstrap):",
+        "",
+        difference_table(report["results"]),
         "",
         "![eval](eval.png)",
         "",

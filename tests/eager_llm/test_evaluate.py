@@ -2,7 +2,8 @@
 
 The module fixture runs the real commands on the toy dataset of the training tests:
 ``eager-llm index`` (MiniLM + 2 SASRec epochs, K = 4), ``train`` and ``anneal`` on
-tiny-llama (2 steps each); a copy of the stage-1 run plays the TIGER sibling.
+tiny-llama (2 steps each); a copy of the stage-1 run plays the TIGER-style sibling and a
+one-epoch ``eager-llm tiger`` the TIGER (T5) sibling.
 """
 
 import json
@@ -52,6 +53,8 @@ def root(tmp_path_factory):
     ok("anneal", "--config", CONFIG, "--from", root / "stage1", "--index", root / "index",
        "--output-dir", root / "anneal", "--max-steps", 2)  # fmt: skip
     shutil.copytree(root / "stage1" / "final", root / "tiger" / "final")
+    ok("tiger", "--index", root / "index", "--output-dir", root / "tiger-t5", "--epochs", 1,
+       "--layers", 1, "--d-model", 16, "--d-ff", 32, "--heads", 1)  # fmt: skip
     (root / "no-gct").mkdir()  # no final/: not a run, not evaluated
     return root
 
@@ -79,6 +82,7 @@ def test_siblings_with_final_are_found_and_compare_is_checked(root):
     assert found == {
         SIBLINGS["stage1"]: root / "stage1",
         SIBLINGS["tiger"]: root / "tiger",
+        "TIGER (T5 from scratch)": root / "tiger-t5",
         "mine": root / "stage1",
     }
     assert SIBLINGS["stage1"] not in compared_runs(root / "stage1")  # not itself
@@ -104,6 +108,7 @@ def test_eval_table_has_the_run_the_baselines_and_present_siblings(root, report)
         SIBLINGS["stage1"],
         SIBLINGS["tiger"],
         "again",
+        "TIGER (T5 from scratch)",
     ]
     assert report["n_users"] == len(SEQUENCES) and report["split"] == "test"
     markdown = (root / "anneal" / "eval.md").read_text()
@@ -116,6 +121,13 @@ def test_eval_table_has_the_run_the_baselines_and_present_siblings(root, report)
         assert all(0 <= result[key] <= 1 for key in keys) and result["n_users"] == 6
     same = [by_method[name] for name in (SIBLINGS["stage1"], SIBLINGS["tiger"], "again")]
     assert all([r[k] for k in keys] == [same[0][k] for k in keys] for r in same)
+    for result in report["results"]:  # per-user ranks reproduce the means
+        ranks = np.array(result["ranks"])
+        assert len(ranks) == 6 and result["recall@5"] == pytest.approx(
+            np.mean((ranks >= 0) & (ranks < 5))
+        )
+    assert "| TIGER (T5 from scratch) | most popular | " in markdown
+    assert "| SASRec | most popular | " in markdown and "| most popular | SASRec |" in markdown
 
 
 def test_most_popular_row_matches_counts_by_hand(report):

@@ -24,16 +24,17 @@ def item_index():
     return build_item_index(list(TITLES), CODES)
 
 
-def test_title_rows_average_the_items_under_each_code_at_the_vocabulary_norm():
-    matrix = torch.randn(50, 8)
+def test_title_rows_offset_the_vocabulary_mean_by_a_typical_spread():
+    matrix = torch.randn(50, 8) + 3.0  # a large common component, as LM embeddings have
     title_ids = {"x": [1, 2], "y": [3], "z": []}
-    members = {"<a_0>": ["x", "y"], "<b_0>": ["z"]}
-    rows = title_rows(matrix, title_ids, members, ["<a_0>", "<b_0>"])
-    target = matrix.norm(dim=1).mean()
-    expected = (matrix[[1, 2]].mean(0) + matrix[3]) / 2
-    assert torch.allclose(rows[0], expected * target / expected.norm(), atol=1e-6)
-    assert torch.allclose(rows[1].norm(), target)  # an item without title: the vocabulary mean
-    assert torch.allclose(rows[1], matrix.mean(0) * target / matrix.mean(0).norm(), atol=1e-6)
+    members = {"<a_0>": ["x", "y"], "<b_0>": ["z"], "<c_0>": ["x"]}
+    rows = title_rows(matrix, title_ids, members, ["<a_0>", "<b_0>", "<c_0>"])
+    mean = matrix.mean(0)
+    spread = (matrix - mean).norm(dim=1).mean()
+    offset = (matrix[[1, 2]].mean(0) + matrix[3]) / 2 - mean
+    assert torch.allclose(rows[0], mean + offset * spread / offset.norm(), atol=1e-5)
+    assert torch.allclose((rows[[0, 2]] - mean).norm(dim=1), spread.expand(2))
+    assert torch.allclose(rows[1], mean)  # an item without a title: the vocabulary mean
 
 
 def test_code_members_lists_each_tokens_items():
