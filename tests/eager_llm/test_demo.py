@@ -18,7 +18,7 @@ def test_tiny_demo_writes_the_report_with_tables_and_plots(tmp_path):
             app,
             ["demo", "--out", str(tmp_path), "--model", "tiny-llama", "--config", str(TINY),
              "--stage1-steps", "2", "--stage2-steps", "2", "--sasrec-epochs", "1",
-             "--users", "10"],
+             "--users", "10", "--valid-users", "5", "--eval-steps", "1"],
         )  # fmt: skip
     finally:
         torch.set_num_threads(threads)
@@ -28,8 +28,11 @@ def test_tiny_demo_writes_the_report_with_tables_and_plots(tmp_path):
     assert "Backbone `tiny-llama`" in text and "first 10 test users" in text
     for method in ("EAGER-LLM (anneal)", "most popular", "SASRec", "w/o annealing (stage 1)"):
         assert f"| {method} |" in text
-    assert "beats" in text and "not the method's accuracy" in text
-    for picture in ("stage1/loss_curve.png", "anneal/loss_curve.png", "anneal/eval.png"):
+    assert "95 % CI" in text and "not the method's accuracy" in text
+    assert "Validation Recall@10 on 5 fixed validation users" in text
+    assert "(step 0)" in text and "(step 2)" in text
+    pictures = ("stage1/loss_curve.png", "stage1/learning_curve.png", "anneal/loss_curve.png")
+    for picture in (*pictures, "anneal/eval.png"):
         assert f"]({picture})" in text
         assert (tmp_path / picture).stat().st_size > 0
     assert (tmp_path / "anneal" / "eval.json").is_file()

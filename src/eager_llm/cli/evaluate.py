@@ -92,6 +92,10 @@ def demo_command(
     stage2_steps: int = typer.Option(None, help="Stage-2 steps (default: the demo budget)."),
     sasrec_epochs: int = typer.Option(None, help="SASRec epochs (default: the demo budget)."),
     users: int = typer.Option(None, help="Test users evaluated (default: the demo budget)."),
+    valid_users: int = typer.Option(None, help="Validation users of stage 1 (default: budget)."),
+    eval_steps: int = typer.Option(
+        None, help="Stage-1 steps between validations (default: budget)."
+    ),
 ) -> None:
     """ML-100K -> index -> stage 1 -> stage 2 -> eval vs popularity and SASRec -> report.md."""
     from eager_llm.demo import Budget, run_demo
@@ -101,6 +105,8 @@ def demo_command(
         "stage2_steps": stage2_steps,
         "sasrec_epochs": sasrec_epochs,
         "users": users,
+        "valid_users": valid_users,
+        "eval_steps": eval_steps,
     }
     budget = Budget(**{key: value for key, value in chosen.items() if value is not None})
     report = run_demo(out, model=model, config=config, budget=budget)

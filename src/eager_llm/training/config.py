@@ -75,7 +75,8 @@ class EagerConfig(TrainingArguments):
     at ``projector_lr`` (None: ``learning_rate``). With ``eval_strategy: steps``, every
     ``eval_steps`` the model ranks ``valid_users`` fixed validation users with
     ``valid_beams`` beams (``eval_recall@10``, ``eval_ndcg@10`` in metrics.jsonl);
-    ``load_best_model_at_end`` then makes ``final/`` the best of them.
+    ``load_best_model_at_end`` then makes ``final/`` the best of them (by
+    ``metric_for_best_model``, default ``eval_recall@10``).
     """
 
     model: str = "tiny-llama"
@@ -117,6 +118,8 @@ class EagerConfig(TrainingArguments):
             )
         if self.lora is not None:
             check_lora_block(self.lora, [f.name for f in dataclasses.fields(LoraSettings)])
+        if self.load_best_model_at_end and self.metric_for_best_model is None:
+            self.metric_for_best_model, self.greater_is_better = "eval_recall@10", True
         if self.bf16 and self.use_cpu and not cpu_has_native_bf16():
             print(
                 "note: bf16 off: this CPU has no native bf16 units (avx512_bf16 / amx_bf16), "
