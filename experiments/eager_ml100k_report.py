@@ -1,0 +1,222 @@
+"""Write results/eager_ml100k.md (and its plot) from the run folders of experiments/eager_ml100k.sh.
+
+Reads, under the run root R: ``timings.txt`` (wall seconds per command), the test evaluation
+``<main>/anneal/eval.json`` (per-user ranks of every method), the validation curves in each
+training run's ``metrics.jsonl`` and ``validation_baselines.json``, TIGER's ``tiger.json``, the
+index folders' ``index_stats.json``; and ``experiments/notes/eager_ml100k.md``, the written
+reading of the numbers, which is appended as it is. Nothing here computes a result that the
+run folders do not hold.
+
+    .venv/bin/python experiments/eager_ml100k_report.py [R] [--out results/eager_ml100k.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+from pathlib import Path
+
+from eager_llm.evaluate import difference_table, markdown_table
+from eager_llm.training.run_log import read_metrics
+
+NOTES = Path(__file__).parent / "notes" / "eager_ml100k.md"
+TRAINING_RUNS = {  # label -> run folder under R (those present are reported)
+    "EAGER-LLM stage 1 (K auto)": "auto/stage1",
+    "EAGER-LLM annealing (K auto)": "auto/anneal",
+    "EAGER-LLM stage 1 (K 256)": "k256/stage1",
+    "EAGER-LLM annealing (K 256)": "k256/anneal",
+}
+INDICES = {
+    "K auto (DKI)": "index-auto",
+    "K 256 (DKI)": "index-256",
+    "TIGER (semantic, K auto)": "index-semantic-auto",
+}
+
+
+def validation_curve(folder: Path) -> list[dict]:
+    """The validation records of a training run: step, samples, eval_recall@10, eval_ndcg@10."""
+    return [r for r in read_metrics(folder / "metrics.jsonl") if "eval_recall@10" in r]
+
+
+def last_losses(folder: Path) -> dict:
+    """The last training record that has each loss part."""
+    found = {}
+    for record in read_metrics(folder / "metrics.jsonl"):
+        for key in ("lm_loss", "gct_sem", "gct_beh"):
+            if record.get(key) is not None:
+                found[key] = (record["step"], record[key])
+    return found
+
+
+def timings(root: Path) -> list[str]:
+    path = root / "timings.txt"
+    return path.read_text().splitlines() if path.is_file() else []
+
+
+def curve_rows(root: Path) -> list[str]:
+    lines = [
+        "| run | step | samples seen | valid Recall@10 | valid NDCG@10 |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for label, name in TRAINING_RUNS.items():
+        folder = root / name
+        if (folder / "metrics.jsonl").is_file():
+            for r in validation_curve(folder):
+                lines.append(
+                    f"| {label} | {r['step']} | {r['samples']} | {r['eval_recall@10']:.3f} | "
+                    f"{r['eval_ndcg@10']:.3f} |"
+                )
+    tiger = root / "tiger-t5" / "tiger.json"
+    if tiger.is_file():
+        for point in json.loads(tiger.read_text())["curve"]:
+            lines.append(
+                f"| TIGER (T5) | epoch {point['epoch']} | {point['samples']} | "
+                f"{point['valid_recall@10']:.3f} | {point['valid_ndcg@10']:.3f} |"
+            )
+    return lines
+
+
+def plot_curves(root: Path, out: Path) -> None:
+    """Validation Recall@10 vs training samples for every run, baselines as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4))
+    baselines = None
+    for label, name in TRAINING_RUNS.items():
+        folder = root / name
+        if not (folder / "metrics.jsonl").is_file():
+            continue
+        points = validation_curve(folder)
+        offset = 0
+        if name.endswith("anneal"):  # continues after its stage 1
+            stage1 = validation_curve(folder.parent / "stage1")
+            offset = stage1[-1]["samples"] if stage1 else 0
+        axis.plot([offset + p["samples"] for p in points], [p["eval_recall@10"] for p in points],
+                  marker="o", label=label)  # fmt: skip
+        if baselines is None and (folder / "validation_baselines.json").is_file():
+            baselines = json.loads((folder / "validation_baselines.json").read_text())
+    tiger = root / "tiger-t5" / "tiger.json"
+    if tiger.is_file():
+        curve = json.loads(tiger.read_text())["curve"]
+        axis.plot([p["samples"] for p in curve], [p["valid_recall@10"] for p in curve],
+                  marker="s", label="TIGER (T5), per epoch")  # fmt: skip
+        axis.set_xscale("symlog", linthresh=1000)
+    if baselines:
+        for (name, metrics), style in zip(
+            [(k, v) for k, v in baselines.items() if isinstance(v, dict)], ("--", ":"), strict=False
+        ):
+            axis.axhline(metrics["recall@10"], color="grey", linestyle=style, label=name)
+    axis.set(xlabel="training samples seen", ylabel="validation Recall@10 (200 users)",
+             title="ML-100K: ranking validation during training")  # fmt: skip
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+
+
+def index_rows(root: Path) -> list[str]:
+    lines = [
+        "| index | K | levels (sources) | items per first-level code | decided after each level |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for label, name in INDICES.items():
+        path = root / name / "index_stats.json"
+        if not path.is_file():
+            continue
+        stats = json.loads(path.read_text())
+        levels = stats["level_statistics"]
+        decided = " / ".join(f"{level['decided']:.3f}" for level in levels)
+        lines.append(
+            f"| {label} | {stats['k']} | {stats['levels']} ({' '.join(stats['level_sources'])}) | "
+            f"{levels[0]['items_per_prefix_mean']} | {decided} |"
+        )
+    return lines
+
+
+def gct_lines(root: Path, n_items: int) -> list[str]:
+    chance = math.log(n_items)
+    lines = []
+    for label, name in TRAINING_RUNS.items():
+        folder = root / name
+        if (folder / "metrics.jsonl").is_file() and name.endswith("stage1"):
+            losses = last_losses(folder)
+            if "gct_sem" in losses:
+                (step, sem), (_, beh) = losses["gct_sem"], losses["gct_beh"]
+                lines.append(
+                    f"- {label}: last logged GCT losses (mean over steps {step - 9}-{step}) "
+                    f"semantic {sem:.2f}, behaviour {beh:.2f}; chance (uniform over the "
+                    f"{n_items} items, all of them negatives) ln {n_items} = {chance:.2f}."
+                )
+    return lines
+
+
+def render(root: Path, plot_name: str) -> str:
+    report = json.loads((root / "auto" / "anneal" / "eval.json").read_text())
+    results = report["results"]
+    lines = [
+        "# EAGER-LLM on MovieLens-100K at a CPU budget",
+        "",
+        "```bash",
+        "experiments/eager_ml100k.sh runs/ml100k   # trains, evaluates, runs the line below",
+        "experiments/eager_ml100k_report.py runs/ml100k",
+        "```",
+        "",
+        "(This page is written by `experiments/eager_ml100k_report.py`; the reading at the end is",
+        "`experiments/notes/eager_ml100k.md`.)",
+        "",
+        f"- **Machine**: {platform.machine()} CPU, 2 cores shared by two one-thread jobs (and by "
+        "other work of the session), no GPU; fp32 (the CPU has no native bf16, so `bf16: true` "
+        "is turned off with a note).",
+        f"- **Test**: {report['split']} split, all {report['n_users']} users, full ranking over "
+        f"{report['n_items']} items, history items not masked, {report['beams']} beams, torch "
+        f"threads {report['threads']}.",
+        "- **Wall times** (`timings.txt`, seconds per command):",
+        "",
+        *[f"  - {line}" for line in timings(root)],
+        "",
+        "## Test split",
+        "",
+        markdown_table(results),
+        "",
+        "Differences on the same users, paired bootstrap 95 % intervals (10,000 resamples):",
+        "",
+        difference_table(results),
+        "",
+        "## Validation during training",
+        "",
+        f"![validation curves]({plot_name})",
+        "",
+        *curve_rows(root),
+        "",
+        "## Index layouts",
+        "",
+        *index_rows(root),
+        "",
+        "## GCT",
+        "",
+        *gct_lines(root, report["n_items"]),
+        "",
+    ]
+    if NOTES.is_file():
+        lines += [NOTES.read_text().rstrip(), ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", nargs="?", default="runs/ml100k", type=Path)
+    parser.add_argument("--out", default=Path("results/eager_ml100k.md"), type=Path)
+    args = parser.parse_args()
+    plot = args.out.with_name(args.out.stem + "_curves.png")
+    plot_curves(args.root, plot)
+    args.out.write_text(render(args.root, plot.name))
+    print(f"wrote {args.out} and {plot}")
+
+
+if __name__ == "__main__":
+    main()
