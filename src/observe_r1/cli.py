@@ -1,9 +1,11 @@
 """``observe-r1``: GRPO training of multimodal reasoners (Observe-R1).
 
 One error path: every expected failure (a bad row, file, option value, model name or output
-path) raises `observe_r1.rows.InputError` (or the config's `ConfigError`), checked before any
-model is loaded or file written, and `_clean_errors` prints it as one line
-``error: <where>: <what>`` on stderr with exit status 2.
+path) raises `observe_r1.rows.InputError` (or the config's `ConfigError`, a run folder's
+`RunFolderError`, a checkpoint's `ResumeError`), checked before any model is loaded or file
+written, and `_clean_errors` prints it as one line ``error: <where>: <what>`` on stderr with
+exit status 2. Anything else is a bug: one line saying so and exit status 1
+(:mod:`model_zoo.cli_errors`; ``OBSERVE_EAGER_DEBUG=1`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from pathlib import Path
 import typer
 
 from model_zoo.cli import models
+from model_zoo.cli_errors import expected_errors, reporting_group
 
 app = typer.Typer(
     help="Observe-R1: observe-then-reason RL for multimodal LLMs.",
     no_args_is_help=True,
     add_completion=False,
+    cls=reporting_group("observe-r1"),
 )
 app.command()(models)
 
@@ -36,15 +40,8 @@ def _clean_errors(*kinds: type[Exception]) -> Iterator[None]:
     during the work (disk full, permissions) into ``error: <file>: <reason>``; exit 2."""
     from observe_r1.rows import InputError
 
-    try:
+    with expected_errors(InputError, *kinds):
         yield
-    except (InputError, *kinds) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
-    except OSError as error:
-        where = f"{error.filename}: " if error.filename else ""
-        typer.echo(f"error: {where}{error.strerror or error}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _at_least(option: str, value: int | None, low: int) -> None:
@@ -66,24 +63,45 @@ def train(
     config: Path = typer.Option(..., exists=True, dir_okay=False, help="YAML config file."),
     max_steps: int = typer.Option(None, help="Override max_steps."),
     output_dir: Path = typer.Option(None, help="Run folder (default: the config's output_dir)."),
-    resume: bool = typer.Option(False, help="Continue from the last checkpoint in output_dir."),
+    resume: bool = typer.Option(
+        False, help="Continue the run in output_dir from its newest complete checkpoint."
+    ),
+    overwrite: bool = typer.Option(
+        False, help="Replace the earlier run in output_dir (once the new inputs check out)."
+    ),
     set_: list[str] = typer.Option(None, "--set", help="Override any config key: key=value."),
 ) -> None:
     """GRPO training with Observe-R1 shaping; writes metrics, checkpoints and final/."""
+    from model_zoo.run_folder import RunFolderError
     from observe_r1.config import ConfigError, load_config
     from observe_r1.evaluate import check_model
+    from observe_r1.rows import InputError
+    from observe_r1.trainer import ResumeError
+    from yaml_config import blame_override
 
-    with _clean_errors(ConfigError):
-        settings = load_config(
-            config,
-            set_ or [],
-            max_steps=max_steps,
-            output_dir=str(output_dir) if output_dir else None,
-        )
-        check_model(settings.model)
-        from observe_r1.train import train as run_training
+    given = {}  # config key -> the option that set it, to blame
+    if max_steps is not None:
+        given["max_steps"] = f"--max-steps {max_steps}"
+    if output_dir is not None:
+        given["output_dir"] = f"--output-dir {output_dir}"
+    with _clean_errors(ConfigError, RunFolderError, ResumeError):
+        try:
+            settings = load_config(
+                config,
+                set_ or [],
+                max_steps=max_steps,
+                output_dir=str(output_dir) if output_dir else None,
+            )
+            try:
+                check_model(settings.model)
+            except InputError as error:  # "--model NAME: why"; here the name is the config's
+                detail = f"'model' {str(error).removeprefix('--model ')}"
+                raise ConfigError(f"{config}: {detail}", key="model", detail=detail) from None
+            from observe_r1.train import train as run_training
 
-        final = run_training(settings, resume=resume)
+            final = run_training(settings, resume=resume, overwrite=overwrite)
+        except ConfigError as error:
+            raise blame_override(error, set_ or [], given) from None
     typer.echo(f"final model: {final}")
 
 

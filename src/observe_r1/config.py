@@ -8,6 +8,7 @@ names the key, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,11 @@ from yaml_config import (
     check_ranges,
     parse_override,
     read_mapping,
+)
+
+# TRL's GRPOConfig sets the old name; transformers warns on every config built. Not ours to fix.
+warnings.filterwarnings(
+    "ignore", message="`gradient_checkpointing` is deprecated", category=FutureWarning
 )
 
 __all__ = [

@@ -97,7 +97,7 @@ def run_demo(
         ],
     )
     train_started = time.perf_counter()
-    final = train(settings)
+    final = train(settings, overwrite=True)  # a rerun of the demo replaces its run
     train_seconds = time.perf_counter() - train_started
     after = _evaluate(str(final), test_rows, out / "eval_after", max_new_tokens=max_new_tokens)
     report = out / "report.md"

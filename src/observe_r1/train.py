@@ -1,8 +1,10 @@
 """One Observe-R1 training run: config -> model, data, rewards -> ObserveR1Trainer -> files.
 
 Writes to ``output_dir``: ``checkpoint-*`` (Trainer checkpoints), ``metrics.jsonl``,
-``rollouts.jsonl`` (one line per completion), ``reward_curve.png`` and ``final/``
-(a plain Hugging Face model + processor; LoRA adapters are merged).
+``rollouts.jsonl`` (one line per completion), ``reward_curve.png``, ``final/``
+(a plain Hugging Face model + processor; LoRA adapters are merged) and
+``run_fingerprint.json`` (the config and the train file's SHA-256, see
+:mod:`model_zoo.run_folder`: a folder holds one run, resumed only with its own config).
 """
 
 from __future__ import annotations
@@ -15,16 +17,16 @@ import torch
 from accelerate.utils import is_peft_model
 from datasets import Dataset, Image
 from transformers import AutoModelForImageTextToText
-from transformers.trainer_utils import get_last_checkpoint
 
 from model_zoo import resolve
 from model_zoo.processors import load_processor, save_processor
-from observe_r1.config import ObserveR1Config
+from model_zoo.run_folder import apply_plan, config_fingerprint, plan_run
+from observe_r1.config import ConfigError, ObserveR1Config
 from observe_r1.evaluate import question_and_gold
 from observe_r1.pixels import pixel_bounds
 from observe_r1.prompts import TAGS, conversation
 from observe_r1.rewards import make_accuracy_reward, make_format_reward
-from observe_r1.rows import read_rows
+from observe_r1.rows import check_writable, read_rows
 from observe_r1.run_log import MetricsFile, plot_reward_curve, truncate_after
 from observe_r1.trainer import ObserveR1Trainer
 
@@ -90,8 +92,18 @@ def policy_dtype(bf16: bool, *, engine_keeps_master: bool, lora: bool) -> torch.
     return torch.bfloat16 if bf16 and (engine_keeps_master or lora) else torch.float32
 
 
-def build_trainer(config: ObserveR1Config, trainer_class=ObserveR1Trainer):
-    """The trainer for ``config`` (model resolved through the zoo; processor image-aware)."""
+RECORDS = ("metrics.jsonl", "rollouts.jsonl")
+ARTIFACTS = (
+    *RECORDS,
+    "reward_curve.png",
+    "README.md",
+)  # also removed by --overwrite (README: TRL's model card)
+
+
+def build_trainer(config: ObserveR1Config, trainer_class=ObserveR1Trainer, *, data=None):
+    """The trainer for ``config`` (model resolved through the zoo; processor image-aware);
+    ``data``: :func:`training_dataset`'s result when already read."""
+    dataset, skipped = data or training_dataset(config)
     folder = resolve(config.model)
     processor = load_processor(folder)
     bounds = pixel_bounds(processor, config.min_pixels, config.max_pixels, use_vllm=config.use_vllm)
@@ -101,7 +113,6 @@ def build_trainer(config: ObserveR1Config, trainer_class=ObserveR1Trainer):
         lora=config.lora_settings is not None,
     )
     model = AutoModelForImageTextToText.from_pretrained(folder, dtype=dtype)
-    dataset, skipped = training_dataset(config)
     if skipped:
         print(f"skipped {skipped} invalid rows of {config.train_file}")
     output_dir = Path(config.output_dir)
@@ -122,20 +133,52 @@ def build_trainer(config: ObserveR1Config, trainer_class=ObserveR1Trainer):
     )
 
 
-def train(config: ObserveR1Config, *, resume: bool = False) -> Path:
-    """Run (or resume) training; return the folder of the final model."""
+def run_fingerprint(config: ObserveR1Config) -> dict:
+    """What a resumed run must share with the run it continues: the config (but for
+    bookkeeping keys such as ``max_steps``) and the train file's content."""
+    return config_fingerprint(
+        "observe-r1", config.to_dict(), {"train_file": config.train_file}, ["train_file"]
+    )
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def prepare_run(config: ObserveR1Config, *, resume: bool = False, overwrite: bool = False):
+    """Check everything a run reads (output folder, train file, run folder state) and only
+    then, on the main process, prepare ``output_dir``: -> (:class:`Plan`, training data).
+    Raises ``InputError`` / ``ConfigError`` / ``RunFolderError`` with nothing changed."""
     output_dir = Path(config.output_dir)
-    checkpoint = get_last_checkpoint(str(output_dir)) if resume and output_dir.is_dir() else None
-    if resume and checkpoint is None:
-        print(f"no checkpoint in {output_dir}: starting from scratch")
-    if checkpoint is None:
-        for name in ("metrics.jsonl", "rollouts.jsonl"):
-            (output_dir / name).unlink(missing_ok=True)
-    else:
-        done = int(Path(checkpoint).name.split("-")[-1])
-        for name in ("metrics.jsonl", "rollouts.jsonl"):
-            truncate_after(output_dir / name, done)
-    trainer = build_trainer(config)
+    check_writable(output_dir, "output_dir", folder=True)
+    if not config.train_file:
+        raise ConfigError("no train_file: set 'train_file' (a rows JSONL)", key="train_file")
+    data = training_dataset(config)  # every row and image checked
+    plan = plan_run(
+        output_dir, run_fingerprint(config), resume=resume, overwrite=overwrite, artifacts=ARTIFACTS
+    )
+    _barrier()  # every process has read the folder before the main one changes it
+    if config.process_index == 0:
+        apply_plan(plan)
+        for name in RECORDS:
+            if plan.checkpoint is None:
+                (output_dir / name).unlink(missing_ok=True)
+            else:
+                truncate_after(output_dir / name, plan.step)
+    _barrier()
+    return plan, data
+
+
+def train(config: ObserveR1Config, *, resume: bool = False, overwrite: bool = False) -> Path:
+    """Run (or ``resume``) training; return the folder of the final model. A folder that
+    holds another run is refused unless ``overwrite`` (see :mod:`model_zoo.run_folder`)."""
+    output_dir = Path(config.output_dir)
+    plan, data = prepare_run(config, resume=resume, overwrite=overwrite)
+    checkpoint = str(plan.checkpoint) if plan.checkpoint else None
+    trainer = build_trainer(config, data=data)
     trainer.train(resume_from_checkpoint=checkpoint)
     final = output_dir / "final"
     save_final(trainer, final)

@@ -140,11 +140,15 @@ def parse_override(item: str) -> tuple[str, Any]:
 
 
 def blame_override(
-    error: ConfigError, overrides: Sequence[str] = (), flags: Mapping[str, str] | None = None
+    error: ConfigError,
+    overrides: Sequence[str] = (),
+    flags: Mapping[str, str] | None = None,
+    source: str | None = None,
 ) -> ConfigError:
-    """``error`` blamed on what set its key: the last ``--set key=value`` of ``overrides``
-    or an option of ``flags`` (config key -> how it was given, e.g. ``"--max-steps 0"``),
-    which take precedence over the file in that order (flags last); else ``error`` itself."""
+    """``error`` blamed on what set its key: an option of ``flags`` (config key -> how it
+    was given, e.g. ``"--max-steps 0"``), else the last ``--set key=value`` of
+    ``overrides``, else ``source`` (the config file) when the message names no place yet;
+    else ``error`` itself."""
     if error.key is None:
         return error
     if flags and error.key in flags:
@@ -152,6 +156,8 @@ def blame_override(
     for item in reversed(overrides):
         if item.split("=", 1)[0].strip() == error.key:
             return error.at(f"--set {item}")
+    if source and str(error) == error.detail:
+        return error.at(source)
     return error
 
 

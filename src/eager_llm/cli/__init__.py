@@ -10,6 +10,9 @@ group holds the verbs:
 - :mod:`eager_llm.cli.evaluate`: ``eval``, ``recommend``, ``demo``;
 - ``models`` is shared with ``observe-r1`` (:mod:`model_zoo.cli`).
 
+Expected failures are one ``error: <where>: <what>`` line and exit status 2; anything else
+is reported as a bug in one line, exit status 1 (:mod:`model_zoo.cli_errors`).
+
 ``python -m eager_llm.cli VERB ...`` (e.g. under ``accelerate launch``) runs the same app.
 """
 
@@ -21,11 +24,13 @@ from eager_llm.cli.data import data_app, index_command
 from eager_llm.cli.evaluate import demo_command, eval_command, recommend_command
 from eager_llm.cli.train import anneal_command, tiger_command, train_command
 from model_zoo.cli import models
+from model_zoo.cli_errors import reporting_group
 
 app = typer.Typer(
     help="EAGER-LLM: an LLM that recommends the next item through learned item indices.",
     no_args_is_help=True,
     add_completion=False,
+    cls=reporting_group("eager-llm"),
 )
 app.command()(models)
 app.command("train")(train_command)

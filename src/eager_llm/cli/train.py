@@ -10,19 +10,36 @@ from pathlib import Path
 
 import typer
 
+OVERWRITE_HELP = "Replace the earlier run in output_dir (once the new inputs check out)."
+RESUME_HELP = "Continue the run in output_dir from its newest complete checkpoint."
+
 
 def _run(
-    config: Path, stage: str, overrides: list[str], base_dir: Path | None, resume: bool, **explicit
+    config: Path,
+    stage: str,
+    overrides: list[str],
+    base_dir: Path | None,
+    resume: bool,
+    overwrite: bool,
+    **explicit,
 ) -> None:
     from eager_llm.training import ConfigError, load_config, run, stage1_final
+    from model_zoo.cli_errors import expected_errors
+    from model_zoo.run_folder import RunFolderError
+    from yaml_config import blame_override
 
-    try:
-        settings = load_config(config, stage, overrides, **explicit)
-        base = str(stage1_final(base_dir)) if base_dir else None
-        final = run(settings, base=base, resume=resume)
-    except (ConfigError, FileNotFoundError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+    flags = {  # config key -> the option that set it, to blame
+        key: f"--{key.replace('_', '-')} {value}"
+        for key, value in explicit.items()
+        if value is not None
+    }
+    with expected_errors(ConfigError, RunFolderError):
+        try:
+            settings = load_config(config, stage, overrides, **explicit)
+            base = str(stage1_final(base_dir)) if base_dir else None
+            final = run(settings, base=base, resume=resume, overwrite=overwrite)
+        except ConfigError as error:
+            raise blame_override(error, overrides, flags, source=str(config)) from None
     typer.echo(f"final model: {final}")
 
 
@@ -31,7 +48,8 @@ def train_command(
     index: Path = typer.Option(None, help="Index folder (default: the config's index)."),
     output_dir: Path = typer.Option(None, help="Run folder (default: the config's output_dir)."),
     max_steps: int = typer.Option(None, help="Override max_steps."),
-    resume: bool = typer.Option(False, help="Continue from the last checkpoint in output_dir."),
+    resume: bool = typer.Option(False, help=RESUME_HELP),
+    overwrite: bool = typer.Option(False, help=OVERWRITE_HELP),
     set_: list[str] = typer.Option(None, "--set", help="Override any config key: key=value."),
 ) -> None:
     """Stage 1: all alignment tasks + GCT; writes checkpoints, metrics, final/ and projectors."""
@@ -41,6 +59,7 @@ def train_command(
         set_ or [],
         None,
         resume,
+        overwrite,
         index=str(index) if index else None,
         output_dir=str(output_dir) if output_dir else None,
         max_steps=max_steps,
@@ -57,7 +76,8 @@ def anneal_command(
         None, help="Run folder (default: the config's anneal.output_dir)."
     ),
     max_steps: int = typer.Option(None, help="Override max_steps."),
-    resume: bool = typer.Option(False, help="Continue from the last checkpoint in output_dir."),
+    resume: bool = typer.Option(False, help=RESUME_HELP),
+    overwrite: bool = typer.Option(False, help=OVERWRITE_HELP),
     set_: list[str] = typer.Option(None, "--set", help="Override any anneal key: key=value."),
 ) -> None:
     """Stage 2: LoRA on the frozen stage-1 model, seqrec only, decaying learning rate."""
@@ -67,6 +87,7 @@ def anneal_command(
         set_ or [],
         from_,
         resume,
+        overwrite,
         index=str(index) if index else None,
         output_dir=str(output_dir) if output_dir else None,
         max_steps=max_steps,

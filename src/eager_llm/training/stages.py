@@ -18,17 +18,18 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 from transformers import set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from eager_llm.data import ItemCatalog, LeaveOneOut, leave_one_out
 from eager_llm.tasks import Sample, TaskData, build_samples
 from model_zoo import resolve
+from model_zoo.run_folder import apply_plan, config_fingerprint, plan_run
 
 from .collator import ResponseCollator
 from .config import ConfigError, EagerConfig
 from .gct import GCTHead
 from .index_files import IndexFiles, load_index, load_indexed_dataset
 from .model import EagerLLM, add_lora, index_token_ids, load_lm
+from .preflight import check_run_inputs
 from .run_log import (
     MetricsFile,
     plot_learning_curve,
@@ -42,6 +43,8 @@ from .validation import RankingValidation, baseline_metrics, sample_users
 METRICS = "metrics.jsonl"
 VALIDATION_BASELINES = "validation_baselines.json"
 RUN_SETTINGS = "run_settings.json"
+# What --overwrite removes besides checkpoints, final/ and the fingerprint.
+RUN_ARTIFACTS = (METRICS, VALIDATION_BASELINES, PROJECTORS, "*_curve.png", "eval.*")
 
 
 class SampleDataset(Dataset):
@@ -182,19 +185,47 @@ def save_final(trainer: EagerTrainer, config: EagerConfig) -> Path:
     return final
 
 
-def run(config: EagerConfig, *, base: str | None = None, resume: bool = False) -> Path:
-    """Train (or resume from the last checkpoint in ``output_dir``); return ``final/``."""
+def run(
+    config: EagerConfig,
+    *,
+    base: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Train (or ``resume`` from the newest complete checkpoint in ``output_dir``); return
+    ``final/``. Index, dataset, model and ``max_length`` are checked, then the run folder
+    (:mod:`model_zoo.run_folder`: a folder holding another run is refused unless
+    ``overwrite``; a resume must have the run's config, index and base), before anything
+    is written."""
     output_dir = Path(config.output_dir)
-    checkpoint = get_last_checkpoint(str(output_dir)) if resume and output_dir.is_dir() else None
-    if resume and checkpoint is None:
-        print(f"no checkpoint in {output_dir}: starting from scratch")
-    if checkpoint is None:
-        (output_dir / METRICS).unlink(missing_ok=True)
-    else:
-        truncate_after(output_dir / METRICS, int(Path(checkpoint).name.split("-")[-1]))
+    check_run_inputs(config, base)
+    data = {"index": config.index, **({"base": _weights(base)} if base else {})}
+    fingerprint = config_fingerprint("eager-llm", config.to_dict(), data, ["index"])
+    plan = plan_run(
+        output_dir, fingerprint, resume=resume, overwrite=overwrite, artifacts=RUN_ARTIFACTS
+    )
+    _barrier()  # every process has read the folder before the main one changes it
+    if config.process_index == 0:
+        apply_plan(plan)
+        if plan.checkpoint is None:
+            (output_dir / METRICS).unlink(missing_ok=True)
+        else:
+            truncate_after(output_dir / METRICS, plan.step)
+    _barrier()
     trainer = build_trainer(config, base)
-    trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.train(resume_from_checkpoint=str(plan.checkpoint) if plan.checkpoint else None)
     return save_final(trainer, config)
+
+
+def _weights(folder: str) -> list[Path]:
+    """The files that make a model: its config and weights."""
+    files = [Path(folder) / "config.json", *sorted(Path(folder).glob("*.safetensors"))]
+    return [path for path in files if path.is_file()]
+
+
+def _barrier() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
 
 
 def stage1_final(stage1_dir: str | Path) -> Path:

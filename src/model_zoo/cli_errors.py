@@ -1,0 +1,75 @@
+"""The error path both command-line tools share.
+
+- An expected failure (bad input, config value, unwritable output, disk full) is one line
+  ``error: <where>: <what>`` on stderr and exit status 2 (:func:`expected_errors`).
+- An unexpected exception is a bug: one line saying so, with the exception's type and
+  message and where to report it, and exit status 1 (:func:`reporting_group`, the typer
+  group class of both apps). ``OBSERVE_EAGER_DEBUG=1`` lets the traceback through instead.
+- typer's own usage errors (a missing option, a bad value for an option's type) stay as
+  typer prints them (exit status 2).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from typer.core import TyperGroup
+from typer.exceptions import Abort, Exit, TyperException
+
+DEBUG_ENV = "OBSERVE_EAGER_DEBUG"
+REPORT_TO = "the project's issue tracker"
+
+__all__ = ["DEBUG_ENV", "REPORT_TO", "bug_line", "expected_errors", "reporting_group"]
+
+
+def bug_line(tool: str, error: BaseException) -> str:
+    """The one line printed for an unexpected exception in ``tool``."""
+    message = str(error).strip().splitlines()
+    what = f"{type(error).__name__}: {message[0]}" if message else type(error).__name__
+    return (
+        f"internal error: {tool} failed with {what}. This is a bug: please report it with the "
+        f"command and this message on {REPORT_TO} ({DEBUG_ENV}=1 shows the traceback)"
+    )
+
+
+def _debugging() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def reporting_group(tool: str) -> type[TyperGroup]:
+    """A typer group class (``typer.Typer(cls=...)``) that turns an exception escaping a
+    verb into :func:`bug_line` and exit status 1; typer's exits, aborts and usage errors,
+    and every exception when ``OBSERVE_EAGER_DEBUG`` is set, pass through."""
+
+    class ReportingGroup(TyperGroup):
+        def invoke(self, ctx):
+            try:
+                return super().invoke(ctx)
+            except (Exit, Abort, TyperException):
+                raise
+            except Exception as error:
+                if _debugging():
+                    raise
+                typer.echo(bug_line(tool, error), err=True)
+                raise Exit(1) from None
+
+    ReportingGroup.__name__ = ReportingGroup.__qualname__ = f"ReportingGroup[{tool}]"
+    return ReportingGroup
+
+
+@contextmanager
+def expected_errors(*kinds: type[Exception]) -> Iterator[None]:
+    """Turn an exception of ``kinds`` into ``error: <message>`` and an `OSError` met during
+    the work (disk full, permissions) into ``error: <file>: <reason>``; exit status 2."""
+    try:
+        yield
+    except kinds as error:
+        typer.echo(f"error: {error}", err=True)
+        raise Exit(2) from None
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        typer.echo(f"error: {where}{error.strerror or error}", err=True)
+        raise Exit(2) from None
