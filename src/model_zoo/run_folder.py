@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import struct
@@ -276,6 +277,22 @@ def _stored(folder: Path) -> dict[str, Any] | None:
     return stored
 
 
+def _check_writable(folder: Path) -> None:
+    """Raise unless ``folder`` is a writable folder or can be created in one."""
+    if folder.exists():
+        if not folder.is_dir():
+            raise RunFolderError(f"{folder}: exists and is not a folder")
+        holder = folder
+    else:
+        holder = folder.parent
+        while not holder.exists() and holder != holder.parent:
+            holder = holder.parent
+        if not holder.is_dir():
+            raise RunFolderError(f"{folder}: {holder} is not a folder")
+    if not os.access(holder, os.W_OK | os.X_OK):
+        raise RunFolderError(f"{folder}: {holder} is not writable")
+
+
 def plan_run(
     folder: str | Path,
     fingerprint: dict[str, Any],
@@ -292,8 +309,7 @@ def plan_run(
         raise RunFolderError(
             f"{folder}: --resume continues the run in the folder, --overwrite replaces it: give one"
         )
-    if folder.exists() and not folder.is_dir():
-        raise RunFolderError(f"{folder}: exists and is not a folder")
+    _check_writable(folder)
     plan = Plan(folder, fingerprint, remove=_leftovers(folder))
     existing = run_files(folder, artifacts)
     if overwrite:

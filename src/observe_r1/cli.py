@@ -75,7 +75,7 @@ def train(
     from model_zoo.run_folder import RunFolderError
     from observe_r1.config import ConfigError, load_config
     from observe_r1.evaluate import check_model
-    from observe_r1.rows import InputError
+    from observe_r1.rows import InputError, check_writable
     from observe_r1.trainer import ResumeError
     from yaml_config import blame_override
 
@@ -97,11 +97,13 @@ def train(
             except InputError as error:  # "--model NAME: why"; here the name is the config's
                 detail = f"'model' {str(error).removeprefix('--model ')}"
                 raise ConfigError(f"{config}: {detail}", key="model", detail=detail) from None
+            where = "--output-dir" if output_dir else f"{config}: output_dir"
+            check_writable(settings.output_dir, where, folder=True)
             from observe_r1.train import train as run_training
 
             final = run_training(settings, resume=resume, overwrite=overwrite)
         except ConfigError as error:
-            raise blame_override(error, set_ or [], given) from None
+            raise blame_override(error, set_ or [], given, source=str(config)) from None
     typer.echo(f"final model: {final}")
 
 

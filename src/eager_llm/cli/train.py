@@ -108,11 +108,12 @@ def tiger_command(
     """TIGER baseline: a T5 trained from scratch on the index's codes (best epoch kept)."""
     from eager_llm.data import leave_one_out
     from eager_llm.tiger import TigerConfig, train
-    from eager_llm.training.index_files import load_index, load_indexed_dataset
+    from eager_llm.training.index_files import load_indexed_dataset
+    from eager_llm.training.preflight import read_index
     from eager_llm.training.validation import sample_users
 
     try:
-        files = load_index(index)
+        files = read_index(index)  # errors name the index file
         interactions, _ = load_indexed_dataset(files)
     except (ValueError, FileNotFoundError) as error:
         typer.echo(f"error: {error}", err=True)
