@@ -209,6 +209,28 @@ def test_without_greedy_filter_every_verifiable_row_is_scored(tmp_path, hashed_j
     assert stats["scored_rows"] == 8 and all(r["greedy_correct"] is None for r in output(config))
 
 
+def test_stats_show_sampled_accuracy_per_level_and_family(tmp_path, hashed_judge):
+    data = tmp_path / "data" / "rows.jsonl"
+    synthesize(data.parent, 12, seed=0, levels=(-1, 0, 1), choice_share=0.3)
+    config = make_config(tmp_path, greedy_filter=False)
+    build_ladder(config, CountingEngine())
+    stats = json.loads(side_paths(config.out)["stats"].read_text())
+    table = stats["sampled_accuracy"]
+    scored = stats["scored_rows"]  # all rows, also easy ones the ladder then drops
+    assert table["open"]["all"]["rows"] + table["choice"]["all"]["rows"] == scored == 12
+    for kind in ("open", "choice"):
+        cells = table[kind]["by_level"]
+        assert set(cells) <= {"-1", "0", "1"}
+        assert sum(cell["rows"] for cell in cells.values()) == table[kind]["all"]["rows"]
+        nested = table[kind]["by_family_level"]
+        assert sum(c["rollouts"] for f in nested.values() for c in f.values()) == 4 * sum(
+            cell["rows"] for cell in cells.values()
+        )
+    for row in output(config):  # every kept row is counted in its own cell
+        kind = "choice" if row.get("choices") else "open"
+        assert table[kind]["by_family_level"][row["family"]][str(row["level"])]["rows"] >= 1
+
+
 def test_size_samples_in_order(tmp_path, hashed_judge):
     config = make_config(tmp_path, n=10, size=5)
     stats = build_ladder(config, CountingEngine())

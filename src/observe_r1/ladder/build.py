@@ -6,7 +6,8 @@ step-by-step responses (difficulty, complexity); sort; drop difficulty-0 rows of
 complexity; flag difficulty-1 rows for review; mix neighbouring levels; sample to size.
 
 Next to ``OUT.jsonl`` it writes ``OUT.stats.json`` (counts removed at each step, the level
-profile, bucket own shares, Spearman's rho between intrinsic ``level`` and difficulty,
+profile, bucket own shares, Spearman's rho between intrinsic ``level`` and difficulty, the
+scored rows' sampled accuracy per intrinsic level and family, open and choice rows apart,
 throughput), ``OUT.png`` (the level profile) and the rollout cache ``OUT.cache/``.
 """
 
@@ -221,6 +222,7 @@ def build_ladder(config: LadderConfig, engine: RolloutEngine | None = None) -> d
         "output_rows": len(ladder),
         "easy_threshold_tokens": threshold,
         "spearman_level_difficulty": steps.level_spearman(scored),
+        "sampled_accuracy": steps.sampled_accuracy(scored),
         "levels": profile,
         "buckets": [
             {"difficulty_level": b.level, "rows": len(b.rows), "own_share": b.own_share}

@@ -221,6 +221,64 @@ def level_profile(rows: list[Row], n_rollouts: int) -> list[dict[str, Any]]:
     return profile
 
 
+def _accuracy_cell(rows: list[Row]) -> dict[str, Any]:
+    rollouts = sum(row["n_rollouts"] for row in rows)
+    correct = sum(row["n_correct"] for row in rows)
+    signal = sum(0 < row["n_correct"] < row["n_rollouts"] for row in rows)
+    return {
+        "rows": len(rows),
+        "rollouts": rollouts,
+        "correct": correct,
+        "accuracy": correct / rollouts if rollouts else None,
+        "rows_with_signal": signal,  # some but not all responses right: a GRPO group that teaches
+        "mean_tokens": float(np.mean([row["mean_tokens"] for row in rows])) if rows else None,
+    }
+
+
+def _key(value: Any) -> str:
+    return "none" if value is None else str(value)
+
+
+def sampled_accuracy(rows: list[Row]) -> dict[str, Any]:
+    """The scored rows' sampled accuracy (correct / rollouts), for ``open`` and ``choice``
+    rows apart (a choice row is right by guessing 1 in #options), each overall (``all``), by
+    intrinsic ``level``, by ``family`` and by family then level; a cell also counts its rows,
+    the rows with some but not all responses right (``rows_with_signal``) and their mean
+    response tokens. Levels and families are keys as text (``none`` when a row has none)."""
+    table: dict[str, Any] = {}
+    for kind in ("open", "choice"):
+        members = [row for row in rows if bool(row.get("choices")) == (kind == "choice")]
+        by_level: dict[str, list[Row]] = {}
+        by_family: dict[str, list[Row]] = {}
+        nested: dict[str, dict[str, list[Row]]] = {}
+        order = lambda r: (_key(r.get("family")), _level_order(_key(r.get("level"))))  # noqa: E731
+        for row in sorted(members, key=order):
+            level, family = _key(row.get("level")), _key(row.get("family"))
+            by_level.setdefault(level, []).append(row)
+            by_family.setdefault(family, []).append(row)
+            nested.setdefault(family, {}).setdefault(level, []).append(row)
+        table[kind] = {
+            "all": _accuracy_cell(members),
+            "by_level": {
+                k: _accuracy_cell(v)
+                for k, v in sorted(by_level.items(), key=lambda item: _level_order(item[0]))
+            },
+            "by_family": {k: _accuracy_cell(v) for k, v in by_family.items()},
+            "by_family_level": {
+                family: {k: _accuracy_cell(v) for k, v in levels.items()}
+                for family, levels in nested.items()
+            },
+        }
+    return table
+
+
+def _level_order(key: str) -> tuple[int, float | str]:
+    try:
+        return 0, float(key)
+    except ValueError:
+        return 1, key
+
+
 def level_spearman(rows: list[Row]) -> float | None:
     """Spearman's rho between the rows' intrinsic ``level`` and measured ``difficulty``;
     None with fewer than 3 such rows or when either side is constant."""

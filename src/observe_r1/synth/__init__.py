@@ -3,7 +3,8 @@
 `synthesize` writes ``DIR/rows.jsonl`` (canonical rows, see `observe_r1.rows`) and the PNGs
 under ``DIR/images/``; with ``test_n`` also a held-out ``DIR/test.jsonl`` drawn from an
 independent random stream. Row ``i`` depends only on (seed, split, i): the same seed gives
-byte-identical files. Families cycle in the given order and levels 1-5 cycle within each
+byte-identical files. Families cycle in the given order and the levels (default 1-5; the
+starter levels -1 and 0 lie below them, see `observe_r1.synth.families`) cycle within each
 family, so any ``n`` is balanced over both; a ``choice_share`` of rows becomes multiple choice.
 """
 
@@ -14,29 +15,80 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from observe_r1.rows import InputError, check_writable, write_rows
-from observe_r1.synth.families import FAMILIES, LEVELS, Problem, as_choice
+from observe_r1.synth.families import (
+    ALL_LEVELS,
+    FAMILIES,
+    LEVELS,
+    STARTER_LEVELS,
+    Problem,
+    as_choice,
+)
 from observe_r1.synth.render import DESIGN, render
 
-__all__ = ["FAMILIES", "Problem", "make_problem", "synthesize"]
+__all__ = [
+    "ALL_LEVELS",
+    "FAMILIES",
+    "LEVELS",
+    "STARTER_LEVELS",
+    "Problem",
+    "make_problem",
+    "parse_levels",
+    "synthesize",
+]
+
+LEVEL_NAMES = {"starter": STARTER_LEVELS, "all": ALL_LEVELS}
+
+
+def parse_levels(text: str | None) -> tuple[int, ...]:
+    """Levels from a ``--levels`` value: comma-separated integers, ranges ``a:b`` (both
+    ends included) and the names ``starter`` (-1, 0) and ``all`` (-1 to 5); ``None`` or an
+    empty text: 1-5. Duplicates keep their first place. Raises `InputError` naming the option
+    for anything else, or a level outside -1..5."""
+    if not text or not text.strip():
+        return tuple(LEVELS)
+    levels: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        if part in LEVEL_NAMES:
+            levels += LEVEL_NAMES[part]
+            continue
+        try:
+            low, _, high = part.partition(":")
+            ends = (int(low), int(high) if high else int(low))
+        except ValueError:
+            raise InputError(
+                f"--levels: {part!r} is not a level, a range a:b, 'starter' or 'all'"
+            ) from None
+        levels += range(ends[0], ends[1] + 1)
+        if ends[0] > ends[1]:
+            raise InputError(f"--levels: empty range {part!r}")
+    unknown = sorted(set(levels) - set(ALL_LEVELS))
+    if unknown:
+        raise InputError(f"--levels: unknown levels {unknown}; choose from -1 to 5")
+    return tuple(dict.fromkeys(levels))
 
 
 def make_problem(
-    seed: int, split: str, index: int, families: Sequence[str], choice_share: float
+    seed: int,
+    split: str,
+    index: int,
+    families: Sequence[str],
+    choice_share: float,
+    levels: Sequence[int] = LEVELS,
 ) -> Problem:
     """Row `index` of a split: its family and level by position, its content by its own RNG."""
     rng = random.Random(f"{seed}:{split}:{index}")
     family = families[index % len(families)]
-    level = LEVELS[(index // len(families)) % len(LEVELS)]
+    level = levels[(index // len(families)) % len(levels)]
     problem = FAMILIES[family](rng, level)
     return as_choice(problem, rng) if rng.random() < choice_share else problem
 
 
 def _write_split(
-    out: Path, split: str, name: str, n: int, seed: int, families, choice_share, image_size
+    out: Path, split: str, name: str, n: int, seed: int, families, choice_share, image_size, levels
 ) -> Path:
     rows = []
     for index in range(n):
-        problem = make_problem(seed, split, index, families, choice_share)
+        problem = make_problem(seed, split, index, families, choice_share, levels)
         row_id = f"{split}-{problem.family}-{index}"
         image = out / "images" / f"{row_id}.png"
         render(problem.scene, image_size).save(image)
@@ -58,9 +110,11 @@ def synthesize(
     image_size: int = DESIGN,
     choice_share: float = 0.25,
     test_n: int = 0,
+    levels: Sequence[int] | None = None,
 ) -> Path:
     """Write `n` rows to ``out/rows.jsonl`` (and `test_n` to ``out/test.jsonl``); return the
-    training JSONL. `families` defaults to all of `FAMILIES`, in their order.
+    training JSONL. `families` defaults to all of `FAMILIES`, in their order; `levels` to
+    1-5 (`STARTER_LEVELS` or any of `ALL_LEVELS`, cycled in the given order).
 
     Raises `observe_r1.rows.InputError` (naming the CLI option) for settings out of range
     and outputs that cannot be written, before anything is written."""
@@ -68,6 +122,10 @@ def synthesize(
     unknown = sorted(set(families) - set(FAMILIES))
     if unknown:
         raise InputError(f"--families: unknown families {unknown}; choose from {sorted(FAMILIES)}")
+    levels = list(LEVELS if levels is None else levels)
+    bad_levels = sorted(set(levels) - set(ALL_LEVELS))
+    if not levels or bad_levels:
+        raise InputError(f"--levels: unknown levels {bad_levels or levels}; choose from -1 to 5")
     if not 56 <= image_size <= 448:
         raise InputError(f"--image-size: must be 56-448 px, got {image_size}")
     if n < 1:
@@ -82,7 +140,7 @@ def synthesize(
     for name in ("rows.jsonl",) + (("test.jsonl",) if test_n else ()):
         check_writable(out / name, f"--out's {name}")
     (out / "images").mkdir(parents=True, exist_ok=True)
-    settings = (seed, families, choice_share, image_size)
+    settings = (seed, families, choice_share, image_size, levels)
     if test_n:
         _write_split(out, "test", "test.jsonl", test_n, *settings)
     return _write_split(out, "train", "rows.jsonl", n, *settings)

@@ -1,7 +1,7 @@
 """Procedural question families: each draws a scene and knows the answer it drew.
 
-A family is ``f(rng, level) -> Problem`` with ``level`` 1 (easy) to 5 (hard); the level
-sets the family's difficulty knobs:
+A family is ``f(rng, level) -> Problem`` with ``level`` 1 (easy) to 5 (hard), or one of the
+`STARTER_LEVELS` -1 and 0 below them; the level sets the family's difficulty knobs:
 
 - ``counting``: count one colour-shape among distractors. More targets and distractors
   with the level; from level 2 distractors share the shape, from level 3 also the colour.
@@ -16,8 +16,23 @@ sets the family's difficulty knobs:
   the area of a right triangle (4), its hypotenuse (5); labels on the drawn figure, and
   figures drawn to scale (rectangles within an aspect ratio of 1:3 to 3:1).
 
+The starter levels are for a weak model (the offline default solves ~5 % of sampled
+attempts at levels 1-5): fewer and larger objects, one-digit sums in a large font (level 1's
+18-unit font is ~13 px at 112 px, under one 14 px DINOv2 patch per digit; levels 4-5 shrink
+it further to fit), one die, one or two bars with large labels, and two-option choices:
+
+- ``counting``: one colour-shape drawn large (radius 14, resp. 12) on a 3 x 3 grid: 1-2 of
+  it alone (-1); 1-3 of it and up to 2 distractors differing in shape and colour (0).
+- ``arithmetic``: ``a + b`` with a sum of at most 5 in a 40-unit font (-1); a one-digit sum
+  ``a + b = ?`` (sum <= 9) in a 28-unit font (0).
+- ``dice``: one large die showing 1-3 (-1) or 1-6 (0).
+- ``chart``: one bar (-1) or two bars (0) with 18- resp. 14-unit labels; read one value.
+- ``geometry``: how many sides a large filled shape has: a triangle or a square (-1), a
+  regular polygon of 3-6 sides (0).
+
 Scenes are lists of `observe_r1.synth.render` primitives in the 112-unit design frame.
-Counted objects carry a ``shape`` tag, dice pips a ``pip`` tag, so tests can recount them.
+Counted objects carry a ``shape`` tag, dice pips a ``pip`` tag, polygons of the starter
+geometry a ``sides`` tag, so tests can recount them.
 """
 
 from __future__ import annotations
@@ -30,6 +45,8 @@ from dataclasses import dataclass, replace
 SHAPES = ("circle", "square", "triangle")
 OBJECT_COLORS = ("red", "blue", "green", "orange", "purple")
 LEVELS = range(1, 6)
+STARTER_LEVELS = (-1, 0)
+ALL_LEVELS = (*STARTER_LEVELS, *LEVELS)
 
 
 @dataclass(frozen=True)
@@ -71,7 +88,37 @@ def _object(shape: str, colour: str, cx: float, cy: float, r: float) -> dict:
     return {"kind": "polygon", "points": points, "fill": colour, "shape": shape}
 
 
+def _counting_problem(level, shape, colour, kinds, scene) -> Problem:
+    count = kinds.count((shape, colour))
+    question = f"How many {colour} {shape}s are in the image?"
+    tally = {kind: kinds.count(kind) for kind in dict.fromkeys(kinds)}
+    caption = ", ".join(_plural(n, f"{c} {s}") for (s, c), n in tally.items()) + "."
+    steps = ", ".join(map(str, range(1, count + 1)))
+    rationale = f"Counting only the {colour} {shape}s: {steps}. The answer is {count}."
+    return Problem("counting", level, question, str(count), scene, None, caption, rationale)
+
+
+def _starter_counting(rng: random.Random, level: int) -> Problem:
+    """Few large objects on a 3 x 3 grid of 37-unit cells (no overlaps, none off the frame)."""
+    shape, colour = rng.choice(SHAPES), rng.choice(OBJECT_COLORS)
+    if level == -1:
+        kinds, radius = [(shape, colour)] * rng.randint(1, 2), 14
+    else:
+        others = [(s, c) for s in SHAPES for c in OBJECT_COLORS if s != shape and c != colour]
+        distractors = [rng.choice(others) for _ in range(rng.randint(0, 2))]
+        kinds, radius = [(shape, colour)] * rng.randint(1, 3) + distractors, 12
+    cells = rng.sample(range(9), len(kinds))
+    scene = []
+    for (s, c), cell in zip(kinds, cells, strict=True):
+        row, column = divmod(cell, 3)
+        cx, cy = 19 + 37 * column + rng.uniform(-2, 2), 19 + 37 * row + rng.uniform(-2, 2)
+        scene.append(_object(s, c, cx, cy, radius))
+    return _counting_problem(level, shape, colour, kinds, scene)
+
+
 def counting(rng: random.Random, level: int) -> Problem:
+    if level <= 0:
+        return _starter_counting(rng, level)
     shape, colour = rng.choice(SHAPES), rng.choice(OBJECT_COLORS)
     others = [(s, c) for s in SHAPES for c in OBJECT_COLORS if (s, c) != (shape, colour)]
     if level == 1:
@@ -87,12 +134,7 @@ def counting(rng: random.Random, level: int) -> Problem:
         row, column = divmod(cell, 6)
         cx, cy = 11 + 18 * column + rng.uniform(-2, 2), 11 + 18 * row + rng.uniform(-2, 2)
         scene.append(_object(s, c, cx, cy, 6))
-    question = f"How many {colour} {shape}s are in the image?"
-    tally = {kind: kinds.count(kind) for kind in dict.fromkeys(kinds)}
-    caption = ", ".join(_plural(n, f"{c} {s}") for (s, c), n in tally.items()) + "."
-    steps = ", ".join(map(str, range(1, count + 1)))
-    rationale = f"Counting only the {colour} {shape}s: {steps}. The answer is {count}."
-    return Problem("counting", level, question, str(count), scene, None, caption, rationale)
+    return _counting_problem(level, shape, colour, kinds, scene)
 
 
 # arithmetic -------------------------------------------------------------------------
@@ -100,6 +142,14 @@ def counting(rng: random.Random, level: int) -> Problem:
 
 def _expression(rng: random.Random, level: int) -> tuple[str, int, str]:
     """(expression, value, worked steps)."""
+    if level == -1:
+        a = rng.randint(1, 4)
+        b = rng.randint(1, 5 - a)
+        return f"{a} + {b}", a + b, f"{a} + {b} = {a + b}"
+    if level == 0:
+        a = rng.randint(1, 8)
+        b = rng.randint(1, 9 - a)
+        return f"{a} + {b}", a + b, f"{a} + {b} = {a + b}"
     if level == 1:
         a, b = rng.randint(1, 9), rng.randint(1, 9)
         return f"{a} + {b}", a + b, f"{a} + {b} = {a + b}"
@@ -124,11 +174,15 @@ def _expression(rng: random.Random, level: int) -> tuple[str, int, str]:
     return f"({a} + {b}) * {c} - {d}", value, steps
 
 
+ARITHMETIC_FONT = {-1: 40, 0: 28}  # design units; levels 1-5: 18 (shrunk to fit if needed)
+
+
 def arithmetic(rng: random.Random, level: int) -> Problem:
     text, value, steps = _expression(rng, level)
-    scene = [_text(f"{text} = ?", 56, 56, 18)]
+    drawn = text if level == -1 else f"{text} = ?"  # "a + b = ?" at 40 units would not fit
+    scene = [_text(drawn, 56, 56, ARITHMETIC_FONT.get(level, 18))]
     question = "What is the value of the expression in the image?"
-    caption = f"The expression {text} = ? is written in black."
+    caption = f"The expression {drawn} is written in black."
     rationale = f"{steps}. The answer is {value}."
     return Problem("arithmetic", level, question, str(value), scene, None, caption, rationale)
 
@@ -145,8 +199,8 @@ _PIPS = {
 }
 
 
-def _die(value: int, cx: float, cy: float) -> list[dict]:
-    half, step, r = 13, 7, 2.5
+def _die(value: int, cx: float, cy: float, scale: float = 1.0) -> list[dict]:
+    half, step, r = 13 * scale, 7 * scale, 2.5 * scale
     face = {"kind": "rectangle", "box": [cx - half, cy - half, cx + half, cy + half]}
     items = [{**face, "fill": "white", "outline": "black", "width": 2}]
     for dx, dy in _PIPS[value]:
@@ -157,7 +211,19 @@ def _die(value: int, cx: float, cy: float) -> list[dict]:
     return items
 
 
+def _starter_dice(rng: random.Random, level: int) -> Problem:
+    """One die drawn at twice the size (pips of radius 5)."""
+    value = rng.randint(1, 3 if level == -1 else 6)
+    scene = _die(value, 56, 56, scale=2.0)
+    question = "How many dots are on the die?"
+    caption = f"1 die showing {value}."
+    rationale = f"The die shows {_plural(value, 'dot')}. The answer is {value}."
+    return Problem("dice", level, question, str(value), scene, None, caption, rationale)
+
+
 def dice(rng: random.Random, level: int) -> Problem:
+    if level <= 0:
+        return _starter_dice(rng, level)
     values = [rng.randint(1, 6) for _ in range(level + 1)]
     columns = min(len(values), 3)
     rows = math.ceil(len(values) / columns)
@@ -181,7 +247,7 @@ def dice(rng: random.Random, level: int) -> Problem:
 def _chart_question(rng: random.Random, level: int, values: list[int]) -> tuple[str, int, str]:
     """(question, answer, worked steps)."""
     days = range(1, len(values) + 1)
-    if level == 1:
+    if level <= 1:
         day = rng.choice(days)
         return (
             f"What is the value for day {day}?",
@@ -224,21 +290,30 @@ def _marks(points: list[list[float]], bars: bool, width: float, bottom: float) -
     return [line, *dots]
 
 
+CHART_BARS = {-1: 1, 0: 2}  # levels 1-5: level + 2 values
+CHART_FONT = {-1: 18, 0: 14}  # value labels, design units; levels 1-5: 10
+CHART_LABEL_GAP = {-1: 12, 0: 10}  # label centre above the bar top; levels 1-5: 7
+
+
 def chart(rng: random.Random, level: int) -> Problem:
-    values = rng.sample(range(1, 10), level + 2)  # distinct: every question has one answer
+    n_values = CHART_BARS.get(level, level + 2)
+    values = rng.sample(range(1, 10), n_values)  # distinct: every question has one answer
     left, right, bottom, unit = 14, 106, 92, 7.5  # value v sits at bottom - v * unit
     slot = (right - left) / len(values)
     points = [[left + slot * (i + 0.5), bottom - v * unit] for i, v in enumerate(values)]
     axes = [[left, 10], [left, bottom], [right, bottom]]
     scene = [{"kind": "line", "points": axes, "color": "black"}]
-    bars = rng.random() < 0.5
-    scene += _marks(points, bars, slot * 0.6, bottom)
+    bars = rng.random() < 0.5 if level > 0 else True  # starter: always bars
+    width = slot * 0.6 if level > 0 else 24
+    scene += _marks(points, bars, width, bottom)
+    size, gap = CHART_FONT.get(level, 10), CHART_LABEL_GAP.get(level, 7)
     for day, ((x, y), value) in enumerate(zip(points, values, strict=True), start=1):
-        scene += [_text(str(value), x, y - 7, 10), _text(str(day), x, bottom + 8, 10)]
+        scene += [_text(str(value), x, y - gap, size), _text(str(day), x, bottom + 8, 10)]
     scene.append(_text("day", left - 6, bottom + 8, 8))
     question, answer, steps = _chart_question(rng, level, values)
     listing = ", ".join(f"day {day}: {value}" for day, value in enumerate(values, start=1))
-    caption = f"A {'bar' if bars else 'line'} chart of {len(values)} days with {listing}."
+    days = _plural(len(values), "day")  # "1 day" on the starter level -1
+    caption = f"A {'bar' if bars else 'line'} chart of {days} with {listing}."
     rationale = f"{steps}. The answer is {answer}."
     return Problem("chart", level, question, str(answer), scene, None, caption, rationale)
 
@@ -323,7 +398,30 @@ def _right_triangle(rng: random.Random, level: int) -> Problem:
     return Problem("geometry", level, question, str(answer), scene, None, caption, rationale)
 
 
+POLYGON_NAMES = {3: "triangle", 4: "square", 5: "pentagon", 6: "hexagon"}
+
+
+def _starter_polygon(rng: random.Random, level: int) -> Problem:
+    """A large filled regular polygon (radius 40 units, a flat bottom edge)."""
+    sides = rng.randint(3, 4) if level == -1 else rng.randint(3, 6)
+    colour = rng.choice(OBJECT_COLORS)
+    start = math.pi / 2 + math.pi / sides  # the first two corners straddle the bottom
+    corners = [
+        [56 + 40 * math.cos(start + 2 * math.pi * k / sides),
+         58 + 40 * math.sin(start + 2 * math.pi * k / sides)]
+        for k in range(sides)
+    ]  # fmt: skip
+    scene = [{"kind": "polygon", "points": corners, "fill": colour, "sides": sides}]
+    name = POLYGON_NAMES[sides]
+    question = "How many sides does the shape have?"
+    caption = f"{'An' if colour[0] in 'aeiou' else 'A'} {colour} {name}."
+    rationale = f"The shape is a {name}, which has {sides} sides. The answer is {sides}."
+    return Problem("geometry", level, question, str(sides), scene, None, caption, rationale)
+
+
 def geometry(rng: random.Random, level: int) -> Problem:
+    if level <= 0:
+        return _starter_polygon(rng, level)
     if level <= 2:
         return _rectangle(rng, level)
     if level == 3:
@@ -342,11 +440,13 @@ FAMILIES: dict[str, Callable[[random.Random, int], Problem]] = {
 
 def as_choice(problem: Problem, rng: random.Random) -> Problem:
     """The multiple-choice variant: the gold value and three nearby wrong values as options
-    A-D, the gold letter as answer (the question stays bare, see `observe_r1.rows`)."""
+    A-D (starter levels: one, options A-B), the gold letter as answer (the question stays
+    bare, see `observe_r1.rows`)."""
     gold = int(problem.answer)
     spread = max(3, abs(gold) // 4)
     wrong = [v for v in range(gold - spread, gold + spread + 1) if v != gold and v >= 0]
-    choices = [str(v) for v in rng.sample(wrong, 3) + [gold]]
+    n_wrong = 1 if problem.level in STARTER_LEVELS else 3
+    choices = [str(v) for v in rng.sample(wrong, n_wrong) + [gold]]
     rng.shuffle(choices)
     letter = "ABCD"[choices.index(str(gold))]
     rationale = f"{problem.rationale} The value {gold} is option {letter}."
