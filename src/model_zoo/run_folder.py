@@ -219,13 +219,14 @@ def _checkpoints(folder: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def run_files(folder: Path, artifacts: Sequence[str]) -> list[Path]:
+def run_files(folder: Path, records: Sequence[str] = (), derived: Sequence[str] = ()) -> list[Path]:
     """The files and folders of a run in ``folder``: checkpoints (also those set aside as
-    incomplete), ``final/``, the fingerprint and ``artifacts`` (names or glob patterns: the
-    system's records and plots)."""
+    incomplete), ``final/``, the fingerprint, ``records`` and ``derived`` (names or glob
+    patterns: the system's records such as ``metrics.jsonl``, its plots and reports)."""
     if not folder.is_dir():
         return []
-    patterns = ["checkpoint-*", f"{INCOMPLETE}checkpoint-*", "final", FINGERPRINT, *artifacts]
+    patterns = ["checkpoint-*", f"{INCOMPLETE}checkpoint-*", "final", FINGERPRINT]
+    patterns += [*records, *derived]
     found = {path for pattern in patterns for path in folder.glob(pattern)}
     return sorted(found)
 
@@ -299,11 +300,14 @@ def plan_run(
     *,
     resume: bool,
     overwrite: bool,
-    artifacts: Sequence[str] = (),
+    records: Sequence[str] = (),
+    derived: Sequence[str] = (),
 ) -> Plan:
     """What starting a run of ``fingerprint`` in ``folder`` does (reads the folder only;
-    raises :class:`RunFolderError` when it must not start). ``artifacts``: the names (or
-    glob patterns) of the system's own records and plots, removed by an overwrite."""
+    raises :class:`RunFolderError` when it must not start). A folder holds a run when it
+    has a checkpoint, ``final/``, the fingerprint or one of ``records`` (names or glob
+    patterns, e.g. ``metrics.jsonl``); an overwrite also removes ``derived`` (plots,
+    reports, files a run writes before it trains)."""
     folder = Path(folder)
     if resume and overwrite:
         raise RunFolderError(
@@ -311,9 +315,9 @@ def plan_run(
         )
     _check_writable(folder)
     plan = Plan(folder, fingerprint, remove=_leftovers(folder))
-    existing = run_files(folder, artifacts)
+    existing = run_files(folder, records)
     if overwrite:
-        plan.remove += existing
+        plan.remove += run_files(folder, records, derived)
         if existing:
             plan.notes.append(f"--overwrite: removing the earlier run in {folder}")
         return plan

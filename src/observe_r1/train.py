@@ -93,11 +93,7 @@ def policy_dtype(bf16: bool, *, engine_keeps_master: bool, lora: bool) -> torch.
 
 
 RECORDS = ("metrics.jsonl", "rollouts.jsonl")
-ARTIFACTS = (
-    *RECORDS,
-    "reward_curve.png",
-    "README.md",
-)  # also removed by --overwrite (README: TRL's model card)
+DERIVED = ("reward_curve.png", "README.md")  # removed by --overwrite (README: TRL's model card)
 
 
 def build_trainer(config: ObserveR1Config, trainer_class=ObserveR1Trainer, *, data=None):
@@ -158,7 +154,12 @@ def prepare_run(config: ObserveR1Config, *, resume: bool = False, overwrite: boo
         raise ConfigError("no train_file: set 'train_file' (a rows JSONL)", key="train_file")
     data = training_dataset(config)  # every row and image checked
     plan = plan_run(
-        output_dir, run_fingerprint(config), resume=resume, overwrite=overwrite, artifacts=ARTIFACTS
+        output_dir,
+        run_fingerprint(config),
+        resume=resume,
+        overwrite=overwrite,
+        records=RECORDS,
+        derived=DERIVED,
     )
     _barrier()  # every process has read the folder before the main one changes it
     if config.process_index == 0:

@@ -110,7 +110,9 @@ def test_overwrite_removes_only_the_runs_files_and_writes_the_fingerprint(tmp_pa
     (run / "reward_curve.png").write_bytes(b"png")
     (run / "notes.txt").write_text("mine\n")
     new = fingerprint(tmp_path)
-    plan = plan_run(run, new, resume=False, overwrite=True, artifacts=["*.jsonl", "*_curve.png"])
+    plan = plan_run(
+        run, new, resume=False, overwrite=True, records=["*.jsonl"], derived=["*_curve.png"]
+    )
     assert len(list(run.iterdir())) == 5  # planning changes nothing
     apply_plan(plan, echo=lambda line: None)
     assert sorted(p.name for p in run.iterdir()) == ["notes.txt", FINGERPRINT]
@@ -202,3 +204,18 @@ def test_leftovers_of_an_interrupted_overwrite_are_removed(tmp_path):
     plan = plan_run(run, fingerprint(tmp_path), resume=False, overwrite=False)
     apply_plan(plan, echo=lambda line: None)
     assert sorted(p.name for p in run.iterdir()) == [FINGERPRINT]
+
+
+def test_files_a_run_writes_before_training_do_not_make_a_run(tmp_path):
+    """e.g. eager's validation_baselines.json, written when the trainer is built."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "validation_baselines.json").write_text("{}")
+    kinds = {"records": ["metrics.jsonl"], "derived": ["validation_baselines.json"]}
+    plan = plan_run(run, fingerprint(tmp_path), resume=False, overwrite=False, **kinds)
+    assert plan.remove == []
+    (run / "metrics.jsonl").write_text('{"step": 1}\n')
+    with pytest.raises(RunFolderError, match=r"holds an earlier run \(metrics.jsonl\)"):
+        plan_run(run, fingerprint(tmp_path), resume=False, overwrite=False, **kinds)
+    plan = plan_run(run, fingerprint(tmp_path), resume=False, overwrite=True, **kinds)
+    assert sorted(p.name for p in plan.remove) == ["metrics.jsonl", "validation_baselines.json"]

@@ -43,8 +43,8 @@ from .validation import RankingValidation, baseline_metrics, sample_users
 METRICS = "metrics.jsonl"
 VALIDATION_BASELINES = "validation_baselines.json"
 RUN_SETTINGS = "run_settings.json"
-# What --overwrite removes besides checkpoints, final/ and the fingerprint.
-RUN_ARTIFACTS = (METRICS, VALIDATION_BASELINES, PROJECTORS, "*_curve.png", "eval.*")
+# What --overwrite also removes (a run folder is one with checkpoints, final/ or metrics).
+RUN_DERIVED = (VALIDATION_BASELINES, PROJECTORS, "*_curve.png", "eval.*")
 
 
 class SampleDataset(Dataset):
@@ -202,7 +202,12 @@ def run(
     data = {"index": config.index, **({"base": _weights(base)} if base else {})}
     fingerprint = config_fingerprint("eager-llm", config.to_dict(), data, ["index"])
     plan = plan_run(
-        output_dir, fingerprint, resume=resume, overwrite=overwrite, artifacts=RUN_ARTIFACTS
+        output_dir,
+        fingerprint,
+        resume=resume,
+        overwrite=overwrite,
+        records=[METRICS],
+        derived=RUN_DERIVED,
     )
     _barrier()  # every process has read the folder before the main one changes it
     if config.process_index == 0:
