@@ -82,7 +82,7 @@ def run_demo(
             **common,
             **validation,
         )
-        run(stage1)
+        run(stage1, overwrite=True)  # a rerun of the demo replaces its runs
     with timer.stage("stage 2"):
         stage2 = load_config(
             config,
@@ -92,7 +92,7 @@ def run_demo(
             **common,
             **no_validation,
         )
-        run(stage2, base=str(stage1_final(out / "stage1")))
+        run(stage2, base=str(stage1_final(out / "stage1")), overwrite=True)
     with timer.stage("eval"):
         report = evaluate(out / "anneal", limit_users=budget.users, beams=budget.beams)
         write_report(report, out / "anneal")
