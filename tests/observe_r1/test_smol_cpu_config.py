@@ -16,7 +16,8 @@ UNUSED = ["output_dir=/tmp/unused"]
 # tokens from difficulty 0 to 1, ~200 on average: /work/shared/papers/observe-r1.md §1, §8)
 PAPER_MEAN_RESPONSE_TOKENS = 200
 # The default model's responses: 53 tokens on average on the starter levels (starter probe,
-# 160 sampled responses), 53-77 (mean 63) on levels 1-5 (a smol.yaml step); ~64 in all
+# 160 sampled responses), 53-77 (means 62.75 and 63.5 in two smol.yaml steps) on levels
+# 1-5; the ladder runs into those levels, so their mean, rounded up to 64, is the reference
 MODEL_MEAN_RESPONSE_TOKENS = 64
 DEGENERATE_TOKENS = 22  # "<observe>2</observe><think>2</think><answer>2</answer>" + EOS
 SHORTEST_REAL_CORRECT_TOKENS = 34  # the starter probe's shortest correct response
