@@ -135,6 +135,25 @@ def corrupt_index(change: Callable[[Path], None], make=None):
     return app, args
 
 
+def trained_run(item_index: str, verb: str = "eval", settings: str | None = None):
+    """``eager-llm eval`` / ``recommend`` of a run folder whose final/ holds
+    ``item_index`` (text) and run settings naming the toy index."""
+
+    def args(work: Path) -> list[str]:
+        final = work / "trained" / "final"
+        final.mkdir(parents=True)
+        (final / "config.json").write_text("{}")
+        (final / "item_index.json").write_text(item_index)
+        text = settings or json.dumps(
+            {"index": str(work / "index"), "template": "short", "max_history": 20}
+        )
+        (final / "run_settings.json").write_text(text)
+        extra = ["--history", "i1,i2"] if verb == "recommend" else []
+        return [verb, "--run", str(work / "trained"), *extra]
+
+    return "eager", args
+
+
 SET = "--set"
 CASES: dict[str, tuple[tuple[str, Callable[[Path], list[str]]], list[str]]] = {
     # observe-r1 train: config values, in range (item 4)
@@ -343,6 +362,18 @@ CASES: dict[str, tuple[tuple[str, Callable[[Path], list[str]]], list[str]]] = {
             ("eager", lambda w: ["tiger", "--index", str(w / "bad-index"), "--output-dir", str(w)]),
         ),
         ["bad-index/item_index.json: not valid JSON"],
+    ),
+    "eval_corrupt_item_index": (
+        trained_run('{"i0": '),
+        ["trained/final/item_index.json: not valid JSON"],
+    ),
+    "recommend_corrupt_item_index": (
+        trained_run("{", verb="recommend"),
+        ["trained/final/item_index.json: not valid JSON"],
+    ),
+    "eval_corrupt_run_settings": (
+        trained_run('{"i0": ["<a_0>"]}', settings='{"index": '),
+        ["trained/final/run_settings.json: not valid JSON"],
     ),
     # run folders (items 1, 2)
     "eager_rerun_into_an_earlier_run": (

@@ -34,8 +34,10 @@ def eval_command(
     Sibling runs (evaluated when DIR/../NAME/final exists): stage1, no-gct, single-source,
     tiger. Writes RUN/eval.json, RUN/eval.md and RUN/eval.png."""
     from eager_llm.evaluate import evaluate, markdown_table, write_report
+    from eager_llm.training.preflight import check_trained_run
 
     try:
+        check_trained_run(run)  # errors name the file
         report = evaluate(
             run,
             split=split,
@@ -63,11 +65,13 @@ def recommend_command(
     from eager_llm.tasks import recommendation_prompt
     from eager_llm.training.index_files import load_index, load_indexed_dataset
     from eager_llm.training.model import load_lm
+    from eager_llm.training.preflight import check_trained_run
 
     item_ids = [item.strip() for item in history.split(",") if item.strip()]
     if not item_ids:
         raise _fail("--history is empty: give item ids separated by commas, e.g. 1,50,172")
     try:
+        check_trained_run(run)  # errors name the file
         loaded = load_run(run)
         if unknown := [item for item in item_ids if item not in loaded.item_index]:
             raise ValueError(f"unknown item ids (not in the run's index): {', '.join(unknown)}")

@@ -105,3 +105,26 @@ def check_run_inputs(config: EagerConfig, base: str | None = None) -> IndexFiles
             key="max_length",
         )
     return files
+
+
+def check_trained_run(folder: str | Path) -> None:
+    """Check the files ``eager-llm eval`` / ``recommend`` read from a run folder (its
+    ``final/item_index.json`` and ``run_settings.json``, and the index folder these name)
+    so that an error names the file; a missing file is left to the reader's own message."""
+    final = Path(folder) / "final"
+    settings_path = final / "run_settings.json"
+    for path in (final / "item_index.json", settings_path):
+        if not path.is_file():
+            return
+        try:
+            json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{path}: not valid JSON ({error})") from None
+    try:
+        load_item_index(final / "item_index.json")
+    except (ValueError, TypeError, AttributeError) as error:
+        raise ConfigError(f"{final / 'item_index.json'}: not an item index ({error})") from None
+    settings = json.loads(settings_path.read_text())
+    if not isinstance(settings, dict) or not isinstance(settings.get("index"), str):
+        raise ConfigError(f"{settings_path}: names no index folder ('index')")
+    read_index(settings["index"])
