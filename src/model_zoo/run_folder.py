@@ -132,15 +132,15 @@ def _digest(source: str | Path | Sequence[str | Path]) -> dict[str, str] | str:
 
 
 def describe_difference(stored: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:
-    """The first difference between two fingerprints, in words (None: they match)."""
+    """The first difference between two fingerprints, in words (None: they match). Config
+    keys only one of them has (a field added or dropped by an upgrade) are not compared."""
     if stored.get("system") != current.get("system"):
         return f"it holds a {stored.get('system')} run, not a {current.get('system')} one"
     old, new = stored.get("config", {}), current.get("config", {})
-    for key in sorted(set(old) | set(new)):
-        if old.get(key, "<unset>") != new.get(key, "<unset>"):
+    for key in sorted(set(old) & set(new)):  # a key only one side knows: another version
+        if old[key] != new[key]:
             return (
-                f"config key '{key}' differs: {old.get(key, '<unset>')!r} when the run started, "
-                f"{new.get(key, '<unset>')!r} now"
+                f"config key '{key}' differs: {old[key]!r} when the run started, {new[key]!r} now"
             )
     old, new = stored.get("data", {}), current.get("data", {})
     for key in sorted(set(old) | set(new)):

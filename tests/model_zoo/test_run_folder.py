@@ -145,6 +145,8 @@ def test_ignored_keys_do_not_count():
     c = config_fingerprint("eager-llm", {**settings(4), "seed": 2}, {})
     assert "config key 'seed' differs: 1 when the run started, 2 now" in describe_difference(a, c)
     assert "observe-r1 run" in describe_difference(a | {"system": "observe-r1"}, a)
+    upgraded = config_fingerprint("eager-llm", {**settings(4), "new_field": 1}, {})
+    assert describe_difference(a, upgraded) is None  # a field a newer version added
 
 
 def test_resume_skips_incomplete_checkpoints_and_sets_them_aside(tmp_path):
