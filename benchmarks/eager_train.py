@@ -9,18 +9,19 @@ seed, hence the same batches in the same order. The two arms:
   positions (:func:`eager_llm.training.model.labelled_lm_loss`) and ``bf16: true`` (bf16
   autocast with fp32 master weights where the CPU has native bf16, else fp32).
 
-Runs are interleaved (before, now, before, now, ...) so that machine noise hits both alike.
-The first step of every run (warm-up) is left out. Prints, for each, the median step time in
-wall-clock and in CPU seconds of this process (on a shared machine the CPU time is the
-steadier measure of the work; with one thread, the default, it is not inflated by threads
-spinning while they wait for a core), samples/s and tokens/s (non-padding tokens) by wall
-clock, and the now/before ratios.
+Each round draws ``steps x batch`` random samples of the five tasks and both arms make one
+pass over exactly those samples (random batches vs length-grouped ones), so the arms do the
+same work; rounds interleave the arms so that machine noise hits both alike. Prints, for
+each arm, the median over rounds of seconds per sample in wall-clock and in CPU seconds of
+this process (on a shared machine the CPU time is the steadier measure of the work; with
+one thread, the default, it is not inflated by threads spinning while they wait for a
+core), samples/s by wall clock, and the now/before ratios.
 
 The item index is synthetic (MovieLens-100K items, random 4-token codes, random 384-d
 semantic and 64-d behaviour embeddings), so it needs no index build: throughput depends
 on sequence lengths and sizes only.
 
-    .venv/bin/python benchmarks/eager_train.py [--rounds 2] [--steps 3] [--batch 8] [--threads 1]
+    .venv/bin/python benchmarks/eager_train.py [--rounds 3] [--steps 4] [--batch 8] [--threads 1]
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from transformers import TrainerCallback
 from eager_llm.data import load_dataset
 from eager_llm.indexing import save_item_index
 from eager_llm.training import build_trainer, load_config
+from eager_llm.training.stages import SampleDataset
+from model_zoo.hardware import cpu_has_native_bf16
 
 SMOL = Path(__file__).parents[1] / "configs" / "eager_llm" / "smol-ml100k.yaml"
 
@@ -80,19 +83,6 @@ class StepTimes(TrainerCallback):
         self.seconds.append((time.perf_counter() - wall, time.process_time() - cpu))
 
 
-class CountingCollator:
-    """The trainer's collator, recording the non-padding tokens of every batch."""
-
-    def __init__(self, collator):
-        self.collator = collator
-        self.tokens: list[int] = []
-
-    def __call__(self, samples):
-        batch = self.collator(samples)
-        self.tokens.append(int(batch["attention_mask"].sum()))
-        return batch
-
-
 def all_positions_forward(
     self, input_ids, attention_mask, labels, eos_positions, target_items, gct_rows
 ):
@@ -113,10 +103,10 @@ def all_positions_forward(
     return {"loss": loss, "lm_loss": output.loss, "gct_sem": sem, "gct_beh": beh}
 
 
-def measure(arm: str, index: Path, out: Path, steps: int, batch: int) -> list[tuple]:
-    """(wall seconds, CPU seconds, tokens) of each step after the first."""
+def measure(arm: str, index: Path, out: Path, samples: list, batch: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one pass over ``samples``."""
     overrides = [
-        f"max_steps={steps}",
+        f"max_steps={-(-len(samples) // batch)}",
         f"per_device_train_batch_size={batch}",
         "gradient_accumulation_steps=1",
         "save_strategy='no'",
@@ -129,19 +119,19 @@ def measure(arm: str, index: Path, out: Path, steps: int, batch: int) -> list[tu
         overrides += ["bf16=false", "train_sampling_strategy='random'"]
     config = load_config(SMOL, "train", overrides, index=str(index), output_dir=str(out))
     trainer = build_trainer(config)
+    trainer.train_dataset = SampleDataset(samples)
     if arm == "before":
         trainer.model.forward = types.MethodType(all_positions_forward, trainer.model)
-    times, counter = StepTimes(), CountingCollator(trainer.data_collator)
+    times = StepTimes()
     trainer.add_callback(times)
-    trainer.data_collator = counter
     trainer.train()
-    return [(*s, t) for s, t in zip(times.seconds, counter.tokens, strict=False)][1:]
+    return tuple(sum(step[k] for step in times.seconds) for k in (0, 1))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -149,22 +139,29 @@ def main() -> None:
     results: dict[str, list[tuple]] = {"before": [], "now": []}
     with tempfile.TemporaryDirectory() as tmp:
         index = synthetic_index(Path(tmp) / "index")
+        config = load_config(SMOL, "train", ["eval_strategy='no'", "load_best_model_at_end=false"],
+                             index=str(index), output_dir=str(Path(tmp) / "probe"))  # fmt: skip
+        pool = build_trainer(config).train_dataset.samples
+        rng = np.random.default_rng(0)
+        n = args.steps * args.batch
         for round_index in range(args.rounds):
+            samples = [pool[i] for i in rng.choice(len(pool), size=n, replace=False)]
             for name in results:
                 out = Path(tmp) / f"{name}-{round_index}"
-                results[name] += measure(name, index, out, args.steps, args.batch)
+                results[name].append(measure(name, index, out, samples, args.batch))
     print(
-        f"SmolLM2-135M stage 1 (all tasks + GCT), batch {args.batch}, CPU, {args.threads} thread(s)"
+        f"SmolLM2-135M stage 1 (all tasks + GCT), batch {args.batch}, CPU, {args.threads} "
+        f"thread(s); native bf16: {cpu_has_native_bf16()}"
     )
-    print(f"median over {len(results['now'])} steps each (first step of each run left out)")
+    print(f"{args.rounds} rounds, each one pass of both arms over the same {n} random samples;")
+    print("median seconds per sample over rounds")
     medians = {}
-    for name, steps in results.items():
-        wall, cpu = (statistics.median(step[k] for step in steps) for k in (0, 1))
-        tokens = statistics.median(t / w for w, _, t in steps)
+    for name, runs in results.items():
+        wall, cpu = (statistics.median(run[k] / n for run in runs) for k in (0, 1))
         medians[name] = (wall, cpu)
         print(
-            f"  {name:6}  {wall:6.2f} s/step wall  {cpu:6.2f} s/step CPU  "
-            f"{args.batch / wall:5.2f} samples/s  {tokens:6.1f} tokens/s"
+            f"  {name:6}  {wall:6.2f} s/sample wall  {cpu:6.2f} s/sample CPU  "
+            f"{1 / wall:5.2f} samples/s"
         )
     (old_wall, old_cpu), (new_wall, new_cpu) = medians["before"], medians["now"]
     print(
