@@ -230,9 +230,15 @@ def synth(
     image_size: int = typer.Option(112, help="Image side in pixels."),
     choice_share: float = typer.Option(0.25, help="Share of rows asked as multiple choice."),
     test_n: int = typer.Option(0, help="Also write a held-out test.jsonl of this many rows."),
+    levels: str = typer.Option(
+        "1:5",
+        help="Levels to cycle through: comma-separated levels and ranges a:b from -1 to 5, "
+        "'starter' (-1, 0) or 'all' (-1 to 5), e.g. starter,1:5.",
+    ),
 ) -> None:
-    """Procedural image questions with checkable answers and intrinsic levels 1-5."""
-    from observe_r1.synth import synthesize
+    """Procedural image questions with checkable answers and intrinsic levels (default 1-5,
+    starter levels -1 and 0 below them)."""
+    from observe_r1.synth import parse_levels, synthesize
 
     with _clean_errors():
         rows = synthesize(
@@ -243,6 +249,7 @@ def synth(
             image_size=image_size,
             choice_share=choice_share,
             test_n=test_n,
+            levels=parse_levels(levels),
         )
     typer.echo(
         f"rows: {rows} ({n})" + (f", test: {out / 'test.jsonl'} ({test_n})" if test_n else "")

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 from scipy import ndimage
+from typer.testing import CliRunner
 
+from observe_r1.cli import app
 from observe_r1.ladder.steps import verifiable
 from observe_r1.rows import InputError, read_rows
 from observe_r1.synth import FAMILIES, STARTER_LEVELS, make_problem, parse_levels, synthesize
@@ -197,6 +199,38 @@ def test_parse_levels_refuses_what_is_no_level(text, reason):
 def test_synthesize_refuses_unknown_levels(tmp_path):
     with pytest.raises(InputError, match="--levels: unknown levels"):
         synthesize(tmp_path, 3, levels=[0, 6])
+
+
+def test_cli_levels_writes_starter_rows_and_defaults_to_1_to_5(tmp_path):
+    def synth(name, n, *levels):
+        args = ["synth", "--out", str(tmp_path / name), "--n", str(n), "--seed", "3", *levels]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return read_rows(tmp_path / name / "rows.jsonl").rows
+
+    starter_rows = synth("s", 20, "--levels", "starter")
+    assert len(starter_rows) == 20 and {r["level"] for r in starter_rows} == {-1, 0}
+    assert all(verifiable(row) for row in starter_rows)
+    mixed = synth("m", 35, "--levels", "starter,1:5")  # 5 families x 7 levels
+    assert {r["level"] for r in mixed} == set(range(-1, 6))
+    default = synth("d", 25)
+    assert {r["level"] for r in default} == {1, 2, 3, 4, 5}
+    python = synthesize(tmp_path / "p", 25, seed=3)  # the CLI's default: synthesize's
+    assert (tmp_path / "d" / "rows.jsonl").read_bytes() == python.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [("7", "unknown levels [7]"), ("two", "'two' is not a level"), ("3:1", "empty range")],
+)
+def test_cli_bad_levels_is_one_error_line_exit_2_and_nothing_written(tmp_path, value, reason):
+    out = tmp_path / "s"
+    result = CliRunner().invoke(app, ["synth", "--out", str(out), "--n", "3", "--levels", value])
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert result.stderr.splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith("error: --levels: ") and reason in result.stderr
+    assert "Traceback" not in result.output and result.stdout == ""
+    assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
 def test_starter_rows_are_canonical_balanced_verifiable_and_rendered(tmp_path):
