@@ -114,6 +114,10 @@ class EagerLLM(nn.Module):
     GCT and at least one GCT row in the batch, the unweighted ``gct_sem`` and ``gct_beh``.
     """
 
+    # Trainer's checkpoint loading consults this when the LM's state dict misses keys (a tied
+    # LM head is not saved): nothing of EagerLLM is left out on purpose.
+    _keys_to_ignore_on_save = None
+
     def __init__(
         self,
         lm,

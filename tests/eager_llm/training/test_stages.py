@@ -162,6 +162,15 @@ def test_tied_embeddings_stay_tied(root, tmp_path):
     _, merged = anneal_and_merge(root, final, "tied2", "max_steps=2")
     for model in (AutoModelForCausalLM.from_pretrained(final), merged):
         assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    # a tied model's checkpoint lacks lm_head.weight: loading the best checkpoint at the end
+    # (and resuming) must accept that (it raised AttributeError in Trainer's load warnings)
+    best = run(config(root, "train", "tied3", f"model={folder}", "max_steps=2",
+                      "eval_strategy=steps", "eval_steps=1", "save_steps=1",
+                      "load_best_model_at_end=true", "valid_users=2"))  # fmt: skip
+    settings = json.loads((best / "run_settings.json").read_text())
+    assert settings["best_checkpoint"] is not None
+    tied = AutoModelForCausalLM.from_pretrained(best)
+    assert tied.lm_head.weight.data_ptr() == tied.model.embed_tokens.weight.data_ptr()
 
 
 class Crash(TrainerCallback):
