@@ -40,13 +40,15 @@ def validation_curve(folder: Path) -> list[dict]:
     return [r for r in read_metrics(folder / "metrics.jsonl") if "eval_recall@10" in r]
 
 
-def last_losses(folder: Path) -> dict:
-    """The last training record that has each loss part."""
+def late_losses(folder: Path, records: int = 5) -> dict[str, tuple[int, int, float]]:
+    """Per loss part: (first step, last step, mean) over its last ``records`` logged values
+    (each the mean of a logging interval; GCT parts only over batches with seqrec rows)."""
     found = {}
-    for record in read_metrics(folder / "metrics.jsonl"):
-        for key in ("lm_loss", "gct_sem", "gct_beh"):
-            if record.get(key) is not None:
-                found[key] = (record["step"], record[key])
+    logged = [r for r in read_metrics(folder / "metrics.jsonl") if "loss" in r]
+    for key in ("lm_loss", "gct_sem", "gct_beh"):
+        values = [(r["step"], r[key]) for r in logged if r.get(key) is not None][-records:]
+        if values:
+            found[key] = (values[0][0], values[-1][0], sum(v for _, v in values) / len(values))
     return found
 
 
@@ -144,13 +146,14 @@ def gct_lines(root: Path, n_items: int) -> list[str]:
     for label, name in TRAINING_RUNS.items():
         folder = root / name
         if (folder / "metrics.jsonl").is_file() and name.endswith("stage1"):
-            losses = last_losses(folder)
+            losses = late_losses(folder)
             if "gct_sem" in losses:
-                (step, sem), (_, beh) = losses["gct_sem"], losses["gct_beh"]
+                first, last, sem = losses["gct_sem"]
+                beh = losses["gct_beh"][2]
                 lines.append(
-                    f"- {label}: last logged GCT losses (mean over steps {step - 9}-{step}) "
+                    f"- {label}: GCT losses, mean of the logged values of steps {first}-{last}: "
                     f"semantic {sem:.2f}, behaviour {beh:.2f}; chance (uniform over the "
-                    f"{n_items} items, all of them negatives) ln {n_items} = {chance:.2f}."
+                    f"{n_items} items, every other item a negative) ln {n_items} = {chance:.2f}."
                 )
     return lines
 
