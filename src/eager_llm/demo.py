@@ -71,7 +71,12 @@ def run_demo(
         "save_steps": budget.eval_steps,
         "load_best_model_at_end": True,
     }
-    no_validation = {"eval_strategy": "no", "save_strategy": "no", "load_best_model_at_end": False}
+    no_validation = {
+        "eval_strategy": "no",
+        "eval_on_start": False,
+        "save_strategy": "no",
+        "load_best_model_at_end": False,
+    }
     with timer.stage("stage 1"):
         stage1 = load_config(
             config,

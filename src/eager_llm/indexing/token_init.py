@@ -7,8 +7,9 @@ offset of a vocabulary row (mean ``||row - mean||``). Items that share a code st
 other, distinct codes start apart, an untrained model already scores items differently, and
 a new row sits where ordinary tokens sit. Rescaling the whole vector instead (to the mean row
 norm) blows up its common component: measured on SmolLM2-135M / ML-100K (4 samples per task,
-untrained), the seqrec loss is 21.6 that way, 10.4 centred, 13.2 with the mean init. ``mean`` init (the earlier behaviour) gives every new row the vocabulary mean,
-so all items tie until training moves the rows apart.
+untrained), the seqrec loss is 21.6 that way, 10.4 centred, 13.2 with the mean init.
+``mean`` init (the earlier behaviour) gives every new row the vocabulary mean, so all items
+tie until training moves the rows apart.
 """
 
 from __future__ import annotations

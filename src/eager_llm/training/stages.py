@@ -79,9 +79,9 @@ def training_samples(
 
 
 def validation_parts(config: EagerConfig, files: IndexFiles, split: LeaveOneOut):
-    """(RankingValidation, its users) when ``eval_strategy`` is on, else
+    """(RankingValidation, its users) when ``eval_strategy`` or ``eval_on_start`` is on, else
     (None, None); also writes the baselines on the same users to ``validation_baselines.json``."""
-    if config.eval_strategy == "no":
+    if config.eval_strategy == "no" and not config.eval_on_start:
         return None, None
     users = sample_users(split.valid, config.valid_users, config.seed)
     validation = RankingValidation.build(

@@ -136,3 +136,10 @@ def test_validation_runs_on_fixed_users_and_final_is_the_best_checkpoint(root, m
     assert (out / "learning_curve.png").is_file()
     baselines = json.loads((out / "validation_baselines.json").read_text())
     assert set(baselines) == {"n_users", "most popular"}  # the toy index has no SASRec
+
+
+def test_eval_on_start_alone_validates_the_untrained_model(root):
+    out = root / "onstart"
+    run(config(root, "onstart", "eval_on_start=true", "valid_users=2", "max_steps=1"))
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "eval_recall@10" in r] == [0]
