@@ -255,34 +255,12 @@ def evaluate_model(
 
 def check_model(model: str) -> None:
     """Raise `InputError` ``--model NAME: ...`` unless `model` names a zoo model, a model
-    folder (with a ``config.json``) or a Hugging Face id: one in the local cache when the hub
-    is offline (``HF_HUB_OFFLINE``), any well-formed ``owner/name`` otherwise. Cheap: nothing
-    is loaded or built."""
-    import os
+    folder (with a ``config.json``) or a Hugging Face id
+    (:func:`model_zoo.lookup.model_problem`). Cheap: nothing is loaded or built."""
+    from model_zoo.lookup import model_problem
 
-    from huggingface_hub import constants, try_to_load_from_cache
-
-    from model_zoo import ZOO
-
-    if model in ZOO:
-        return
-    path = Path(model).expanduser()
-    if path.exists():
-        if not (path / "config.json").is_file():
-            raise InputError(f"--model {model}: not a model folder (it has no config.json)")
-        return
-    try:
-        cached = isinstance(try_to_load_from_cache(model, "config.json"), str)
-    except ValueError:  # HFValidationError: not a well-formed repo id either
-        cached = False
-    offline = constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-    if cached or ("/" in model and not offline and not model.startswith((".", "/", "~"))):
-        return
-    hub = "a cached Hugging Face id (the hub is offline)" if offline else "a Hugging Face id"
-    raise InputError(
-        f"--model {model}: no such model: not a zoo name ({', '.join(ZOO)}), a model folder "
-        f"or {hub}"
-    )
+    if problem := model_problem(model):
+        raise InputError(f"--model {model}: {problem}")
 
 
 def write_report(
