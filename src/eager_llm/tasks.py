@@ -11,7 +11,14 @@ response names or describes. The tasks:
 
 History tasks read the users' training sequences: every prefix (each item after the first is
 a target, :meth:`LeaveOneOut.train_examples`) or ``prefixes_per_user`` of them drawn per
-user; a history is the last ``max_history`` items before its target. Indices are written as
+user; a history is the last ``max_history`` items before its target.
+
+``seqrec`` can also supervise every history item (``seqrec_labels="every"``): a causal LM
+reading ``i1, i2, ..., iN`` predicts each ``i(k+1)`` from the instruction and ``i1..ik`` in
+the same forward pass, so a sample then carries the character spans of its history items
+(after the first) as extra labels (:attr:`Sample.labelled_spans`), and the histories tile
+each sequence (windows ``max_history`` apart) so every training transition is labelled
+once. "last" (the paper's) labels the response only. Indices are written as
 their concatenated tokens (``<a_12><b_201>``) and histories joined by ``", "``; titles in a
 history are quoted.
 
@@ -37,12 +44,17 @@ from eager_llm.data import ItemCatalog, ItemText, LeaveOneOut
 
 
 class Sample(NamedTuple):
-    """One instruction: ``prompt`` (template applied) -> ``response`` (no EOS)."""
+    """One instruction: ``prompt`` (template applied) -> ``response`` (no EOS);
+    ``labelled_spans``: ``(start, end)`` character spans of ``prompt`` that are labels too."""
 
     prompt: str
     response: str
     task: str
     target: int
+    labelled_spans: tuple[tuple[int, int], ...] = ()
+
+
+SEQREC_LABELS = ("last", "every")
 
 
 @cache
@@ -129,17 +141,52 @@ def _prefixes(
     return chosen
 
 
+def _tiling_windows(data: TaskData) -> list[tuple[list[int], int]]:
+    """(history, target) windows ``max_history`` apart, from each sequence's end: the first
+    history item of one window is the target of the one before, so labelling every history
+    item after the first and the target covers each transition exactly once."""
+    windows = []
+    for sequence in data.train:
+        items = sequence.tolist()
+        ends = range(len(items) - 1, 0, -data.max_history)[::-1]  # in time order
+        windows += [(items[max(0, end - data.max_history) : end], items[end]) for end in ends]
+    return windows
+
+
 def seqrec(
-    data: TaskData, rng: random.Random, template: str, prefixes_per_user: int | None = None
+    data: TaskData,
+    rng: random.Random,
+    template: str,
+    prefixes_per_user: int | None = None,
+    labels: str = "last",
 ) -> list[Sample]:
-    """Index history -> next index."""
+    """Index history -> next index; ``labels="every"`` also labels each history item after
+    the first, over tiling windows (``prefixes_per_user`` then does not apply)."""
+    if labels not in SEQREC_LABELS:
+        raise ValueError(f"seqrec labels must be one of {', '.join(SEQREC_LABELS)}")
     pool = prompt_pools()["seqrec"]
+    every = labels == "every"
     samples = []
-    for history, target in _prefixes(data, rng, prefixes_per_user):
+    for history, target in (
+        _tiling_windows(data) if every else _prefixes(data, rng, prefixes_per_user)
+    ):
         text = ", ".join(data.indices[item] for item in history)
         prompt = apply_template(template, rng.choice(pool).format(history=text))
-        samples.append(Sample(prompt, data.indices[target], "seqrec", target))
+        spans = _history_spans(prompt, text, [data.indices[item] for item in history])
+        samples.append(
+            Sample(prompt, data.indices[target], "seqrec", target, spans[1:] if every else ())
+        )
     return samples
+
+
+def _history_spans(prompt: str, text: str, indices: Sequence[str]) -> tuple[tuple[int, int], ...]:
+    """Character spans in ``prompt`` of each index of the history ``text`` (``", "``-joined)."""
+    start = prompt.index(text)
+    spans = []
+    for index in indices:
+        spans.append((start, start + len(index)))
+        start += len(index) + 2
+    return tuple(spans)
 
 
 def item2index(data: TaskData, rng: random.Random, template: str) -> list[Sample]:
@@ -212,8 +259,10 @@ def build_samples(
     seed: int = 0,
     template: str = "short",
     prefixes_per_user: int | None = None,
+    seqrec_labels: str = "last",
 ) -> list[Sample]:
-    """The samples of ``tasks``, task by task in the given order."""
+    """The samples of ``tasks``, task by task in the given order (``seqrec_labels``: see
+    :func:`seqrec`)."""
     if unknown := [task for task in tasks if task not in TASKS]:
         raise ValueError(f"unknown task {unknown[0]!r} (known: {', '.join(TASKS)})")
     samples = []
@@ -221,6 +270,8 @@ def build_samples(
         rng = random.Random(f"{seed}:{task}")
         if task in ITEM_TASKS:
             samples += ITEM_TASKS[task](data, rng, template)
+        elif task == "seqrec":
+            samples += seqrec(data, rng, template, prefixes_per_user, seqrec_labels)
         else:
             samples += HISTORY_TASKS[task](data, rng, template, prefixes_per_user)
     return samples

@@ -162,3 +162,30 @@ def test_recommendation_prompt_is_the_first_seqrec_instruction():
     assert prompt == apply_template(
         "short", prompt_pools()["seqrec"][0].format(history="<a_0><b_0>, <a_1><b_1>")
     )
+
+
+def test_seqrec_every_label_spans_name_the_history_items_after_the_first(data, one_prompt):
+    samples = by_task(build_samples(data, ["seqrec"], seqrec_labels="every"), "seqrec")
+    # windows max_history = 2 apart from each sequence's end: [0, 1] -> 2; [3] -> 2, [2, 1] -> 0
+    assert [(s.prompt, s.response) for s in samples] == [
+        (f"History: <a_0><b_0>, <a_0><b_1>. Next?{R}", "<a_1><b_0>"),
+        (f"History: <a_1><b_1>. Next?{R}", "<a_1><b_0>"),
+        (f"History: <a_1><b_0>, <a_0><b_1>. Next?{R}", "<a_0><b_0>"),
+    ]
+    assert [[s.prompt[a:b] for a, b in s.labelled_spans] for s in samples] == [
+        ["<a_0><b_1>"],
+        [],
+        ["<a_0><b_1>"],
+    ]
+
+
+def test_seqrec_every_labels_each_training_transition_once():
+    rng = np.random.default_rng(0)
+    train = [rng.integers(0, 4, size=n) for n in (1, 2, 5, 23, 41)]
+    split = LeaveOneOut(train=train, valid=[], test=[], max_history=20)
+    data = TaskData.build(split, ITEM_IDS, CATALOG, INDEX)
+    samples = build_samples(data, ["seqrec"], seqrec_labels="every")
+    labelled = sum(len(s.labelled_spans) + 1 for s in samples)
+    assert labelled == sum(len(sequence) - 1 for sequence in train)
+    with pytest.raises(ValueError, match="seqrec labels"):
+        build_samples(data, ["seqrec"], seqrec_labels="all")

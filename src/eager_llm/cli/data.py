@@ -44,7 +44,9 @@ def index_command(
     k: str = typer.Option(
         "256", help="Clusters per level (K), or 'auto': ceil(sqrt(number of items))."
     ),
-    indexer: str = typer.Option("dki", help="dki, semantic, behaviour or rq-kmeans."),
+    indexer: str = typer.Option(
+        "dki", help="dki, dki-bf (behaviour first), semantic, behaviour or rq-kmeans."
+    ),
     k_core: int = typer.Option(5, help=K_CORE_HELP),
     skip_invalid: bool = typer.Option(False, help="Skip users too short to split."),
     semantic_model: str = typer.Option(

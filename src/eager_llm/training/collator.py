@@ -6,7 +6,8 @@ e.g. LLaMA's BOS, then the text), so its ids are exactly those inference feeds
 (:func:`eager_llm.decoding.recommend`); the response without specials, and the EOS is the
 trie's index terminator. Rows longer than ``max_length`` keep at most ``max_length // 2``
 response tokens (then EOS), the leading specials and the end of the prompt's text. Padding
-is on the right.
+is on the right. Prompt tokens inside a sample's ``labelled_spans`` (the history items of
+dense seqrec) are labels too; finding them needs a fast tokenizer's offsets.
 """
 
 from __future__ import annotations
@@ -37,33 +38,52 @@ class ResponseCollator:
 
     def row(
         self, lead: Sequence[int], prompt: Sequence[int], response: Sequence[int]
-    ) -> tuple[list[int], int]:
-        """(ids, prompt length) of one row, truncated to ``max_length``."""
+    ) -> tuple[list[int], int, int]:
+        """(ids, prompt length, prompt text tokens cut from the front) of one row, truncated
+        to ``max_length``."""
         response = [*response[: self.max_length // 2], self.tokenizer.eos_token_id]
         room = self.max_length - len(response) - len(lead)
-        prompt = [*lead, *prompt[max(0, len(prompt) - room) :]]
-        return [*prompt, *response], len(prompt)
+        cut = max(0, len(prompt) - room)
+        prompt = [*lead, *prompt[cut:]]
+        return [*prompt, *response], len(prompt), cut
+
+    def labelled_prompt_tokens(self, sample: Sample) -> list[int]:
+        """Positions, among the prompt's text tokens, of the tokens inside its labelled spans."""
+        if not sample.labelled_spans:
+            return []
+        encoded = self.tokenizer(
+            sample.prompt, add_special_tokens=False, return_offsets_mapping=True
+        )
+        return [
+            position
+            for position, (start, end) in enumerate(encoded["offset_mapping"])
+            if any(low <= start and end <= high for low, high in sample.labelled_spans)
+        ]
 
     def __call__(self, samples: Sequence[Sample]) -> dict[str, torch.Tensor]:
         lead, prompts = encode_prompts(self.tokenizer, [s.prompt for s in samples])
         texts = [s.response for s in samples]
         responses = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         rows = [self.row(lead, p, r) for p, r in zip(prompts, responses, strict=True)]
-        width = max(len(ids) for ids, _ in rows)
+        width = max(len(ids) for ids, _, _ in rows)
         pad = self.tokenizer.pad_token_id
         pad = self.tokenizer.eos_token_id if pad is None else pad
         input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
         attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
         labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-        for b, (ids, prompt_length) in enumerate(rows):
+        for b, (ids, prompt_length, cut) in enumerate(rows):
             input_ids[b, : len(ids)] = torch.tensor(ids)
             attention_mask[b, : len(ids)] = 1
             labels[b, prompt_length : len(ids)] = input_ids[b, prompt_length : len(ids)]
+            for position in self.labelled_prompt_tokens(samples[b]):
+                if position >= cut:
+                    column = len(lead) + position - cut
+                    labels[b, column] = input_ids[b, column]
         return {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
             "labels": labels,
-            "eos_positions": torch.tensor([len(ids) - 1 for ids, _ in rows]),
+            "eos_positions": torch.tensor([len(ids) - 1 for ids, _, _ in rows]),
             "target_items": torch.tensor([s.target for s in samples]),
             "gct_rows": torch.tensor([s.task == self.gct_task for s in samples]),
         }

@@ -20,7 +20,7 @@ from typing import Any
 from transformers import TrainingArguments
 
 from eager_llm.indexing.token_init import INITS
-from eager_llm.tasks import TASKS, templates
+from eager_llm.tasks import SEQREC_LABELS, TASKS, templates
 from model_zoo.hardware import cpu_has_native_bf16
 from yaml_config import (
     AT_LEAST_1,
@@ -64,11 +64,13 @@ class EagerConfig(TrainingArguments):
     ``model`` is a zoo name, hub id or folder (stage 2: replaced by the stage-1 result),
     loaded in ``model_dtype``; ``index`` an index folder. Samples (:mod:`eager_llm.tasks`):
     ``tasks``, ``template`` (``short`` or ``alpaca``), ``max_history``, ``prefixes_per_user``
-    (None: every prefix of every training sequence), ``description_words``; rows are cut to
-    ``max_length`` tokens. GCT runs when a ``gct_*_weight`` is > 0, with ``gct_negatives``
-    catalogue items sampled per batch. ``lora`` None is full fine-tuning, a mapping (``r``,
-    ``alpha``, ``dropout``, ``targets``) LoRA; ``merge_lora``: a LoRA run saves ``final/``
-    merged into a plain model (else ``final/`` holds the adapter).
+    (None: every prefix of every training sequence), ``description_words``, ``seqrec_labels``
+    (``last``: the target only, the paper's; ``every``: every history item too, over tiling
+    windows, :func:`eager_llm.tasks.seqrec`); rows are cut to ``max_length`` tokens. GCT runs
+    when a ``gct_*_weight`` is > 0, with ``gct_negatives`` catalogue items sampled per batch.
+    ``lora`` None is full fine-tuning, a mapping (``r``, ``alpha``, ``dropout``, ``targets``)
+    LoRA; ``merge_lora``: a LoRA run saves ``final/`` merged into a plain model (else
+    ``final/`` holds the adapter).
 
     New index tokens start from their items' titles (``index_token_init: title``) or the
     vocabulary mean (``mean``); their rows learn at ``index_token_lr`` and the GCT projectors
@@ -87,6 +89,7 @@ class EagerConfig(TrainingArguments):
     max_history: int = 20
     prefixes_per_user: int | None = None
     description_words: int = 50
+    seqrec_labels: str = "last"
     max_length: int = 512
     gct_semantic_weight: float = 0.1
     gct_behaviour_weight: float = 0.1
@@ -110,6 +113,10 @@ class EagerConfig(TrainingArguments):
             )
         if self.template not in templates():
             raise ConfigError(f"template must be one of {', '.join(templates())}", key="template")
+        if self.seqrec_labels not in SEQREC_LABELS:
+            raise ConfigError(
+                f"seqrec_labels must be one of {', '.join(SEQREC_LABELS)}", key="seqrec_labels"
+            )
         if self.model_dtype not in DTYPES:
             raise ConfigError(f"model_dtype must be one of {', '.join(DTYPES)}", key="model_dtype")
         if self.index_token_init not in INITS:

@@ -75,6 +75,7 @@ def training_samples(
         seed=config.seed,
         template=config.template,
         prefixes_per_user=config.prefixes_per_user,
+        seqrec_labels=config.seqrec_labels,
     )
 
 

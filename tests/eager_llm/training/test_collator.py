@@ -54,3 +54,21 @@ def test_truncation_keeps_the_prompt_end_and_the_eos(tokenizer):
     kept = ids(tokenizer, "a b c d e f g h i j")[:3]  # max_length // 2 response tokens
     assert long_response["labels"][0].tolist() == [-100, *kept, tokenizer.eos_token_id]
     assert torch.equal(long_response["eos_positions"], torch.tensor([4]))
+
+
+def test_labelled_spans_label_history_items_in_the_prompt(tokenizer):
+    prompt = "History: <a_0><b_1>, <b_1><a_0>. Next?\nResponse:\n"
+    spans = ((9, 19), (21, 31))  # the two history items
+    assert [prompt[a:b] for a, b in spans] == ["<a_0><b_1>", "<b_1><a_0>"]
+    sample = Sample(prompt, "<a_0>", "seqrec", 0, spans[1:])
+    a, b = tokenizer.convert_tokens_to_ids(["<a_0>", "<b_1>"])
+    labels = ResponseCollator(tokenizer)([sample])["labels"][0].tolist()
+    assert [t for t in labels if t != -100] == [b, a, a, tokenizer.eos_token_id]
+    row = ResponseCollator(tokenizer)([sample])["input_ids"][0].tolist()
+    assert all(t == -100 or t == row[i] for i, t in enumerate(labels))
+    # a cut from the front keeps every kept label on its own token
+    cut = ResponseCollator(tokenizer, max_length=12)([sample])
+    pairs = zip(cut["input_ids"][0].tolist(), cut["labels"][0].tolist(), strict=True)
+    kept = [(token, label) for token, label in pairs if label != -100]
+    assert all(token == label for token, label in kept)
+    assert [label for _, label in kept][-2:] == [a, tokenizer.eos_token_id]
