@@ -5,13 +5,13 @@
 #   bf  : behaviour codes first (indexer dki-bf), K auto
 # each: stage 1 (STEPS1 steps of 8, validation every 75) then annealing (STEPS2 steps),
 # then one test evaluation per arm (943 users, BEAMS beams, default 10: the CPU budget; the
-# paper ranks 20) against popularity and SASRec, and
-# results/eager_ml100k.md (experiments/eager_ml100k_report.py, which also reads the earlier
-# runs of experiments/eager_ml100k.sh under runs/ml100k when present).
-# Usage: experiments/eager_ml100k_dense.sh [OUT=runs/ml100k-dense] [STEPS1=300] [STEPS2=30] [BEAMS=10]
+# paper ranks 20) against popularity and SASRec; then results/eager_ml100k.md from OUT's
+# parent folder (experiments/eager_ml100k_report.py), which holds the runs of
+# experiments/eager_ml100k.sh (last-item labels) that the page compares with.
+# Usage: experiments/eager_ml100k_dense.sh [OUT=runs/ml100k/dense] [STEPS1=300] [STEPS2=30] [BEAMS=10]
 # Resumable: rerun the same command; finished stages are skipped, a stopped one resumes.
 set -euo pipefail
-R=${1:-runs/ml100k-dense} steps1=${2:-300} steps2=${3:-30} beams=${4:-10}
+R=${1:-runs/ml100k/dense} steps1=${2:-300} steps2=${3:-30} beams=${4:-10}
 E=.venv/bin/eager-llm C=configs/eager_llm/smol-ml100k.yaml
 export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
 DENSE=(--set seqrec_labels=every --set prefixes_per_user=1 --set eval_steps=75 --set save_steps=75)
@@ -33,4 +33,4 @@ arm() {  # arm name -> stage 1, then annealing, then the test evaluation
 mkdir -p "$R/dki" "$R/bf"
 arm dki & arm bf &
 wait
-.venv/bin/python experiments/eager_ml100k_report.py "$R"
+.venv/bin/python experiments/eager_ml100k_report.py "$(dirname "$R")"

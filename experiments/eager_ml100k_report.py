@@ -1,7 +1,9 @@
 """Write results/eager_ml100k.md (and its plot) from the run folders of experiments/eager_ml100k.sh.
 
-Reads, under the run root R: ``timings.txt`` (wall seconds per command), the test evaluation
-``<main>/anneal/eval.json`` (per-user ranks of every method), the validation curves in each
+Reads, under the run root R: ``timings.txt`` and ``dense/timings.txt`` (wall seconds per
+command), the test evaluations in :data:`EVALUATIONS` (per-user ranks of every method on the
+same users, merged into one table; a baseline evaluated twice is kept once), the validation
+curves in each
 training run's ``metrics.jsonl`` and ``validation_baselines.json``, TIGER's ``tiger.json``, the
 index folders' ``index_stats.json``; and ``experiments/notes/eager_ml100k.md``, the written
 reading of the numbers, which is appended as it is. Nothing here computes a result that the
@@ -27,11 +29,26 @@ TRAINING_RUNS = {  # label -> run folder under R (those present are reported)
     "EAGER-LLM annealing (K auto)": "auto/anneal",
     "EAGER-LLM stage 1 (K 256)": "k256/stage1",
     "EAGER-LLM annealing (K 256)": "k256/anneal",
+    "every-item labels, DKI order: stage 1": "dense/dki/stage1",
+    "every-item labels, DKI order: annealing": "dense/dki/anneal",
+    "every-item labels, behaviour first: stage 1": "dense/bf/stage1",
+    "every-item labels, behaviour first: annealing": "dense/bf/anneal",
+}
+# eval.json under R -> new names of its methods (experiments/eager_ml100k_dense.sh's runs)
+EVALUATIONS = {
+    "auto/anneal/eval.json": {},
+    "dense/dki/anneal/eval.json": {
+        "EAGER-LLM (anneal)": "EAGER-LLM, every-item labels, DKI order (anneal)"
+    },
+    "dense/bf/anneal/eval.json": {
+        "EAGER-LLM (anneal)": "EAGER-LLM, every-item labels, behaviour first (anneal)"
+    },
 }
 INDICES = {
     "K auto (DKI)": "index-auto",
     "K 256 (DKI)": "index-256",
     "TIGER (semantic, K auto)": "index-semantic-auto",
+    "K auto, behaviour first (dki-bf)": "dense/index-bf",
 }
 
 
@@ -53,8 +70,33 @@ def late_losses(folder: Path, records: int = 5) -> dict[str, tuple[int, int, flo
 
 
 def timings(root: Path) -> list[str]:
-    path = root / "timings.txt"
-    return path.read_text().splitlines() if path.is_file() else []
+    paths = (root / "timings.txt", root / "dense" / "timings.txt")
+    return [line for path in paths if path.is_file() for line in path.read_text().splitlines()]
+
+
+def test_results(root: Path) -> tuple[dict, list[dict]]:
+    """(the first evaluation's settings, every method's result): the evaluations of
+    :data:`EVALUATIONS` that exist, methods renamed, a method already seen skipped, and the
+    beam count added to a name where it differs from the first evaluation's."""
+    first, results = None, []
+    for name, renames in EVALUATIONS.items():
+        path = root / name
+        if not path.is_file():
+            continue
+        report = json.loads(path.read_text())
+        if first is None:
+            first = report
+        elif (report["split"], report["n_users"]) != (first["split"], first["n_users"]):
+            raise SystemExit(f"error: {path}: not the users of the first evaluation")
+        seen = {r["method"] for r in results}
+        for result in report["results"]:
+            method = renames.get(result["method"], result["method"])
+            if method in seen:
+                continue
+            if report["beams"] != first["beams"]:
+                method += f" ({report['beams']} beams)"
+            results.append({**result, "method": method})
+    return first, results
 
 
 def curve_rows(root: Path) -> list[str]:
@@ -159,13 +201,13 @@ def gct_lines(root: Path, n_items: int) -> list[str]:
 
 
 def render(root: Path, plot_name: str) -> str:
-    report = json.loads((root / "auto" / "anneal" / "eval.json").read_text())
-    results = report["results"]
+    report, results = test_results(root)
     lines = [
         "# EAGER-LLM on MovieLens-100K at a CPU budget",
         "",
         "```bash",
-        "experiments/eager_ml100k.sh runs/ml100k   # trains, evaluates, runs the line below",
+        "experiments/eager_ml100k.sh runs/ml100k   # trains, evaluates, runs the last line",
+        "experiments/eager_ml100k_dense.sh runs/ml100k/dense  # every-item labels, two orders",
         "experiments/eager_ml100k_report.py runs/ml100k",
         "```",
         "",
@@ -176,8 +218,8 @@ def render(root: Path, plot_name: str) -> str:
         "other work of the session), no GPU; fp32 (the CPU has no native bf16, so `bf16: true` "
         "is turned off with a note).",
         f"- **Test**: {report['split']} split, all {report['n_users']} users, full ranking over "
-        f"{report['n_items']} items, history items not masked, {report['beams']} beams, torch "
-        f"threads {report['threads']}.",
+        f"{report['n_items']} items, history items not masked, {report['beams']} beams unless "
+        f"a name says otherwise, torch threads {report['threads']}.",
         "- **Wall times** (`timings.txt`, seconds per command):",
         "",
         *[f"  - {line}" for line in timings(root)],

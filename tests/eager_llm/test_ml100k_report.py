@@ -71,3 +71,24 @@ def test_the_page_is_written_from_the_run_files(tmp_path):
     assert "| K auto (DKI) | 8 | 2 (semantic behaviour) | 7.1 | 0.000 / 1.000 |" in page
     assert "semantic 3.50, behaviour 3.00; chance" in page and "ln 50 = 3.91" in page
     assert (tmp_path / "page_curves.png").stat().st_size > 0
+
+
+def test_the_dense_arms_join_the_table_on_the_same_users(tmp_path):
+    root = tmp_path / "runs"
+    fake_root(root)
+    dense = [result("EAGER-LLM (anneal)", [1, 1, -1, -1] * 25), result("most popular", [0] * 100)]
+    report = {"split": "test", "n_users": 100, "n_items": 50, "beams": 10, "threads": 1,
+              "dtype": "float32", "dataset": "toy", "results": dense}  # fmt: skip
+    (root / "dense" / "bf" / "anneal").mkdir(parents=True)
+    (root / "dense" / "bf" / "anneal" / "eval.json").write_text(json.dumps(report))
+    (root / "dense" / "timings.txt").write_text("99 s: eager-llm train dense\n")
+    out = tmp_path / "page.md"
+    done = subprocess.run([sys.executable, str(SCRIPT), str(root), "--out", str(out)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    page = out.read_text()
+    name = "EAGER-LLM, every-item labels, behaviour first (anneal) (10 beams)"
+    assert f"| {name} | 0.5000 |" in page and "99 s: eager-llm train dense" in page
+    # the second "most popular" is dropped: the difference is to the first one's ranks
+    assert f"| {name} | most popular | +0.2500 [" in page
+    assert page.count("| most popular | 0.") == 1
