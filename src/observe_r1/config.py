@@ -70,6 +70,7 @@ RANGES: dict[str, Range] = {
     "bonus_min_length": Range(0, integer=True),
     "sigma": POSITIVE,
     "advantage_eps": POSITIVE,
+    "eval_limit": AT_LEAST_1,
 }
 
 
@@ -99,9 +100,14 @@ class ObserveR1Config(GRPOConfig):
     # the processor's own bounds). Applied to the images themselves, so vLLM sees them too.
     min_pixels: int | None = None
     max_pixels: int | None = None
+    # Validation during training (observe_r1.validation): greedy on the first eval_limit rows
+    # of eval_file (all when null), every eval_steps optimizer steps (null: logging_steps).
+    eval_file: str = ""
+    eval_limit: int | None = None
 
     def __post_init__(self):
         check_ranges(self, RANGES)
+        self._check_validation()
         if self.curriculum not in ("ordered", "shuffled"):
             raise ConfigError(
                 f"curriculum must be 'ordered' or 'shuffled', got {self.curriculum!r}",
@@ -138,6 +144,25 @@ class ObserveR1Config(GRPOConfig):
                 "Observe-R1 shaping normalises per group: scale_rewards must be 'group' and "
                 "multi_objective_aggregation 'sum_then_normalize'"
             )
+
+    def _check_validation(self) -> None:
+        if not self.eval_file:
+            return
+        if self.eval_strategy != "no":
+            raise ConfigError(
+                "eval_file runs Observe-R1's own validation: leave eval_strategy at 'no' "
+                f"(got {self.eval_strategy!r}; TRL's evaluation loop needs an eval_dataset)",
+                key="eval_strategy",
+            )
+        if self.eval_steps is None:
+            self.eval_steps = self.logging_steps
+        if not AT_LEAST_1.admits(self.eval_steps):
+            raise ConfigError(
+                f"'eval_steps' must be a whole number of optimizer steps >= 1 with eval_file, "
+                f"got {self.eval_steps!r}",
+                key="eval_steps",
+            )
+        self.eval_steps = int(self.eval_steps)
 
     @property
     def lora_settings(self) -> LoraSettings | None:

@@ -46,11 +46,10 @@ class MetricsFile(TrainerCallback):
         self._round: dict = {}  # the values of the round being trained on ...
         self._round_index: int | None = None  # ... and its rollout index
         if self.path.is_file():  # resumed: the file is cut at the checkpoint's step
-            lines = self.path.read_text().splitlines()
-            if lines:
-                last = json.loads(lines[-1])
-                self._round = {key: last.get(key) for key in _ROUND_KEYS}
-                self._round_index = last.get("rollout")
+            steps = [r for r in read_records(self.path) if "rollout" in r]  # not validations
+            if steps:
+                self._round = {key: steps[-1].get(key) for key in _ROUND_KEYS}
+                self._round_index = steps[-1].get("rollout")
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._step_started = time.perf_counter()
@@ -81,6 +80,12 @@ class MetricsFile(TrainerCallback):
             handle.write(json.dumps(record) + "\n")
 
 
+def read_records(path: Path) -> list[dict]:
+    """The records of ``metrics.jsonl``: optimizer steps (they have ``rollout``) and, with
+    ``eval_file``, validations (``eval_accuracy``, ...; ``observe_r1.validation``)."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
 def truncate_after(path: Path, step: int) -> None:
     """Drop records of steps after ``step`` (a resumed run re-does them)."""
     if not path.is_file():
@@ -90,20 +95,29 @@ def truncate_after(path: Path, step: int) -> None:
 
 
 def plot_reward_curve(metrics_path: Path, out: Path) -> None:
-    """Reward, format and accuracy rewards per step."""
+    """Reward, format and accuracy rewards per step, completion length per step; with
+    validations, their greedy accuracy and format rate (left) and mean length (right)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = [json.loads(line) for line in metrics_path.read_text().splitlines()]
-    steps = [r["step"] for r in records]
+    records = read_records(metrics_path)
+    trained = [r for r in records if "rollout" in r]
+    validated = [r for r in records if "eval_accuracy" in r]
+    steps = [r["step"] for r in trained]
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for key in ("reward", "reward_format", "reward_accuracy"):
-        axes[0].plot(steps, [r.get(key) for r in records], marker="o", label=key)
-    axes[0].set(xlabel="step", ylabel="mean reward", title="rewards")
+        axes[0].plot(steps, [r.get(key) for r in trained], marker="o", label=key)
+    axes[1].plot(steps, [r.get("completion_length_mean") for r in trained], marker="o")
+    if validated:
+        at = [r["step"] for r in validated]
+        for key, style in (("eval_accuracy", "s--"), ("eval_format_rate", "^--")):
+            axes[0].plot(at, [r[key] for r in validated], style, label=f"{key} (greedy)")
+        axes[1].plot(at, [r["eval_mean_tokens"] for r in validated], "s--", label="eval (greedy)")
+        axes[1].legend()
+    axes[0].set(xlabel="step", ylabel="mean reward / rate", title="rewards")
     axes[0].legend()
-    axes[1].plot(steps, [r.get("completion_length_mean") for r in records], marker="o")
     axes[1].set(xlabel="step", ylabel="tokens", title="completion length")
     figure.tight_layout()
     figure.savefig(out, dpi=100)

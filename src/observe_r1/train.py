@@ -29,6 +29,7 @@ from observe_r1.rewards import make_accuracy_reward, make_format_reward
 from observe_r1.rows import check_writable, read_rows
 from observe_r1.run_log import MetricsFile, plot_reward_curve, truncate_after
 from observe_r1.trainer import ObserveR1Trainer
+from observe_r1.validation import Validation, validation_rows
 
 
 def training_dataset(config: ObserveR1Config) -> tuple[Dataset, int]:
@@ -96,10 +97,22 @@ RECORDS = ("metrics.jsonl", "rollouts.jsonl")
 DERIVED = ("reward_curve.png", "README.md")  # removed by --overwrite (README: TRL's model card)
 
 
-def build_trainer(config: ObserveR1Config, trainer_class=ObserveR1Trainer, *, data=None):
+def read_validation_rows(config: ObserveR1Config) -> list[dict] | None:
+    """The held-out rows of ``eval_file`` (None without one), checked like the train file."""
+    if not config.eval_file:
+        return None
+    return validation_rows(config.eval_file, config.eval_limit, skip_invalid=config.skip_invalid)
+
+
+def build_trainer(
+    config: ObserveR1Config, trainer_class=ObserveR1Trainer, *, data=None, eval_rows=None
+):
     """The trainer for ``config`` (model resolved through the zoo; processor image-aware);
-    ``data``: :func:`training_dataset`'s result when already read."""
+    ``data``: :func:`training_dataset`'s result, ``eval_rows``: :func:`read_validation_rows`'s,
+    when already read."""
     dataset, skipped = data or training_dataset(config)
+    if eval_rows is None:
+        eval_rows = read_validation_rows(config)
     folder = resolve(config.model)
     processor = load_processor(folder)
     bounds = pixel_bounds(processor, config.min_pixels, config.max_pixels, use_vllm=config.use_vllm)
@@ -117,7 +130,7 @@ def build_trainer(config: ObserveR1Config, trainer_class=ObserveR1Trainer, *, da
     extra = (
         {"rollout_log": output_dir / "rollouts.jsonl", "pixel_bounds": bounds} if is_ours else {}
     )
-    return trainer_class(
+    trainer = trainer_class(
         model=model,
         reward_funcs=reward_functions(config),
         args=config,
@@ -127,13 +140,46 @@ def build_trainer(config: ObserveR1Config, trainer_class=ObserveR1Trainer, *, da
         callbacks=[MetricsFile(output_dir / "metrics.jsonl")],
         **extra,
     )
+    if eval_rows:
+        trainer.add_callback(validation_callback(trainer, eval_rows))
+    return trainer
+
+
+def validation_callback(trainer, rows: list[dict]) -> Validation:
+    """The :class:`Validation` of ``trainer``'s run (after ``MetricsFile``, so that a step's
+    ``step_seconds`` leaves the validation out). Refused under FSDP and DeepSpeed ZeRO-3,
+    whose sharded weights would need every process in each generate call."""
+    deepspeed = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
+    if trainer.is_fsdp_enabled or (deepspeed is not None and deepspeed.zero_stage == 3):
+        raise ConfigError(
+            "eval_file: validation during training does not run under FSDP or DeepSpeed "
+            "ZeRO-3 (sharded weights); evaluate the checkpoints with observe-r1 eval",
+            key="eval_file",
+        )
+    args = trainer.args
+    return Validation(
+        rows,
+        Path(args.output_dir) / "metrics.jsonl",
+        accelerator=trainer.accelerator,
+        processor=trainer.processing_class,
+        every=args.eval_steps,
+        response_format=args.response_format,
+        max_new_tokens=args.max_completion_length,
+        batch_size=args.per_device_eval_batch_size,
+    )
+
+
+# Validation settings do not change training: a resume may add, drop or change them.
+UNFINGERPRINTED = ("eval_file", "eval_limit")
 
 
 def run_fingerprint(config: ObserveR1Config) -> dict:
     """What a resumed run must share with the run it continues: the config (but for
-    bookkeeping keys such as ``max_steps``) and the train file's content."""
+    bookkeeping keys such as ``max_steps``, and the validation's) and the train file's
+    content."""
+    values = {k: v for k, v in config.to_dict().items() if k not in UNFINGERPRINTED}
     return config_fingerprint(
-        "observe-r1", config.to_dict(), {"train_file": config.train_file}, ["train_file"]
+        "observe-r1", values, {"train_file": config.train_file}, ["train_file"]
     )
 
 
@@ -146,13 +192,15 @@ def _barrier() -> None:
 
 def prepare_run(config: ObserveR1Config, *, resume: bool = False, overwrite: bool = False):
     """Check everything a run reads (output folder, train file, run folder state) and only
-    then, on the main process, prepare ``output_dir``: -> (:class:`Plan`, training data).
+    then, on the main process, prepare ``output_dir``: -> (:class:`Plan`, training data,
+    validation rows or None).
     Raises ``InputError`` / ``ConfigError`` / ``RunFolderError`` with nothing changed."""
     output_dir = Path(config.output_dir)
     check_writable(output_dir, "output_dir", folder=True)
     if not config.train_file:
         raise ConfigError("no train_file: set 'train_file' (a rows JSONL)", key="train_file")
     data = training_dataset(config)  # every row and image checked
+    eval_rows = read_validation_rows(config)
     plan = plan_run(
         output_dir,
         run_fingerprint(config),
@@ -170,16 +218,16 @@ def prepare_run(config: ObserveR1Config, *, resume: bool = False, overwrite: boo
             else:
                 truncate_after(output_dir / name, plan.step)
     _barrier()
-    return plan, data
+    return plan, data, eval_rows
 
 
 def train(config: ObserveR1Config, *, resume: bool = False, overwrite: bool = False) -> Path:
     """Run (or ``resume``) training; return the folder of the final model. A folder that
     holds another run is refused unless ``overwrite`` (see :mod:`model_zoo.run_folder`)."""
     output_dir = Path(config.output_dir)
-    plan, data = prepare_run(config, resume=resume, overwrite=overwrite)
+    plan, data, eval_rows = prepare_run(config, resume=resume, overwrite=overwrite)
     checkpoint = str(plan.checkpoint) if plan.checkpoint else None
-    trainer = build_trainer(config, data=data)
+    trainer = build_trainer(config, data=data, eval_rows=eval_rows)
     trainer.train(resume_from_checkpoint=checkpoint)
     final = output_dir / "final"
     save_final(trainer, final)
