@@ -48,6 +48,7 @@ def test_anneal_inherits_then_applies_defaults_and_its_block(tmp_path):
         ("lora: {rank: 8}\n", [], "train", "unknown key 'lora.rank'"),
         ("tasks: [search]\n", [], "train", "unknown task 'search'"),
         ("template: chat\n", [], "train", "template must be one of short, alpaca"),
+        ("seqrec_labels: all\n", [], "train", "seqrec_labels must be one of last, every"),
         ("x\n", [], "train", "must be a mapping"),
         ("", ["max_steps"], "train", "is not key=value"),
         ("anneal: {tasks: [seqrec], output_dir: o}\n", [], "anneal", "remove 'tasks'"),
