@@ -1,5 +1,6 @@
-"""``eager-llm eval``: Recall@5/10 and NDCG@5/10 (full ranking) of a trained run and of the
-baselines on one leave-one-out split, written as ``eval.json``, ``eval.md`` and ``eval.png``.
+"""``eager-llm eval``: Hit@1, Recall@5/10, NDCG@5/10 and Hit@20 (full ranking) of a trained
+run and of the baselines on one leave-one-out split, written as ``eval.json``, ``eval.md`` and
+``eval.png``. With one held-out item per user Hit@k is Recall@k (:mod:`eager_llm.metrics`).
 
 A run folder (``eager-llm train`` or ``anneal``) holds ``final/``: the LM and tokenizer,
 ``item_index.json`` and ``run_settings.json`` (the index folder, prompt template and history
@@ -8,8 +9,9 @@ length of training). The index folder's ``index_stats.json`` says how to reload 
 
 Compared on the same users, in this order:
 
-- the run (``--run DIR``): trie-constrained beam search (:func:`eager_llm.decoding.recommend`)
-  from the training prompt (:func:`eager_llm.tasks.recommendation_prompt`);
+- the run (``--run DIR``): trie-constrained beam search (:class:`eager_llm.run_decoder.RunDecoder`)
+  from the training prompt, under one or several seqrec instructions
+  (:mod:`eager_llm.instructions`; LC-Rec's mean, min and max);
 - most-popular and SASRec (:mod:`eager_llm.baselines`; SASRec is the behaviour encoder of the
   index folder, ``index/sasrec``);
 - the sibling runs of ``DIR`` named in :data:`SIBLINGS`, when they exist, then each
@@ -20,7 +22,9 @@ Compared on the same users, in this order:
 
 ``eval.json`` keeps every method's per-user 0-based target rank (-1: not in its top-k), so
 ``eval.md`` gives each method's difference to most-popular and SASRec on the same users with
-a paired bootstrap 95 % interval (:mod:`eager_llm.significance`).
+a paired bootstrap 95 % interval (:mod:`eager_llm.significance`). Under ``accelerate launch``
+the LLM decoding is split across processes by batch and gathered (:mod:`eager_llm.sharding`),
+and the report is the one process would write.
 
 The conventional layout (``configs/eager_llm/*.yaml``)::
 
@@ -47,16 +51,15 @@ from tqdm.auto import tqdm
 
 from eager_llm.baselines import most_popular, sasrec_rankings
 from eager_llm.data import Example, leave_one_out
-from eager_llm.decoding import ItemTrie, recommend
-from eager_llm.indexing import load_item_index
+from eager_llm.instructions import spread
 from eager_llm.metrics import evaluate_rankings, list_ranks, per_user_from_ranks
+from eager_llm.run_decoder import Run, RunDecoder, load_run
+from eager_llm.sharding import Shard, deal, gather, merge
 from eager_llm.significance import paired_bootstrap
-from eager_llm.tasks import history_prompts
 from eager_llm.tiger import STATE as TIGER_STATE
 from eager_llm.tiger import tiger_rankings
 from eager_llm.training.index_files import IndexFiles, load_index, load_indexed_dataset
-from eager_llm.training.model import DTYPES, load_lm
-from eager_llm.training.stages import RUN_SETTINGS
+from eager_llm.training.model import DTYPES
 
 SIBLINGS = {
     "stage1": "w/o annealing (stage 1)",
@@ -64,43 +67,10 @@ SIBLINGS = {
     "single-source": "single-source index",
     "tiger": "TIGER-style (semantic index, seqrec)",
 }
-METRICS = ("recall@5", "recall@10", "ndcg@5", "ndcg@10")
-
-
-@dataclass(frozen=True)
-class Run:
-    """A finished training run: ``final`` model folder, its ``item_index`` (item id ->
-    tokens), and from ``run_settings.json`` the ``index`` folder, ``template`` and
-    ``max_history``."""
-
-    folder: Path
-    final: Path
-    item_index: dict[str, list[str]]
-    index: Path
-    template: str
-    max_history: int
-    precision: str = "float32"
-
-
-def load_run(folder: str | Path) -> Run:
-    """Read ``folder/final``; raises ``FileNotFoundError`` naming a missing file."""
-    folder = Path(folder)
-    final = folder / "final"
-    for name in ("config.json", "item_index.json", RUN_SETTINGS):
-        if not (final / name).is_file():
-            raise FileNotFoundError(
-                f"{folder}: no final/{name} (a run folder of `eager-llm train` or `anneal`)"
-            )
-    settings = json.loads((final / RUN_SETTINGS).read_text())
-    return Run(
-        folder=folder,
-        final=final,
-        item_index=load_item_index(final / "item_index.json"),
-        index=Path(settings["index"]),
-        template=settings["template"],
-        max_history=settings["max_history"],
-        precision=settings.get("precision", "float32"),
-    )
+HIT_KS = (1, 20)
+METRICS = ("hit@1", "recall@5", "recall@10", "ndcg@5", "ndcg@10", "hit@20")
+NAMES = {"hit@1": "Hit@1", "recall@5": "Recall@5", "recall@10": "Recall@10",
+         "ndcg@5": "NDCG@5", "ndcg@10": "NDCG@10", "hit@20": "Hit@20"}  # fmt: skip
 
 
 def compared_runs(run: Path, compare: Sequence[str] = ()) -> dict[str, Path]:
@@ -148,57 +118,62 @@ def load_users(
     return EvalUsers(files, examples, files.item_ids, loo.train)
 
 
-def rank_with_run(
-    run: Run,
-    users: EvalUsers,
-    *,
-    beams: int = 20,
-    batch_size: int = 16,
-    dtype: str = "float32",
-    progress: bool = True,
-    label: str = "",
-) -> list[list[int]]:
-    """Top-``beams`` item indices per user from ``run``'s model by trie beam search.
-
-    Users are decoded ``batch_size`` at a time, shortest prompts first (less padding),
-    and returned in the order of ``users.examples``. A run trained under bf16 autocast
-    decodes under bf16 autocast (its weights stay in ``dtype``), so ranking uses the
-    precision of training. The run's index must name exactly the dataset's items (so every
-    target can be ranked); anything else is an error."""
-    if set(run.item_index) != set(users.item_ids):
-        missing = len(set(users.item_ids) - set(run.item_index))
-        extra = len(set(run.item_index) - set(users.item_ids))
+def check_items(run: Run, item_ids: Sequence[str]) -> None:
+    """The run's index must name exactly the dataset's items (so every target can be
+    ranked); raises ``ValueError`` otherwise."""
+    if set(run.item_index) != set(item_ids):
+        missing = len(set(item_ids) - set(run.item_index))
+        extra = len(set(run.item_index) - set(item_ids))
         raise ValueError(
             f"{run.folder}: its item index does not match the dataset's items ({missing} "
             f"items without an index, {extra} unknown to the dataset): another dataset?"
         )
-    tokenizer, model = load_lm(str(run.final), run.item_index, dtype)
-    model.eval()
-    trie = ItemTrie(run.item_index, tokenizer)
+
+
+def decode_users(
+    decoder: RunDecoder,
+    users: EvalUsers,
+    *,
+    beams: int = 20,
+    batch_size: int = 16,
+    instruction: int = 0,
+    shard: Shard = Shard(),
+    progress: bool = True,
+    label: str = "",
+) -> dict[int, list[int]]:
+    """User (position in ``users.examples``) -> top-``beams`` item indices, for the users
+    of this ``shard``'s batches: users sorted by prompt length (less padding), cut every
+    ``batch_size``, every ``shard.world``-th batch (:mod:`eager_llm.sharding`)."""
     position = {item_id: i for i, item_id in enumerate(users.item_ids)}
-    indices = ["".join(run.item_index[item_id]) for item_id in users.item_ids]
-    histories = [e.history for e in users.examples]
-    prompts = history_prompts(indices, histories, run.max_history, run.template)
-    device = next(model.parameters()).device.type
-    autocast = torch.autocast(device, torch.bfloat16, enabled=run.precision == "bf16-autocast")
+    histories = [[users.item_ids[i] for i in e.history] for e in users.examples]
+    prompts = decoder.prompts(histories, instruction)
     order = sorted(range(len(prompts)), key=lambda u: len(prompts[u]))
-    ranked: list[list[int]] = [[] for _ in prompts]
-    with tqdm(total=len(prompts), desc=label, unit="user", disable=not progress) as bar:
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            with autocast:
-                found = recommend(
-                    model,
-                    tokenizer,
-                    [prompts[u] for u in chunk],
-                    trie,
-                    k=beams,
-                    batch_size=batch_size,
-                )
+    batches = deal([order[s : s + batch_size] for s in range(0, len(order), batch_size)], shard)
+    ranked: dict[int, list[int]] = {}
+    total = sum(len(batch) for batch in batches)
+    with tqdm(total=total, desc=label, unit="user", disable=not progress) as bar:
+        for chunk in batches:
+            found = decoder.top_k([prompts[u] for u in chunk], beams, batch_size)
             for user, items in zip(chunk, found, strict=True):
                 ranked[user] = [position[item_id] for item_id, _ in items]
             bar.update(len(chunk))
     return ranked
+
+
+def rank_with_run(decoder: RunDecoder, users: EvalUsers, *, shard: Shard = Shard(), **decode):
+    """Top-``beams`` item indices of every user, in the order of ``users.examples``: this
+    shard's :func:`decode_users` gathered from all processes (``decode``: its options)."""
+    local = decode_users(decoder, users, shard=shard, **decode)
+    return merge(gather(local, shard), len(users.examples))
+
+
+def scored(method: str, folder: str, ranked, targets, seconds: float) -> dict:
+    """A result row: the metrics (:data:`METRICS`), ``n_users``, ``seconds`` and the
+    per-user 0-based target ``ranks`` (-1: not in the list)."""
+    metrics = evaluate_rankings(ranked, targets, ks=(5, 10), hit_ks=HIT_KS)
+    ranks = [-1 if np.isinf(r) else int(r) for r in list_ranks(ranked, targets)]
+    row = {"method": method, "run": folder, **metrics}
+    return {**row, "seconds": round(seconds, 2), "ranks": ranks}
 
 
 def evaluate(
@@ -210,43 +185,70 @@ def evaluate(
     limit_users: int | None = None,
     compare: Sequence[str] = (),
     dtype: str = "float32",
+    instructions: Sequence[int] = (0,),
+    shard: Shard = Shard(),
+    device: str = "cpu",
     progress: bool = True,
 ) -> dict:
     """Metrics of the run, the baselines and the compared runs (module docstring).
 
+    Each LLM run decodes under every seqrec instruction of ``instructions``; its row is the
+    first, and with several it also holds ``instructions`` (the row of each) and
+    ``across_instructions`` (mean, min and max of each metric). Under ``shard`` (one of
+    several processes) the LLM users are split across processes and gathered, so every
+    process returns the same report (the baselines run on each).
+
     Returns ``{"split", "dataset", "n_users", "n_items", "beams", "dtype", "threads",
-    "results": [{"method", "run", "recall@5", ..., "ndcg@10", "n_users", "seconds"}]}``.
+    "processes", "instructions", "results": [{"method", "run", "hit@1", "recall@5", ...,
+    "n_users", "seconds", "ranks"}]}``.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}")
+    if not instructions:
+        raise ValueError("no instruction to evaluate")
     run = load_run(run_folder)
     compared = compared_runs(run.folder, compare)
     tigers = {label: f for label, f in compared.items() if (f / TIGER_STATE).is_file()}
     others = {label: load_run(f) for label, f in compared.items() if label not in tigers}
     users = load_users(run.index, split, run.max_history, limit_users)
+    for checked in (run, *others.values()):
+        check_items(checked, users.item_ids)
     targets = [e.target for e in users.examples]
     results = []
 
     def record(method: str, folder: str, rank: Callable[..., list[list[int]]], *args, **kwargs):
         started = time.perf_counter()
         ranked = rank(*args, **kwargs)
-        seconds = round(time.perf_counter() - started, 2)
-        metrics = evaluate_rankings(ranked, targets, ks=(5, 10))
-        ranks = [-1 if np.isinf(r) else int(r) for r in list_ranks(ranked, targets)]
-        results.append(
-            {"method": method, "run": folder, **metrics, "seconds": seconds, "ranks": ranks}
-        )
+        results.append(scored(method, folder, ranked, targets, time.perf_counter() - started))
 
-    decode = {"beams": beams, "batch_size": batch_size, "dtype": dtype, "progress": progress}
-    name = run.folder.name
-    record(f"EAGER-LLM ({name})", str(run.folder), rank_with_run, run, users, label=name, **decode)
+    def record_run(method: str, llm: Run, label: str):
+        started = time.perf_counter()
+        decoder = RunDecoder(llm, dtype, device)
+        decode = {"beams": beams, "batch_size": batch_size, "shard": shard, "label": label}
+        rows = []
+        for instruction in instructions:
+            show = progress and shard.is_main
+            ranked = rank_with_run(decoder, users, instruction=instruction, progress=show, **decode)
+            seconds, started = time.perf_counter() - started, time.perf_counter()
+            rows.append(scored(method, str(llm.folder), ranked, targets, seconds))
+        row = rows[0]
+        if len(rows) > 1:
+            keep = (*METRICS, "seconds", "ranks")
+            row["instructions"] = [
+                {"instruction": i, **{key: r[key] for key in keep}}
+                for i, r in zip(instructions, rows, strict=True)
+            ]
+            row["across_instructions"] = spread(rows, METRICS)
+        results.append(row)
+
+    record_run(f"EAGER-LLM ({run.folder.name})", run, run.folder.name)
     n_items = len(users.item_ids)
     record("most popular", "", most_popular, users.train, n_items, len(targets), beams)
     histories = [list(e.history) for e in users.examples]
     sasrec = run.index / "sasrec"
     record("SASRec", str(sasrec), sasrec_rankings, sasrec, histories, beams)
     for label, other in others.items():
-        record(label, str(other.folder), rank_with_run, other, users, label=label, **decode)
+        record_run(label, other, label)
     for label, folder in tigers.items():
         record(label, str(folder), tiger_rankings, folder, users.item_ids, histories, beams)
     return {
@@ -257,28 +259,54 @@ def evaluate(
         "beams": beams,
         "dtype": dtype,
         "threads": torch.get_num_threads(),
+        "processes": shard.world,
+        "instructions": list(instructions),
         "results": results,
     }
 
 
 def markdown_table(results: Sequence[dict]) -> str:
-    """One row per method: the four metrics, seconds and the run folder."""
+    """One row per method: the metrics (:data:`METRICS`; those an older ``eval.json``
+    holds, without Hit@k), seconds and the run folder."""
+    keys = [key for key in METRICS if all(key in r for r in results)]
     lines = [
-        "| method | Recall@5 | Recall@10 | NDCG@5 | NDCG@10 | seconds | run |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| method | {' | '.join(NAMES[key] for key in keys)} | seconds | run |",
+        "| --- " * (len(keys) + 3) + "|",
     ]
     for r in results:
-        values = " | ".join(f"{r[key]:.4f}" for key in METRICS)
+        values = " | ".join(f"{r[key]:.4f}" for key in keys)
         lines.append(f"| {r['method']} | {values} | {r['seconds']:.1f} | {r['run']} |")
     return "\n".join(lines)
 
 
+def instruction_table(results: Sequence[dict]) -> str:
+    """Each LLM row evaluated under several instructions: mean [min, max] of each metric;
+    empty when there is none."""
+    rows = [r for r in results if "across_instructions" in r]
+    if not rows:
+        return ""
+    lines = [
+        f"| method | instructions | {' | '.join(NAMES[key] for key in METRICS)} |",
+        "| --- " * (len(METRICS) + 2) + "|",
+    ]
+    for r in rows:
+        spread_ = r["across_instructions"]
+        cells = " | ".join(
+            f"{spread_['mean'][key]:.4f} [{spread_['min'][key]:.4f}, {spread_['max'][key]:.4f}]"
+            for key in METRICS
+        )
+        ids = ",".join(str(row["instruction"]) for row in r["instructions"])
+        lines.append(f"| {r['method']} | {ids} | {cells} |")
+    return "\n".join(lines)
+
+
 def per_user(result: dict, metric: str) -> np.ndarray:
-    """Per-user values of ``metric`` (``recall@10``, ``ndcg@5``, ...) from a result's ranks."""
+    """Per-user values of ``metric`` (``recall@10``, ``ndcg@5``, ``hit@1``, ...) from a
+    result's ranks."""
     name, k = metric.split("@")
     ranks = np.array([np.inf if r < 0 else r for r in result["ranks"]], dtype=np.float64)
     recall, ndcg = per_user_from_ranks(ranks, int(k))
-    return recall if name == "recall" else ndcg
+    return ndcg if name == "ndcg" else recall  # Hit@k is Recall@k
 
 
 def difference_table(results: Sequence[dict], references=("most popular", "SASRec")) -> str:
@@ -315,7 +343,7 @@ def plot_results(results: Sequence[dict], out: Path, title: str) -> None:
     for n, r in enumerate(results):
         x = [m + (n - (len(results) - 1) / 2) * width for m in range(len(METRICS))]
         axis.bar(x, [r[key] for key in METRICS], width, label=r["method"])
-    axis.set_xticks(range(len(METRICS)), ["Recall@5", "Recall@10", "NDCG@5", "NDCG@10"])
+    axis.set_xticks(range(len(METRICS)), [NAMES[key] for key in METRICS])
     axis.set(title=title, ylabel="mean over users")
     axis.legend(fontsize=8)
     figure.tight_layout()
@@ -334,10 +362,18 @@ def write_report(report: dict, folder: str | Path) -> Path:
         "",
         f"Dataset `{report['dataset']}`; full ranking over all items, history items not "
         f"masked; {report['beams']} beams, {report['dtype']}, torch threads: "
-        f"{report['threads']}.",
+        f"{report['threads']}, processes: {report.get('processes', 1)}. Hit@k equals "
+        "Recall@k (one held-out item per user).",
         "",
         markdown_table(report["results"]),
         "",
+    ]
+    if report["beams"] < max(HIT_KS):
+        text += [f"Lists hold {report['beams']} items: Hit@20 counts only those.", ""]
+    if spread_table := instruction_table(report["results"]):
+        text += ["Across seqrec instructions, mean [min, max] (the table above: the first):",
+                 "", spread_table, ""]  # fmt: skip
+    text += [
         "Differences on the same users (paired bootstrap):",
         "",
         difference_table(report["results"]),

@@ -4,7 +4,10 @@ Every user has a ranked list of recommended items (best first) and exactly one h
 target item. With a single relevant item the ideal DCG is 1, so
 
 - Recall@k = 1 if the target is among the first k ranked items, else 0;
-- NDCG@k = 1 / log2(rank + 1) if the target sits at 1-based position rank <= k, else 0.
+- NDCG@k = 1 / log2(rank + 1) if the target sits at 1-based position rank <= k, else 0;
+- Hit@k (HR@k, the name LC-Rec and EAGER-LLM report) = 1 if the target is among the first
+  k, else 0: with one relevant item it *is* Recall@k, the same formula under another name
+  (they differ only when a user has several relevant items).
 
 Conventions:
 - A target that is absent from the ranked list (or ranked below k) scores 0.
@@ -91,17 +94,26 @@ def ndcg_at_k(ranked: Sequence[Sequence[Hashable]], targets: Sequence[Hashable],
     return float(scores.mean()) if scores.size else 0.0
 
 
+def hit_at_k(ranked: Sequence[Sequence[Hashable]], targets: Sequence[Hashable], k: int) -> float:
+    """Mean Hit@k over users: :func:`recall_at_k` (one relevant item per user)."""
+    return recall_at_k(ranked, targets, k)
+
+
 def evaluate_rankings(
     ranked: Sequence[Sequence[Hashable]],
     targets: Sequence[Hashable],
     ks: Sequence[int] = (5, 10),
+    hit_ks: Sequence[int] = (),
 ) -> dict[str, float | int]:
-    """All metrics at once: ``{"recall@5": ..., "ndcg@5": ..., ..., "n_users": n}``."""
+    """All metrics at once: ``{"recall@5": ..., "ndcg@5": ..., ..., "hit@1": ...,
+    "n_users": n}`` (recall and NDCG at ``ks``, then Hit at ``hit_ks``)."""
     result: dict[str, float | int] = {}
     for k in ks:
         result[f"recall@{k}"] = recall_at_k(ranked, targets, k)
         result[f"ndcg@{k}"] = ndcg_at_k(ranked, targets, k)
-    _check(ranked, targets, min(ks, default=1))
+    for k in hit_ks:
+        result[f"hit@{k}"] = hit_at_k(ranked, targets, k)
+    _check(ranked, targets, min([*ks, *hit_ks], default=1))
     result["n_users"] = len(targets)
     return result
 

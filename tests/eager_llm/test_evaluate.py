@@ -16,8 +16,21 @@ from typer.testing import CliRunner
 
 from eager_llm.baselines import most_popular, popularity, sasrec_rankings
 from eager_llm.cli import app
-from eager_llm.evaluate import SIBLINGS, compared_runs, evaluate, load_run
+from eager_llm.evaluate import (
+    METRICS,
+    SIBLINGS,
+    compared_runs,
+    decode_users,
+    evaluate,
+    load_run,
+    load_users,
+    markdown_table,
+    rank_with_run,
+    write_report,
+)
 from eager_llm.metrics import evaluate_rankings
+from eager_llm.run_decoder import RunDecoder
+from eager_llm.sharding import Shard, merge
 from eager_llm.training import load_config
 from tests.eager_llm.training.toy import CONFIG, N_ITEMS, SEQUENCES, write_dataset
 
@@ -128,6 +141,65 @@ def test_eval_table_has_the_run_the_baselines_and_present_siblings(root, report)
         )
     assert "| TIGER (T5 from scratch) | most popular | " in markdown
     assert "| SASRec | most popular | " in markdown and "| most popular | SASRec |" in markdown
+
+
+def test_hit_at_1_and_20_stand_beside_recall_and_ndcg(root, report):
+    markdown = (root / "anneal" / "eval.md").read_text()
+    header = "| method | Hit@1 | Recall@5 | Recall@10 | NDCG@5 | NDCG@10 | Hit@20 | seconds | run |"
+    assert header in markdown
+    assert "Hit@k equals Recall@k" in markdown and "Lists hold 5 items" in markdown
+    assert report["processes"] == 1 and report["instructions"] == [0]
+    for result in report["results"]:
+        ranks = np.array(result["ranks"])
+        assert result["hit@1"] == pytest.approx(np.mean(ranks == 0))
+        assert result["hit@20"] == result["recall@5"]  # lists of 5 beams
+    old = {"method": "m", "run": "", "recall@5": 0.5, "recall@10": 0.5, "ndcg@5": 0.25,
+           "ndcg@10": 0.25, "seconds": 1.0}  # fmt: skip
+    assert markdown_table([old]).splitlines()[0] == (
+        "| method | Recall@5 | Recall@10 | NDCG@5 | NDCG@10 | seconds | run |"
+    )  # an eval.json from before Hit@k keeps its table
+
+
+def test_several_instructions_report_each_and_their_spread(root, report, tmp_path):
+    result = evaluate(root / "anneal", beams=5, batch_size=4, instructions=(0, 3), progress=False)
+    assert result["instructions"] == [0, 3]
+    default = {r["method"]: r for r in report["results"]}
+    llm_rows = [r for r in result["results"] if "instructions" in r]
+    assert [r["method"] for r in llm_rows] == [
+        "EAGER-LLM (anneal)", SIBLINGS["stage1"], SIBLINGS["tiger"]
+    ]  # fmt: skip
+    for row in result["results"]:
+        assert row["ranks"] == default[row["method"]]["ranks"]  # the row: instruction 0
+    for row in llm_rows:
+        first, second = row["instructions"]
+        assert (first["instruction"], second["instruction"]) == (0, 3)
+        assert first["ranks"] == row["ranks"]
+        for key in METRICS:
+            values = (first[key], second[key])
+            assert row["across_instructions"]["mean"][key] == pytest.approx(np.mean(values))
+            assert row["across_instructions"]["min"][key] == min(values)
+            assert row["across_instructions"]["max"][key] == max(values)
+    assert any(r["instructions"][0]["ranks"] != r["instructions"][1]["ranks"] for r in llm_rows)
+    markdown = write_report(result, tmp_path).read_text()
+    assert "Across seqrec instructions, mean [min, max]" in markdown
+    assert "| EAGER-LLM (anneal) | 0,3 | " in markdown
+
+
+def test_bad_instructions_are_one_error_line(root):
+    result = cli("eval", "--run", root / "anneal", "--instructions", "0,9")
+    assert result.exit_code == 2
+    assert "error: --instructions '0,9': no instruction 9" in result.output
+
+
+def test_two_shards_decode_each_user_once_and_merge_to_one_process(root):
+    run = load_run(root / "anneal")
+    users = load_users(run.index, "test", run.max_history)
+    decoder = RunDecoder(run)
+    options = {"beams": 5, "batch_size": 2, "progress": False}
+    one = rank_with_run(decoder, users, **options)
+    parts = [decode_users(decoder, users, shard=Shard(rank, 2), **options) for rank in (0, 1)]
+    assert [len(part) for part in parts] == [4, 2]  # batches 0 and 2, then batch 1
+    assert merge(parts, len(users.examples)) == one
 
 
 def test_most_popular_row_matches_counts_by_hand(report):

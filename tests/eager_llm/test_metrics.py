@@ -6,6 +6,7 @@ import torch
 
 from eager_llm.metrics import (
     evaluate_rankings,
+    hit_at_k,
     metrics_from_ranks,
     ndcg_at_k,
     per_user_ndcg,
@@ -106,3 +107,18 @@ def test_metrics_from_ranks_agree_with_ranked_lists():
     from_ranks = metrics_from_ranks(score_ranks(scores, targets), k=5)
     assert from_ranks["recall@5"] == pytest.approx(recall_at_k(ranked, targets, 5))
     assert from_ranks["ndcg@5"] == pytest.approx(ndcg_at_k(ranked, targets, 5))
+
+
+def test_hit_at_k_is_recall_at_k_with_one_held_out_item():
+    assert hit_at_k(RANKED, TARGETS, 1) == 0.0
+    assert hit_at_k(RANKED, TARGETS, 2) == pytest.approx(2 / 3)
+    for k in (1, 2, 3, 20):
+        assert hit_at_k(RANKED, TARGETS, k) == recall_at_k(RANKED, TARGETS, k)
+
+
+def test_evaluate_rankings_adds_hits_after_recall_and_ndcg():
+    result = evaluate_rankings(RANKED, TARGETS, ks=(2,), hit_ks=(1, 20))
+    assert list(result) == ["recall@2", "ndcg@2", "hit@1", "hit@20", "n_users"]
+    assert result["hit@1"] == 0.0 and result["hit@20"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="k must be"):
+        evaluate_rankings(RANKED, TARGETS, ks=(5,), hit_ks=(0,))

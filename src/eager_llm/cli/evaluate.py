@@ -28,16 +28,24 @@ def eval_command(
         None, help="Another run to evaluate: NAME=FOLDER (repeatable)."
     ),
     dtype: str = typer.Option("float32", help="float32 or bfloat16 (about 2x faster on CPU)."),
+    instructions: str = typer.Option(
+        "0", help="Seqrec instructions to rank under: ids (0,2,4) or 'all' (mean, min, max)."
+    ),
 ) -> None:
-    """Recall and NDCG@5/10 of a run, most-popular, SASRec and sibling runs -> RUN/eval.md.
+    """Hit@1, Recall and NDCG@5/10, Hit@20 of a run, most-popular, SASRec and sibling runs.
 
     Sibling runs (evaluated when DIR/../NAME/final exists): stage1, no-gct, single-source,
-    tiger. Writes RUN/eval.json, RUN/eval.md and RUN/eval.png."""
+    tiger. Writes RUN/eval.json, RUN/eval.md and RUN/eval.png. Under `accelerate launch`
+    the users are split across the processes; the first writes the report."""
     from eager_llm.evaluate import evaluate, markdown_table, write_report
+    from eager_llm.instructions import parse_instructions
+    from eager_llm.sharding import current_shard
     from eager_llm.training.preflight import check_trained_run
 
     try:
+        chosen = parse_instructions(instructions)
         check_trained_run(run)  # errors name the file
+        shard, device = current_shard()
         report = evaluate(
             run,
             split=split,
@@ -46,9 +54,14 @@ def eval_command(
             limit_users=limit_users,
             compare=compare or [],
             dtype=dtype,
+            instructions=chosen,
+            shard=shard,
+            device=device,
         )
     except (ValueError, FileNotFoundError) as error:
         raise _fail(str(error)) from None
+    if not shard.is_main:
+        return
     markdown = write_report(report, run)
     typer.echo(markdown_table(report["results"]))
     typer.echo(f"report: {markdown}")
@@ -61,7 +74,7 @@ def recommend_command(
 ) -> None:
     """The top-k next items for one history: rank, title, item id and log-probability."""
     from eager_llm.decoding import ItemTrie, recommend
-    from eager_llm.evaluate import load_run
+    from eager_llm.run_decoder import load_run
     from eager_llm.tasks import recommendation_prompt
     from eager_llm.training.index_files import load_index, load_indexed_dataset
     from eager_llm.training.model import load_lm
