@@ -67,35 +67,70 @@ def eval_command(
     typer.echo(f"report: {markdown}")
 
 
+def _run_folder(run: Path) -> Path:
+    """A run folder, also when given as its ``final/``."""
+    return run.parent if run.name == "final" and not (run / "final").is_dir() else run
+
+
 def recommend_command(
     run: Path = typer.Option(..., exists=True, file_okay=False, help=RUN_HELP),
-    history: str = typer.Option(..., help="Item ids, oldest first, separated by commas."),
+    history: str = typer.Option(
+        None, help="One history: item ids, oldest first, separated by commas."
+    ),
+    input_: Path = typer.Option(
+        None,
+        "--input",
+        exists=True,
+        dir_okay=False,
+        help='Many histories: JSON lines {"user": ..., "history": [item ids]}.',
+    ),
+    output: Path = typer.Option(
+        None, help="JSON lines of the top-k per input line (with --input; a rerun continues)."
+    ),
     k: int = typer.Option(10, min=1, help="Items to recommend."),
+    batch_size: int = typer.Option(16, min=1, help="Users decoded together (with --input)."),
+    dtype: str = typer.Option("float32", help="float32 or bfloat16."),
 ) -> None:
-    """The top-k next items for one history: rank, title, item id and log-probability."""
-    from eager_llm.decoding import ItemTrie, recommend
-    from eager_llm.run_decoder import load_run
-    from eager_llm.tasks import recommendation_prompt
-    from eager_llm.training.index_files import load_index, load_indexed_dataset
-    from eager_llm.training.model import load_lm
-    from eager_llm.training.preflight import check_trained_run
+    """The top-k next items of one history (printed with titles), or of every history of
+    --input (written to --output, resumable), by the same decoder as `eval`."""
+    import torch
 
-    item_ids = [item.strip() for item in history.split(",") if item.strip()]
-    if not item_ids:
+    from eager_llm.recommend import completed, read_requests, recommend_file
+    from eager_llm.run_decoder import RunDecoder, load_run
+    from eager_llm.training.index_files import load_index, load_indexed_dataset
+    from eager_llm.training.model import DTYPES
+    from eager_llm.training.preflight import check_trained_run
+    from model_zoo.cli_errors import expected_errors
+
+    run = _run_folder(run)
+    if (history is None) == (input_ is None):
+        raise _fail("give either --history (one user) or --input with --output (many users)")
+    if (input_ is None) != (output is None):
+        raise _fail("--input and --output go together")
+    if dtype not in DTYPES:
+        raise _fail(f"--dtype must be one of {', '.join(DTYPES)}")
+    item_ids = [item.strip() for item in (history or "").split(",") if item.strip()]
+    if history is not None and not item_ids:
         raise _fail("--history is empty: give item ids separated by commas, e.g. 1,50,172")
     try:
         check_trained_run(run)  # errors name the file
         loaded = load_run(run)
-        if unknown := [item for item in item_ids if item not in loaded.item_index]:
+        if input_ is not None:  # the input and what the output holds, before the model
+            requests = read_requests(input_, loaded.item_index)
+            done = completed(output, requests, min(k, len(loaded.item_index)))
+        elif unknown := [item for item in item_ids if item not in loaded.item_index]:
             raise ValueError(f"unknown item ids (not in the run's index): {', '.join(unknown)}")
-        _, catalog = load_indexed_dataset(load_index(loaded.index))
+        else:
+            _, catalog = load_indexed_dataset(load_index(loaded.index))
     except (ValueError, FileNotFoundError) as error:
         raise _fail(str(error)) from None
-    tokenizer, model = load_lm(str(loaded.final), loaded.item_index)
-    model.eval()
-    indices = ["".join(loaded.item_index[item]) for item in item_ids[-loaded.max_history :]]
-    prompt = recommendation_prompt(indices, loaded.template)
-    [found] = recommend(model, tokenizer, [prompt], ItemTrie(loaded.item_index, tokenizer), k=k)
+    decoder = RunDecoder(loaded, dtype, "cuda" if torch.cuda.is_available() else "cpu")
+    if input_ is not None:
+        with expected_errors():  # an unwritable --output: one line
+            recommend_file(decoder, requests, output, start=done, k=k, batch_size=batch_size)
+        typer.echo(f"{output}: {len(requests)} users ({done} were there before)")
+        return
+    [found] = decoder.top_k(decoder.prompts([item_ids]), k)
     typer.echo("history: " + "; ".join(catalog[item].title for item in item_ids))
     for rank, (item, score) in enumerate(found, 1):
         typer.echo(f"{rank:>3}. {catalog[item].title} (item {item})  log p = {score:.3f}")

@@ -1,0 +1,127 @@
+"""``eager-llm recommend --input histories.jsonl --output topk.jsonl``: the top-k of many users.
+
+Input, one JSON object a line: ``{"user": "A1B2", "history": ["item id", ...]}``, oldest
+first (``user`` optional: the 1-based line number by default; item ids may be JSON
+numbers). Output, one line per input line and in its order: ``{"line": 1, "user": "A1B2",
+"items": [...], "scores": [...]}`` (best first; scores are log-probabilities).
+
+The whole input is checked before the model loads; a bad line is a ``ValueError`` naming
+the file and line. The output is append-only and written a batch at a time, so a killed
+run loses at most the batch in flight: a rerun keeps the complete lines (a half-written
+last line is cut off), checks that they belong to this input and ``k``, and continues.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from eager_llm.run_decoder import RunDecoder
+
+
+@dataclass(frozen=True)
+class Request:
+    """Line ``line`` (1-based) of the input: ``user`` and ``history`` (item ids)."""
+
+    line: int
+    user: object
+    history: list[str]
+
+
+def _item_ids(value, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(
+        isinstance(item, str | int) and not isinstance(item, bool) for item in value
+    ):
+        raise ValueError(f"{where}: 'history' must be a list of item ids")
+    if not value:
+        raise ValueError(f"{where}: the history is empty")
+    return [str(item) for item in value]
+
+
+def read_requests(path: str | Path, item_index: Mapping[str, Sequence[str]]) -> list[Request]:
+    """Every line of ``path`` as a :class:`Request`; raises ``ValueError`` naming the line
+    that is not a JSON object with a ``history`` of item ids that ``item_index`` knows."""
+    requests = []
+    for number, text in enumerate(Path(path).read_text().splitlines(), 1):
+        where = f"{path} line {number}"
+        try:
+            record = json.loads(text)
+        except ValueError as error:
+            raise ValueError(f"{where}: not JSON ({error})") from None
+        if not isinstance(record, dict) or "history" not in record:
+            raise ValueError(f'{where}: not an object with a "history" ({text[:60]!r})')
+        history = _item_ids(record["history"], where)
+        if unknown := [item for item in history if item not in item_index]:
+            raise ValueError(
+                f"{where}: unknown item ids (not in the run's index): {', '.join(unknown)}"
+            )
+        requests.append(Request(number, record.get("user", number), history))
+    if not requests:
+        raise ValueError(f"{path}: no histories")
+    return requests
+
+
+def completed(output: Path, requests: Sequence[Request], n_items: int) -> int:
+    """How many requests ``output`` already answers (``n_items`` each); a half-written last
+    line is cut off. Raises ``ValueError`` naming the first line written for another input
+    or list length."""
+    if not output.is_file():
+        return 0
+    data = output.read_bytes()
+    whole = data[: data.rfind(b"\n") + 1]  # a run killed inside a write leaves a partial line
+    lines = whole.decode(errors="replace").splitlines()
+    if len(lines) > len(requests):
+        raise ValueError(f"{output}: {len(lines)} lines, more than the input's {len(requests)}")
+    for number, (text, request) in enumerate(zip(lines, requests, strict=False), 1):
+        try:
+            record = json.loads(text)
+            same = (record["line"], record["user"]) == (request.line, request.user)
+            length = len(record["items"])
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"{output} line {number}: not a line of `recommend`") from None
+        if not same:
+            raise ValueError(
+                f"{output} line {number}: answers another input (line {record['line']}, user "
+                f"{record['user']!r}); remove it or choose another --output"
+            )
+        if length != n_items:
+            raise ValueError(
+                f"{output} line {number}: {length} items, this run gives {n_items}: written "
+                "with another --k?"
+            )
+    if whole != data:
+        output.write_bytes(whole)
+    return len(lines)
+
+
+def recommend_file(
+    decoder: RunDecoder,
+    requests: Sequence[Request],
+    output: str | Path,
+    *,
+    start: int = 0,
+    k: int = 10,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> None:
+    """Append the top-``k`` of ``requests[start:]`` to ``output`` (``start``: what
+    :func:`completed` found there), a batch of ``batch_size`` at a time in input order."""
+    with (
+        Path(output).open("a") as sink,
+        tqdm(total=len(requests), initial=start, unit="user", disable=not progress) as bar,
+    ):
+        for first in range(start, len(requests), batch_size):
+            batch = requests[first : first + batch_size]
+            prompts = decoder.prompts([request.history for request in batch])
+            found = decoder.top_k(prompts, k, batch_size)
+            for request, items in zip(batch, found, strict=True):
+                record = {"line": request.line, "user": request.user,
+                          "items": [item for item, _ in items],
+                          "scores": [round(score, 4) for _, score in items]}  # fmt: skip
+                sink.write(json.dumps(record) + "\n")
+            sink.flush()
+            bar.update(len(batch))
