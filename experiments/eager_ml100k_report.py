@@ -43,6 +43,12 @@ EVALUATIONS = {
     "dense/bf/anneal/eval.json": {
         "EAGER-LLM (anneal)": "EAGER-LLM, every-item labels, behaviour first (anneal)"
     },
+    "dense/dki/stage1/eval.json": {
+        "EAGER-LLM (stage1)": "every-item labels, DKI order, w/o annealing (stage 1)"
+    },
+    "dense/bf/stage1/eval.json": {
+        "EAGER-LLM (stage1)": "every-item labels, behaviour first, w/o annealing (stage 1)"
+    },
 }
 INDICES = {
     "K auto (DKI)": "index-auto",
