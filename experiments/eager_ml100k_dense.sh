@@ -4,8 +4,8 @@
 #   dki : the paper's DKI order (semantic codes, then behaviour codes), K auto (37)
 #   bf  : behaviour codes first (indexer dki-bf), K auto
 # each: stage 1 (STEPS1 steps of 8, validation every 75) then annealing (STEPS2 steps),
-# then test evaluations of both stages of each arm (943 users, BEAMS beams, default 10: the CPU budget; the
-# paper ranks 20) against popularity and SASRec; then results/eager_ml100k.md from OUT's
+# then one test evaluation per arm, of both stages (943 users, BEAMS beams, default 10:
+# the CPU budget; the paper ranks 20) against popularity and SASRec; then results/eager_ml100k.md from OUT's
 # parent folder (experiments/eager_ml100k_report.py), which holds the runs of
 # experiments/eager_ml100k.sh (last-item labels) that the page compares with.
 # Usage: experiments/eager_ml100k_dense.sh [OUT=runs/ml100k/dense] [STEPS1=300] [STEPS2=30] [BEAMS=10]
@@ -29,10 +29,6 @@ arm() {  # arm name -> stage 1, then annealing, then the test evaluation
     $(resume_flag "$R/$a/anneal") > "$R/$a.anneal.log" 2>&1
   [ -f "$R/$a/anneal/eval.json" ] || timed $E eval --run "$R/$a/anneal" --beams "$beams" \
     > "$R/$a.eval.log" 2>&1
-  # annealing's final/ is its best validation checkpoint after step 0, so stage 1 alone
-  # (w/o annealing) gets its own test evaluation
-  [ -f "$R/$a/stage1/eval.json" ] || timed $E eval --run "$R/$a/stage1" --beams "$beams" \
-    > "$R/$a.eval-stage1.log" 2>&1
 }
 mkdir -p "$R/dki" "$R/bf"
 arm dki & arm bf &

@@ -38,16 +38,12 @@ TRAINING_RUNS = {  # label -> run folder under R (those present are reported)
 EVALUATIONS = {
     "auto/anneal/eval.json": {},
     "dense/dki/anneal/eval.json": {
-        "EAGER-LLM (anneal)": "EAGER-LLM, every-item labels, DKI order (anneal)"
+        "EAGER-LLM (anneal)": "EAGER-LLM, every-item labels, DKI order (anneal)",
+        "w/o annealing (stage 1)": "every-item labels, DKI order, w/o annealing (stage 1)",
     },
     "dense/bf/anneal/eval.json": {
-        "EAGER-LLM (anneal)": "EAGER-LLM, every-item labels, behaviour first (anneal)"
-    },
-    "dense/dki/stage1/eval.json": {
-        "EAGER-LLM (stage1)": "every-item labels, DKI order, w/o annealing (stage 1)"
-    },
-    "dense/bf/stage1/eval.json": {
-        "EAGER-LLM (stage1)": "every-item labels, behaviour first, w/o annealing (stage 1)"
+        "EAGER-LLM (anneal)": "EAGER-LLM, every-item labels, behaviour first (anneal)",
+        "w/o annealing (stage 1)": "every-item labels, behaviour first, w/o annealing (stage 1)",
     },
 }
 INDICES = {
