@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trl import GRPOConfig
 
+from observe_r1.group_filter import DROP_RULES
 from yaml_config import (
     AT_LEAST_1,
     NON_NEGATIVE,
@@ -44,6 +45,11 @@ __all__ = [
 ]
 
 
+# TRL 1.16's GRPO losses (GRPOTrainer._compute_loss); it would reject another name only at
+# the first loss. dapo: TRL's default; bnpo: the paper config's (LMM-R1's token mean).
+LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo")
+
+
 @dataclass
 class LoraSettings:
     r: int = 16
@@ -71,6 +77,7 @@ RANGES: dict[str, Range] = {
     "sigma": POSITIVE,
     "advantage_eps": POSITIVE,
     "eval_limit": AT_LEAST_1,
+    "max_refill_rounds": Range(0, integer=True),
 }
 
 
@@ -104,10 +111,19 @@ class ObserveR1Config(GRPOConfig):
     # of eval_file (all when null), every eval_steps optimizer steps (null: logging_steps).
     eval_file: str = ""
     eval_limit: int | None = None
+    # Dynamic sampling (DAPO; observe_r1.group_filter): groups meeting any of these rules
+    # (all_correct, all_wrong, zero_variance) are replaced by the ladder's next prompts, for
+    # at most max_refill_rounds extra generation passes per round. []: off (the paper).
+    filter_groups: list[str] = field(default_factory=list)
+    max_refill_rounds: int = 4
+    # Keep the vision encoder's weights fixed (and LoRA off it); the projector still trains
+    # where it lies outside the encoder (LLaVA), not where it is part of it (Qwen-VL's merger).
+    freeze_vision: bool = False
 
     def __post_init__(self):
         check_ranges(self, RANGES)
         self._check_validation()
+        self._check_filter_groups()
         if self.curriculum not in ("ordered", "shuffled"):
             raise ConfigError(
                 f"curriculum must be 'ordered' or 'shuffled', got {self.curriculum!r}",
@@ -134,15 +150,34 @@ class ObserveR1Config(GRPOConfig):
             raise ConfigError(
                 f"min_pixels ({self.min_pixels}) exceeds max_pixels ({self.max_pixels})"
             )
+        if self.loss_type not in LOSS_TYPES:
+            raise ConfigError(
+                f"loss_type must be one of {', '.join(LOSS_TYPES)} (TRL's GRPO losses), "
+                f"got {self.loss_type!r}",
+                key="loss_type",
+            )
         self.shuffle_dataset = self.curriculum == "shuffled"
         super().__post_init__()
-        if (
-            self.scale_rewards != "group"
-            or self.multi_objective_aggregation != "sum_then_normalize"
-        ):
+        per_device = self.per_device_train_batch_size * self.steps_per_generation
+        if self.filter_groups and per_device % self.num_generations:
             raise ConfigError(
-                "Observe-R1 shaping normalises per group: scale_rewards must be 'group' and "
-                "multi_objective_aggregation 'sum_then_normalize'"
+                f"filter_groups keeps or drops whole groups on each process: a process's "
+                f"{per_device} completions per round (per_device_train_batch_size x "
+                f"steps_per_generation) must be whole groups of num_generations "
+                f"({self.num_generations})",
+                key="filter_groups",
+            )
+        if self.scale_rewards not in ("group", "none"):
+            raise ConfigError(
+                "Observe-R1 shaping centres each group: scale_rewards must be 'group' (divide "
+                f"by the group's std, GRPO) or 'none' (Dr. GRPO), got {self.scale_rewards!r}",
+                key="scale_rewards",
+            )
+        if self.multi_objective_aggregation != "sum_then_normalize":
+            raise ConfigError(
+                "Observe-R1 shaping normalises the summed reward: multi_objective_aggregation "
+                f"must be 'sum_then_normalize', got {self.multi_objective_aggregation!r}",
+                key="multi_objective_aggregation",
             )
 
     def _check_validation(self) -> None:
@@ -163,6 +198,20 @@ class ObserveR1Config(GRPOConfig):
                 key="eval_steps",
             )
         self.eval_steps = int(self.eval_steps)
+
+    def _check_filter_groups(self) -> None:
+        rules = self.filter_groups
+        if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
+            raise ConfigError(
+                f"filter_groups must be a list of rules (of {', '.join(DROP_RULES)}), "
+                f"got {rules!r}",
+                key="filter_groups",
+            )
+        if unknown := sorted(set(rules) - set(DROP_RULES)):
+            raise ConfigError(
+                f"filter_groups: unknown rule {unknown[0]!r} (known: {', '.join(DROP_RULES)})",
+                key="filter_groups",
+            )
 
     @property
     def lora_settings(self) -> LoraSettings | None:

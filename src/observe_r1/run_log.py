@@ -19,6 +19,11 @@ _ROUND_KEYS = {
     "zero_signal_groups": "observe_r1/zero_signal_groups",
     "frac_reward_zero_std": "frac_reward_zero_std",
     "completion_length_mean": "completions/mean_length",
+    # dynamic sampling (filter_groups; None when off)
+    "groups_dropped": "observe_r1/groups_dropped",
+    "groups_filled": "observe_r1/groups_filled",
+    "prompts_consumed": "observe_r1/prompts_consumed",
+    "refill_rounds": "observe_r1/refill_rounds",
 }
 # ... and these every optimizer step
 _STEP_KEYS = {

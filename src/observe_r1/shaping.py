@@ -4,8 +4,9 @@ All tensors are ``(num_groups, G)``: row ``i`` holds the ``G`` sampled responses
 
 1. Bonus (`bonus_mask`): in each group, the single shortest correct response gets ``+bonus`` on
    its raw reward if it is longer than ``bonus_min_length`` tokens (ties: the first one).
-2. GRPO normalisation: ``(r - mean) / (std + eps)`` per group, unbiased std; a group whose
-   rewards are all equal (including ``G = 1``) gets all-zero advantages.
+2. GRPO normalisation: ``(r - mean) / (std + eps)`` per group, unbiased std (``scale=False``:
+   ``r - mean``, Dr. GRPO's unscaled advantages); a group whose rewards are all equal
+   (including ``G = 1``) gets all-zero advantages.
 3. Dynamic weighting (`difficulty_weight`): advantages times ``4 * sigma * p * (1 - p)``, where
    ``p`` is the group's accuracy, so groups that are all right or all wrong teach nothing and
    groups at ``p = 0.5`` weigh ``sigma`` times as much as plain GRPO.
@@ -32,12 +33,13 @@ def bonus_mask(correct: Tensor, lengths: Tensor, min_length: int) -> Tensor:
     return is_shortest & correct & (lengths > min_length)
 
 
-def group_normalise(rewards: Tensor, eps: float = 1e-6) -> Tensor:
-    """GRPO advantages ``(r - mean) / (std + eps)`` per row; rows of equal values give zeros."""
+def group_normalise(rewards: Tensor, eps: float = 1e-6, *, scale: bool = True) -> Tensor:
+    """GRPO advantages ``(r - mean) / (std + eps)`` per row (``scale=False``: ``r - mean``,
+    Dr. GRPO); rows of equal values give zeros."""
     if rewards.shape[-1] == 1:
         return torch.zeros_like(rewards)
     centred = rewards - rewards.mean(dim=-1, keepdim=True)
-    advantages = centred / (rewards.std(dim=-1, keepdim=True) + eps)
+    advantages = centred / (rewards.std(dim=-1, keepdim=True) + eps) if scale else centred
     constant = (rewards == rewards[..., :1]).all(dim=-1, keepdim=True)
     return advantages.masked_fill(constant, 0.0)
 
@@ -53,11 +55,13 @@ def shape_advantages(
     use_dynamic_weight: bool = True,
     sigma: float = 1.8,
     eps: float = 1e-6,
+    scale: bool = True,
 ) -> Tensor:
     """Observe-R1 advantages ``(num_groups, G)`` from raw rewards, correctness and lengths.
 
     `rewards` ``(num_groups, G)`` float; `correct` same shape, bool or 0/1; `lengths` same
-    shape, response lengths in tokens. With both switches off this is `group_normalise`.
+    shape, response lengths in tokens; ``scale``: divide by the group's std (GRPO; False:
+    Dr. GRPO). With both switches off this is `group_normalise`.
     """
     if not rewards.shape == correct.shape == lengths.shape or rewards.dim() != 2:
         raise ValueError(
@@ -67,7 +71,7 @@ def shape_advantages(
     rewards = rewards.to(torch.promote_types(rewards.dtype, torch.float32))
     if use_bonus:
         rewards = rewards + bonus * bonus_mask(correct, lengths, bonus_min_length)
-    advantages = group_normalise(rewards, eps)
+    advantages = group_normalise(rewards, eps, scale=scale)
     if use_dynamic_weight:
         accuracy = correct.to(rewards.dtype).mean(dim=-1, keepdim=True)
         advantages = advantages * difficulty_weight(accuracy, sigma)

@@ -10,6 +10,7 @@ Writes to ``output_dir``: ``checkpoint-*`` (Trainer checkpoints), ``metrics.json
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -52,7 +53,22 @@ def reward_functions(config: ObserveR1Config) -> list:
     ]
 
 
-def _peft_config(config: ObserveR1Config):
+def freeze_vision_tower(model) -> str:
+    """Stop gradients to ``model``'s vision encoder (``get_encoder("image")``: Qwen-VL's
+    ``visual``, LLaVA's ``vision_tower``); return its module name."""
+    tower = model.get_encoder(modality="image")
+    name = next((n for n, module in model.named_modules() if module is tower and n), None)
+    if name is None:
+        raise ConfigError(
+            f"freeze_vision: {type(model).__name__} has no vision encoder to freeze",
+            key="freeze_vision",
+        )
+    tower.requires_grad_(False)
+    return name
+
+
+def _peft_config(config: ObserveR1Config, frozen: str | None = None):
+    """LoRA on ``config.lora``'s targets, none inside the module ``frozen``."""
     settings = config.lora_settings
     if settings is None:
         return None
@@ -63,6 +79,7 @@ def _peft_config(config: ObserveR1Config):
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
         target_modules=settings.targets,
+        exclude_modules=rf"{re.escape(frozen)}\..*" if frozen else None,
         task_type="CAUSAL_LM",
     )
 
@@ -122,6 +139,7 @@ def build_trainer(
         lora=config.lora_settings is not None,
     )
     model = AutoModelForImageTextToText.from_pretrained(folder, dtype=dtype)
+    frozen = freeze_vision_tower(model) if config.freeze_vision else None
     if skipped:
         print(f"skipped {skipped} invalid rows of {config.train_file}")
     output_dir = Path(config.output_dir)
@@ -136,7 +154,7 @@ def build_trainer(
         args=config,
         train_dataset=dataset,
         processing_class=processor,
-        peft_config=_peft_config(config),
+        peft_config=_peft_config(config, frozen),
         callbacks=[MetricsFile(output_dir / "metrics.jsonl")],
         **extra,
     )

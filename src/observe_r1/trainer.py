@@ -8,6 +8,8 @@ Two hooks of TRL 1.16, both kept small:
   :func:`observe_r1.shaping.shape_advantages` over the gathered groups (contiguous blocks
   of ``num_generations`` in the gathered order) and keeps this process's slice. TRL's own
   logged advantages and ``frac_reward_zero_std`` are rewritten to describe the shaped ones.
+  With ``filter_groups`` (dynamic sampling) it runs that pass on the ladder's next prompts
+  until every process holds a round of kept groups (:meth:`_refilled_round`).
 
 :func:`check_trl_hooks` fails loudly at import if an upgrade of TRL moves either hook.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,7 +27,9 @@ from accelerate.utils import gather_object, send_to_device
 from trl import GRPOTrainer
 
 from model_zoo.checkpoints import RenamedWeightsResume
+from observe_r1.group_filter import PromptOrder, keep_groups, take_groups
 from observe_r1.pixels import PixelBounds, bounded_image
+from observe_r1.round_merge import merge_rounds
 from observe_r1.shaping import bonus_mask, difficulty_weight, shape_advantages
 
 _HOOKS = {
@@ -59,6 +64,31 @@ def round_position(micro_steps: int, steps_per_generation: int, num_iterations: 
     return micro_steps % (steps_per_generation * num_iterations)
 
 
+@dataclass
+class Scored:
+    """One generation pass, gathered over all processes: ``rewards_per_func``
+    ``(N, num_funcs)``; ``rewards``, ``correct``, ``lengths``, ``advantages`` (shaped)
+    ``(N / G, G)``."""
+
+    rewards_per_func: torch.Tensor
+    rewards: torch.Tensor
+    correct: torch.Tensor
+    lengths: torch.Tensor
+    advantages: torch.Tensor
+
+
+@dataclass
+class _Pass:
+    """One generation pass of a refilled round: this process's ``batch`` and TRL ``output``,
+    the gathered ``scored``, ``keep`` ``(groups,)`` and ``taken`` ``(world, per_rank)``."""
+
+    batch: list[dict]
+    output: dict
+    scored: Scored
+    keep: torch.Tensor
+    taken: torch.Tensor
+
+
 class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
     """GRPO with the Observe-R1 bonus and dynamic weighting (see ``ObserveR1Config``).
 
@@ -86,6 +116,12 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
         engine = self.is_deepspeed_enabled or self.is_fsdp_enabled
         if self.args.bf16 and self.ref_model is not None and not engine:
             self.ref_model.to(torch.bfloat16)
+        self._prompt_order = None
+        if self.args.filter_groups:  # dynamic sampling deals the prompts itself
+            order = PromptOrder(
+                len(self.train_dataset), shuffle=self.shuffle_dataset, seed=self.args.seed
+            )
+            self._prompt_order = order
 
     # Exact resume inside a generation round. TRL generates a round every
     # steps_per_generation x num_iterations micro-steps and trains on slices of its buffer;
@@ -107,6 +143,7 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
             "step": self._step,
             "world_size": self.accelerator.num_processes,
             "buffer": self._buffered_inputs if inside else None,
+            "prompt_position": self._prompt_order and self._prompt_order.position,
         }
         path = folder / ROUND_STATE.format(rank=self.accelerator.process_index)
         torch.save(state, path.with_suffix(".tmp"))
@@ -121,6 +158,11 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
         micro_steps = self.state.global_step * self.args.gradient_accumulation_steps
         path = Path(checkpoint) / ROUND_STATE.format(rank=self.accelerator.process_index)
         if not path.is_file():
+            if self._prompt_order is not None:
+                raise ResumeError(
+                    f"{checkpoint} holds no saved round ({path.name}), so not how many "
+                    "prompts dynamic sampling (filter_groups) had dealt"
+                )
             if self._round_position(micro_steps):
                 raise ResumeError(
                     f"{checkpoint} lies inside a generation round (micro-step "
@@ -139,6 +181,13 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
             )
         self._step = state["step"]
         self._buffered_inputs = send_to_device(state["buffer"], self.accelerator.device)
+        if self._prompt_order is not None:
+            if state.get("prompt_position") is None:
+                raise ResumeError(
+                    f"{checkpoint} was written without dynamic sampling (filter_groups): "
+                    "the prompts it dealt are not known"
+                )
+            self._prompt_order.position = state["prompt_position"]
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(
@@ -160,6 +209,14 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
         return example
 
     def _generate_and_score_completions(self, inputs):
+        if self._prompt_order is not None and self.model.training:
+            return self._refilled_round(len(inputs))
+        output, scored = self._score(inputs)
+        self._write_rollouts(inputs, scored)
+        return output
+
+    def _score(self, inputs) -> tuple[dict, Scored]:
+        """TRL's pass over ``inputs`` with the shaped advantages (see the module doc)."""
         if self.pixel_bounds is not None:
             inputs = [self._bounded(example) for example in inputs]
         output = super()._generate_and_score_completions(inputs)
@@ -181,9 +238,10 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
             use_dynamic_weight=args.use_dynamic_weight,
             sigma=args.sigma,
             eps=args.advantage_eps,
-        ).view(-1)
+            scale=args.scale_rewards == "group",
+        )
         start = self.accelerator.process_index * len(inputs)  # this process's completions
-        local = advantages[start : start + len(inputs)]
+        local = advantages.view(-1)[start : start + len(inputs)]
         output["advantages"] = local.to(output["advantages"].dtype)
 
         bonus = bonus_mask(correct, lengths, args.bonus_min_length) if args.use_bonus else None
@@ -195,24 +253,74 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
         metrics["observe_r1/difficulty_weight_mean"].append(
             difficulty_weight(accuracy, args.sigma).mean().item()
         )
-        zero_signal = (advantages.view(-1, group_size) == 0).all(dim=1)
+        zero_signal = (advantages == 0).all(dim=1)
         metrics["observe_r1/zero_signal_groups"].append(zero_signal.float().sum().item())
         # TRL logged its stock advantages and the share with zero reward std: describe the
         # shaped ones instead (the share of groups, = of completions, that carry no signal)
         metrics["frac_reward_zero_std"][-1] = zero_signal.float().mean().item()
         logged = self._logs["advantages"]
-        for _ in range(len(advantages)):
+        for _ in range(advantages.numel()):
             logged.pop()
-        logged.extend(advantages.tolist())
-        self._write_rollouts(
-            inputs, rewards_per_func, lengths.view(-1), correct.view(-1), advantages
-        )
-        return output
+        logged.extend(advantages.view(-1).tolist())
+        return output, Scored(rewards_per_func, rewards, correct, lengths, advantages)
 
-    def _write_rollouts(self, inputs, rewards_per_func, lengths, correct, advantages) -> None:
+    def _refilled_round(self, size: int) -> dict:
+        """A round of ``size`` completions per process, all from groups that meet none of
+        ``filter_groups``: passes over the next prompts of the ladder (each process dealt
+        its share of every pass, as TRL deals a round) until each process holds enough kept
+        groups (the first ones, in ladder order; later kept ones are discarded), at most
+        ``1 + max_refill_rounds`` passes. A process still short then takes its first
+        dropped groups, as they are. Every process computes the same decisions from the
+        gathered rewards, so all run the same number of passes."""
+        args, accelerator = self.args, self.accelerator
+        world, rank = accelerator.num_processes, accelerator.process_index
+        group = self.num_generations
+        per_rank = size // group
+        need, passes = [per_rank] * world, []
+        while any(need) and len(passes) <= args.max_refill_rounds:
+            dealt = self._prompt_order.take(per_rank * world)
+            mine = dealt[rank * per_rank : (rank + 1) * per_rank]
+            batch = [self.train_dataset[i] for i in mine for _ in range(group)]
+            output, scored = self._score(batch)
+            keep = keep_groups(scored.rewards, scored.correct, args.filter_groups)
+            taken, need = take_groups(keep.view(world, per_rank), need)
+            passes.append(_Pass(batch, output, scored, keep, taken))
+        filled = 0
+        for item in passes:  # the bound was hit: complete with the first dropped groups
+            if not any(need):
+                break
+            extra, need = take_groups(~item.taken, need)
+            item.taken |= extra
+            filled += int(extra.sum())
+        parts = []
+        for item in passes:
+            trained = item.taken.view(-1).repeat_interleave(group)
+            self._write_rollouts(item.batch, item.scored, trained=trained)
+            groups = item.taken[rank].nonzero().view(-1).tolist()
+            rows = [g * group + k for g in groups for k in range(group)]
+            if rows:
+                parts.append((item.output, rows))
+        merged = merge_rounds(parts, self._tokenizer.pad_token_id)
+        mask = merged["completion_mask"]
+        if merged.get("tool_mask") is not None:
+            mask = mask * merged["tool_mask"]
+        merged["num_items_in_batch"] = accelerator.gather(mask.sum()).sum()
+        metrics = self._metrics["train"]
+        dropped = sum(int((~item.keep).sum()) for item in passes)
+        metrics["observe_r1/groups_dropped"].append(dropped)
+        metrics["observe_r1/groups_filled"].append(filled)
+        metrics["observe_r1/prompts_consumed"].append(len(passes) * per_rank * world)
+        metrics["observe_r1/refill_rounds"].append(len(passes) - 1)
+        return merged
+
+    def _write_rollouts(self, inputs, scored: Scored, trained=None) -> None:
+        """One line per gathered completion; ``trained`` (dynamic sampling): whether its
+        group is in the round trained on."""
         row_ids = gather_object([example.get("row_id") for example in inputs])
         if self.rollout_log is None or not self.accelerator.is_main_process:
             return
+        rewards_per_func, lengths = scored.rewards_per_func, scored.lengths.view(-1)
+        correct, advantages = scored.correct.view(-1), scored.advantages.view(-1)
         step = self.state.global_step + 1
         with self.rollout_log.open("a") as handle:
             for index, row_id in enumerate(row_ids):
@@ -226,4 +334,6 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
                     "correct": bool(correct[index]),
                     "advantage": float(advantages[index]),
                 }
+                if trained is not None:
+                    record["trained"] = bool(trained[index])
                 handle.write(json.dumps(record) + "\n")

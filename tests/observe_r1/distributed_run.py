@@ -1,8 +1,10 @@
 """Run under torchrun by test_distributed.py: one shaped GRPO step, then each rank writes
 the advantages it trained with to ``<output_dir>/used-<rank>.json`` and its trained weights
-to ``trained-<rank>.pt``; then the final model is saved through ``save_final`` (all ranks)."""
+to ``trained-<rank>.pt``; then the final model is saved through ``save_final`` (all ranks).
+``OBSERVE_R1_JUDGE=ladder``: judge with test_dynamic_sampling's ``ladder_judge``."""
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +16,10 @@ from tests.observe_r1.test_trainer import RecordingObserveR1, _trainer
 
 config = load_config(sys.argv[1], sys.argv[2:])
 trainer = _trainer(config, RecordingObserveR1)
+if os.environ.get("OBSERVE_R1_JUDGE") == "ladder":
+    from tests.observe_r1.test_dynamic_sampling import ladder_judge
+
+    trainer.reward_funcs[-1] = ladder_judge
 trainer.train()
 rank = trainer.accelerator.process_index
 out = Path(config.output_dir)

@@ -101,3 +101,33 @@ def test_pixel_bounds_are_validated():
         load_config(CONFIGS / "tiny.yaml", ["min_pixels=5000", "max_pixels=4000"])
     with pytest.raises(ConfigError, match="max_pixels must be a positive"):
         load_config(CONFIGS / "tiny.yaml", ["max_pixels=0"])
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("loss_type=grpoo", "loss_type must be one of grpo, bnpo, dr_grpo, dapo"),
+        ("scale_rewards=batch", "scale_rewards must be 'group' .* or 'none' \\(Dr. GRPO\\)"),
+        ("multi_objective_aggregation=normalize_then_sum", "must be 'sum_then_normalize'"),
+    ],
+)
+def test_loss_and_scaling_settings_are_checked(setting, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(CONFIGS / "tiny.yaml", ["output_dir=/tmp/unused", setting])
+
+
+def test_every_trl_loss_type_and_dr_grpo_scaling_load():
+    import inspect
+
+    from trl import GRPOTrainer
+
+    from observe_r1.config import LOSS_TYPES
+
+    source = inspect.getsource(GRPOTrainer._compute_loss)
+    for loss_type in LOSS_TYPES:  # each one a branch of TRL's loss
+        assert f'"{loss_type}"' in source
+        assert load_config(CONFIGS / "tiny.yaml", [f"loss_type={loss_type}"]).loss_type == loss_type
+    config = load_config(CONFIGS / "tiny.yaml", ["loss_type=dr_grpo", "scale_rewards=none"])
+    assert config.scale_rewards == "none"
+    paper = load_config(CONFIGS / "qwen2_5_vl_3b.yaml", ["output_dir=/tmp/unused", *GPU_ONLY])
+    assert (paper.loss_type, paper.scale_rewards) == ("bnpo", "group")

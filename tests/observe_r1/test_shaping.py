@@ -234,3 +234,19 @@ def test_difficulty_weight_is_symmetric_and_bounded(p, sigma):
         difficulty_weight(1 - p, sigma).item(), abs=1e-12
     )
     assert 0 <= difficulty_weight(p, sigma).item() <= sigma + 1e-12
+
+
+# --- Dr. GRPO scaling -------------------------------------------------------------------------
+
+
+def test_unscaled_advantages_are_centred_rewards_times_the_weight():
+    rewards = torch.tensor([[1.0, 0.0, 0.5, 0.0], [2.0, 2.0, 2.0, 2.0]])
+    correct = torch.tensor([[1, 0, 0, 0], [1, 1, 1, 1]])
+    lengths = torch.full((2, 4), 50)
+    centred = rewards - rewards.mean(dim=1, keepdim=True)
+    unscaled = group_normalise(rewards, scale=False)
+    torch.testing.assert_close(unscaled, centred)
+    shaped = shape_advantages(rewards, correct, lengths, use_bonus=False, scale=False)
+    torch.testing.assert_close(shaped, centred * difficulty_weight(torch.tensor([[0.25], [1.0]])))
+    scaled = shape_advantages(rewards, correct, lengths, use_bonus=False)
+    assert not torch.allclose(scaled[0], shaped[0])  # std 0.48: dividing by it changes them

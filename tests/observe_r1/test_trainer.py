@@ -110,11 +110,13 @@ def test_training_uses_shaped_advantages_and_writes_the_run(tmp_path, model):
     assert {p.name for p in run.glob("checkpoint-*")} == {"checkpoint-1", "checkpoint-2"}
 
 
-def test_with_both_switches_off_advantages_equal_stock_grpo(tmp_path):
+@pytest.mark.parametrize("scale_rewards", ["group", "none"])  # none: Dr. GRPO's unscaled
+def test_with_both_switches_off_advantages_equal_stock_grpo(tmp_path, scale_rewards):
     runs = {}
+    switches = {"use_bonus": False, "use_dynamic_weight": False, "scale_rewards": scale_rewards}
     for name, trainer_class in (("stock", RecordingGRPO), ("ours", RecordingObserveR1)):
         (tmp_path / name).mkdir()
-        config = config_for(tmp_path / name, use_bonus=False, use_dynamic_weight=False, max_steps=1)
+        config = config_for(tmp_path / name, max_steps=1, **switches)
         trainer = _trainer(config, trainer_class)
         trainer.train()
         runs[name] = trainer.used_advantages[0].sort().values
