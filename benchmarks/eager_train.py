@@ -111,6 +111,7 @@ def measure(arm: str, index: Path, out: Path, samples: list, batch: int) -> tupl
         "gradient_accumulation_steps=1",
         "save_strategy='no'",
         "eval_strategy='no'",
+        "eval_on_start=false",
         "load_best_model_at_end=false",
         "logging_steps=1",
         "disable_tqdm=true",
@@ -139,7 +140,9 @@ def main() -> None:
     results: dict[str, list[tuple]] = {"before": [], "now": []}
     with tempfile.TemporaryDirectory() as tmp:
         index = synthetic_index(Path(tmp) / "index")
-        config = load_config(SMOL, "train", ["eval_strategy='no'", "load_best_model_at_end=false"],
+        no_validation = ["eval_strategy='no'", "eval_on_start=false"]
+        no_validation += ["load_best_model_at_end=false"]
+        config = load_config(SMOL, "train", no_validation,
                              index=str(index), output_dir=str(Path(tmp) / "probe"))  # fmt: skip
         pool = build_trainer(config).train_dataset.samples
         rng = np.random.default_rng(0)
