@@ -27,3 +27,12 @@ def encode_prompts(tokenizer, prompts: Sequence[str]) -> tuple[list[int], list[l
     """(leading special ids, each prompt's text ids); a prompt's ids are ``lead + text ids``."""
     texts = tokenizer(list(prompts), add_special_tokens=False)["input_ids"] if prompts else []
     return leading_special_ids(tokenizer), texts
+
+
+def encode_prompts_with_offsets(
+    tokenizer, prompts: Sequence[str]
+) -> tuple[list[int], list[list[int]], list[list[tuple[int, int]]]]:
+    """:func:`encode_prompts` plus each text id's ``(start, end)`` characters in its prompt,
+    from the same tokenizer call (needs a fast tokenizer)."""
+    encoded = tokenizer(list(prompts), add_special_tokens=False, return_offsets_mapping=True)
+    return leading_special_ids(tokenizer), encoded["input_ids"], encoded["offset_mapping"]

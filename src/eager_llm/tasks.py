@@ -172,10 +172,10 @@ def seqrec(
     ):
         text = ", ".join(data.indices[item] for item in history)
         prompt = apply_template(template, rng.choice(pool).format(history=text))
-        spans = _history_spans(prompt, text, [data.indices[item] for item in history])
-        samples.append(
-            Sample(prompt, data.indices[target], "seqrec", target, spans[1:] if every else ())
+        spans = (
+            _history_spans(prompt, text, [data.indices[i] for i in history])[1:] if every else ()
         )
+        samples.append(Sample(prompt, data.indices[target], "seqrec", target, spans))
     return samples
 
 
@@ -277,11 +277,14 @@ def build_samples(
     return samples
 
 
-def recommendation_prompt(history: Sequence[str], template: str = "short") -> str:
+def recommendation_prompt(
+    history: Sequence[str], template: str = "short", instruction: int = 0
+) -> str:
     """The inference prompt for a history of item indices (token strings joined per item):
-    the first ``seqrec`` instruction under ``template``."""
-    instruction = prompt_pools()["seqrec"][0].format(history=", ".join(history))
-    return apply_template(template, instruction)
+    the ``seqrec`` instruction number ``instruction`` (the first by default) under
+    ``template``."""
+    text = prompt_pools()["seqrec"][instruction].format(history=", ".join(history))
+    return apply_template(template, text)
 
 
 def history_prompts(

@@ -17,10 +17,21 @@ from dataclasses import dataclass
 
 import torch
 
-from eager_llm.prompt_ids import encode_prompts
+from eager_llm.prompt_ids import encode_prompts, encode_prompts_with_offsets
 from eager_llm.tasks import Sample
 
 IGNORE = -100
+
+
+def tokens_in_spans(
+    offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]
+) -> list[int]:
+    """Positions of the tokens (by their ``(start, end)`` characters) inside any span."""
+    return [
+        position
+        for position, (start, end) in enumerate(offsets)
+        if any(low <= start and end <= high for low, high in spans)
+    ]
 
 
 @dataclass
@@ -47,23 +58,15 @@ class ResponseCollator:
         prompt = [*lead, *prompt[cut:]]
         return [*prompt, *response], len(prompt), cut
 
-    def labelled_prompt_tokens(self, sample: Sample) -> list[int]:
-        """Positions, among the prompt's text tokens, of the tokens inside its labelled spans."""
-        if not sample.labelled_spans:
-            return []
-        encoded = self.tokenizer(
-            sample.prompt, add_special_tokens=False, return_offsets_mapping=True
-        )
-        return [
-            position
-            for position, (start, end) in enumerate(encoded["offset_mapping"])
-            if any(low <= start and end <= high for low, high in sample.labelled_spans)
-        ]
-
     def __call__(self, samples: Sequence[Sample]) -> dict[str, torch.Tensor]:
-        lead, prompts = encode_prompts(self.tokenizer, [s.prompt for s in samples])
-        texts = [s.response for s in samples]
-        responses = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        prompt_texts = [s.prompt for s in samples]
+        offsets = None
+        if any(s.labelled_spans for s in samples):
+            lead, prompts, offsets = encode_prompts_with_offsets(self.tokenizer, prompt_texts)
+        else:
+            lead, prompts = encode_prompts(self.tokenizer, prompt_texts)
+        response_texts = [s.response for s in samples]
+        responses = self.tokenizer(response_texts, add_special_tokens=False)["input_ids"]
         rows = [self.row(lead, p, r) for p, r in zip(prompts, responses, strict=True)]
         width = max(len(ids) for ids, _, _ in rows)
         pad = self.tokenizer.pad_token_id
@@ -75,10 +78,11 @@ class ResponseCollator:
             input_ids[b, : len(ids)] = torch.tensor(ids)
             attention_mask[b, : len(ids)] = 1
             labels[b, prompt_length : len(ids)] = input_ids[b, prompt_length : len(ids)]
-            for position in self.labelled_prompt_tokens(samples[b]):
-                if position >= cut:
-                    column = len(lead) + position - cut
-                    labels[b, column] = input_ids[b, column]
+            if offsets is not None:
+                for position in tokens_in_spans(offsets[b], samples[b].labelled_spans):
+                    if position >= cut:
+                        column = len(lead) + position - cut
+                        labels[b, column] = input_ids[b, column]
         return {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
