@@ -1,7 +1,7 @@
 """Ranking under several seqrec instructions, as LC-Rec reports it (mean, min and max).
 
 Training draws each ``seqrec`` sample's instruction from a pool (``prompts/tasks.json``),
-so a trained model has seen all of them; inference used the first only
+so a trained model has seen all of them; inference uses the first unless told otherwise
 (:func:`eager_llm.tasks.recommendation_prompt`). Evaluating under each instruction of the
 pool and reporting the spread shows how much a number depends on the wording.
 """
@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from eager_llm.tasks import apply_template, prompt_pools
+from eager_llm.tasks import prompt_pools
 
 
 def seqrec_instructions() -> list[str]:
@@ -38,13 +38,6 @@ def parse_instructions(text: str) -> tuple[int, ...]:
     if len(set(ids)) != len(ids):
         raise ValueError(f"--instructions {text!r}: an instruction is given twice")
     return ids
-
-
-def seqrec_prompt(history: Sequence[str], template: str, instruction: int = 0) -> str:
-    """The inference prompt of a history of item indices (joined tokens per item) under
-    seqrec instruction ``instruction`` (0: :func:`eager_llm.tasks.recommendation_prompt`)."""
-    text = seqrec_instructions()[instruction].format(history=", ".join(history))
-    return apply_template(template, text)
 
 
 def spread(rows: Sequence[Mapping[str, float]], keys: Sequence[str]) -> dict[str, dict]:

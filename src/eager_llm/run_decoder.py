@@ -16,7 +16,7 @@ import torch
 
 from eager_llm.decoding import ItemTrie, recommend
 from eager_llm.indexing import load_item_index
-from eager_llm.instructions import seqrec_prompt
+from eager_llm.tasks import recommendation_prompt
 from eager_llm.training.model import load_lm
 from eager_llm.training.stages import RUN_SETTINGS
 
@@ -75,7 +75,7 @@ class RunDecoder:
         ``max_history`` kept) under seqrec instruction ``instruction``."""
         index = self.run.item_index
         return [
-            seqrec_prompt(
+            recommendation_prompt(
                 ["".join(index[item]) for item in history[-self.run.max_history :]],
                 self.run.template,
                 instruction,
