@@ -103,7 +103,7 @@ def test_residual_kmeans_codes_refine_level_by_level():
 
 
 def test_registry_and_dual_source_layout():
-    assert set(INDEXERS) == {"dki", "dki-bf", "semantic", "behaviour", "rq-kmeans"}
+    assert set(INDEXERS) == {"dki", "dki-bf", "semantic", "behaviour", "rq-kmeans", "rq-bf"}
     with pytest.raises(ValueError, match="unknown indexer 'tiger'"):
         make_indexer("tiger")
     with pytest.raises(ValueError, match="k must be >= 2"):
@@ -215,6 +215,16 @@ def test_behaviour_first_dki_puts_the_behaviour_levels_first():
     embeddings = {"semantic": rng.normal(size=(30, 4)), "behaviour": rng.normal(size=(30, 4))}
     paper = make_indexer("dki", k=6).fit(embeddings)
     first = make_indexer("dki-bf", k=6).fit(embeddings)
+    assert first.level_sources == ("behaviour", "behaviour", "semantic", "semantic")
+    swapped = np.concatenate([paper.values[:, 2:], paper.values[:, :2]], axis=1)
+    assert np.array_equal(first.values, swapped)
+
+
+def test_behaviour_first_rq_puts_the_behaviour_residual_levels_first():
+    rng = np.random.default_rng(0)
+    embeddings = {"semantic": rng.normal(size=(30, 4)), "behaviour": rng.normal(size=(30, 4))}
+    paper = make_indexer("rq-kmeans", k=6).fit(embeddings)
+    first = make_indexer("rq-bf", k=6).fit(embeddings)
     assert first.level_sources == ("behaviour", "behaviour", "semantic", "semantic")
     swapped = np.concatenate([paper.values[:, 2:], paper.values[:, :2]], axis=1)
     assert np.array_equal(first.values, swapped)

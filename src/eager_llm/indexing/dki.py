@@ -12,6 +12,7 @@ name           sources                    quantiser
 ``semantic``   semantic (TIGER-style)     hierarchical balanced k-means
 ``behaviour``  behaviour                  hierarchical balanced k-means
 ``rq-kmeans``  semantic, behaviour        residual k-means
+``rq-bf``      behaviour, semantic        residual k-means
 =============  =========================  ==============================
 
 Two items whose full codes are equal collide. :func:`resolve_collisions` appends one
@@ -21,7 +22,10 @@ rate measured before the extra level.
 
 ``dki-bf`` (behaviour first) is a deviation from the paper's order, kept for comparison: with
 few items per first-level code the leading levels decide almost every item, so the order
-chooses which source the ranking actually reads (results/eager_ml100k.md).
+chooses which source the ranking actually reads (results/eager_ml100k.md). ``rq-bf`` puts the
+behaviour source first too, with residual codes: its second-level token means the same
+residual direction under every first-level code, where a hierarchical second-level value
+means a different sub-cluster under each parent.
 """
 
 from __future__ import annotations
@@ -88,6 +92,7 @@ INDEXERS: dict[str, tuple[tuple[str, ...], Quantiser]] = {
     "semantic": ((SEMANTIC,), hierarchical_codes),
     "behaviour": ((BEHAVIOUR,), hierarchical_codes),
     "rq-kmeans": ((SEMANTIC, BEHAVIOUR), residual_kmeans_codes),
+    "rq-bf": ((BEHAVIOUR, SEMANTIC), residual_kmeans_codes),
 }
 
 

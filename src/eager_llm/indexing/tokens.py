@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .token_init import code_members, title_rows
+from .token_init import code_members, projected_rows, title_rows
 
 FAMILIES = string.ascii_lowercase
 _TOKEN = re.compile(r"<([a-z])_(\d+)>")
@@ -73,17 +73,41 @@ def index_vocabulary(item_index: Mapping[str, Sequence[str]]) -> list[str]:
     return sorted(tokens, key=lambda t: (t[1], int(t[3:-1])))
 
 
+def initial_rows(
+    matrix: torch.Tensor,
+    tokens: Sequence[str],
+    item_index: Mapping[str, Sequence[str]],
+    title_ids: Mapping[str, Sequence[int]] | None,
+    token_vectors: Mapping[str, np.ndarray],
+) -> torch.Tensor:
+    """(len(tokens), H) starting rows from ``matrix`` (V, H): projected source vectors where
+    ``token_vectors`` has the token, else title rows (with ``title_ids``), else the mean row."""
+    rows = matrix.detach().float().mean(0).expand(len(tokens), -1).clone()
+    projected = [i for i, tok in enumerate(tokens) if tok in token_vectors]
+    if projected:
+        vectors = [token_vectors[tokens[i]] for i in projected]
+        rows[projected] = projected_rows(matrix, vectors)
+    titled = [i for i, tok in enumerate(tokens) if tok not in token_vectors]
+    if title_ids is not None and titled:
+        members = code_members(item_index)
+        rows[titled] = title_rows(matrix, title_ids, members, [tokens[i] for i in titled])
+    return rows
+
+
 def add_index_tokens(
     tokenizer,
     model,
     item_index: Mapping[str, Sequence[str]],
     item_titles: Mapping[str, str] | None = None,
+    token_vectors: Mapping[str, np.ndarray] | None = None,
 ) -> list[str]:
     """Add the index tokens to ``tokenizer`` and grow ``model``'s embeddings to match.
 
     Each token becomes one added (non-special) token, so it is never split and decoding
     gives it back. The new rows of the input embeddings (and of the LM head when it is not
-    tied to them) start from :func:`~.token_init.title_rows` of the items under each code
+    tied to them) start from :func:`~.token_init.projected_rows` of ``token_vectors``
+    (token -> centred source vector, :func:`~.token_init.code_vectors`) for the tokens it
+    has, from :func:`~.token_init.title_rows` of the items under each code for the others
     when ``item_titles`` (item id -> title) is given, else from the mean of the existing
     rows (every item then scores the same until training). Returns the tokens that were not
     in the vocabulary before, in id order.
@@ -100,11 +124,7 @@ def add_index_tokens(
     output = model.get_output_embeddings()
     if output is not None and output.weight is not matrices[0]:
         matrices.append(output.weight)
-    if title_ids is not None:
-        members = code_members(item_index)
-        initial = [title_rows(matrix, title_ids, members, new) for matrix in matrices]
-    else:
-        initial = [matrix.detach().mean(0) for matrix in matrices]
+    initial = [initial_rows(m, new, item_index, title_ids, token_vectors or {}) for m in matrices]
     rows = max(len(tokenizer), matrices[0].shape[0])
     model.resize_token_embeddings(rows, mean_resizing=False)
     ids = tokenizer.convert_tokens_to_ids(new)

@@ -72,12 +72,13 @@ class EagerConfig(TrainingArguments):
     LoRA; ``merge_lora``: a LoRA run saves ``final/`` merged into a plain model (else
     ``final/`` holds the adapter).
 
-    New index tokens start from their items' titles (``index_token_init: title``) or the
-    vocabulary mean (``mean``); their rows learn at ``index_token_lr`` and the GCT projectors
-    at ``projector_lr`` (None: ``learning_rate``). With ``eval_strategy: steps``, every
-    ``eval_steps`` the model ranks ``valid_users`` fixed validation users with
-    ``valid_beams`` beams (``eval_recall@10``, ``eval_ndcg@10`` in metrics.jsonl);
-    ``load_best_model_at_end`` then makes ``final/`` the best of them (by
+    New index tokens start from their items' titles (``index_token_init: title``), from a
+    fixed projection of their items' behaviour / semantic embeddings (``embedding``; title
+    rows for the collision suffix) or the vocabulary mean (``mean``); their rows learn at
+    ``index_token_lr`` and the GCT projectors at ``projector_lr`` (None: ``learning_rate``).
+    With ``eval_strategy: steps``, every ``eval_steps`` the model ranks ``valid_users`` fixed
+    validation users with ``valid_beams`` beams (``eval_recall@10``, ``eval_ndcg@10`` in
+    metrics.jsonl); ``load_best_model_at_end`` then makes ``final/`` the best of them (by
     ``metric_for_best_model``, default ``eval_recall@10``).
     """
 

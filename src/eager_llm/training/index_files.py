@@ -3,7 +3,8 @@
 Read: ``item_index.json`` (item id -> tokens), ``items.json`` (item ids in the row order of
 the embeddings), ``semantic_embeddings.npy`` (n_items, D_s), ``behaviour_embeddings.npy``
 (n_items, D_b) and ``index_stats.json`` (``dataset`` and ``config.k_core`` /
-``config.skip_invalid``: how the dataset was loaded). The dataset is reloaded the same way
+``config.skip_invalid``: how the dataset was loaded; ``level_sources``: the source of each
+index level). The dataset is reloaded the same way
 and its item order must equal ``items.json``, so item ``i`` of the split is embedding row ``i``.
 """
 
@@ -23,7 +24,8 @@ from eager_llm.indexing import load_item_index
 class IndexFiles:
     """Attributes: item_index (item id -> tokens); item_ids (n_items,) row order;
     semantic (n_items, D_s) and behaviour (n_items, D_b) float32; dataset, k_core and
-    skip_invalid as used to build the index."""
+    skip_invalid as used to build the index; level_sources (levels,) the source of each
+    index level (empty when the stats predate it)."""
 
     item_index: dict[str, list[str]]
     item_ids: list[str]
@@ -32,6 +34,7 @@ class IndexFiles:
     dataset: str
     k_core: int
     skip_invalid: bool
+    level_sources: tuple[str, ...] = ()
 
 
 def load_index(folder: str | Path) -> IndexFiles:
@@ -55,6 +58,7 @@ def load_index(folder: str | Path) -> IndexFiles:
         dataset=stats["dataset"],
         k_core=stats["config"]["k_core"],
         skip_invalid=stats["config"]["skip_invalid"],
+        level_sources=tuple(stats.get("level_sources", ())),
     )
     for name in ("semantic", "behaviour"):
         if len(getattr(files, name)) != len(files.item_ids):

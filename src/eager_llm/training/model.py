@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -42,13 +43,14 @@ def load_lm(
     item_index: Mapping[str, Sequence[str]],
     dtype: str = "float32",
     item_titles: Mapping[str, str] | None = None,
+    token_vectors: Mapping[str, np.ndarray] | None = None,
 ):
     """(tokenizer, causal LM) from ``folder`` with the index tokens added (a no-op when the
-    model already has them, e.g. a stage-1 result); new rows start from the items' titles
-    when ``item_titles`` is given (:func:`eager_llm.indexing.add_index_tokens`)."""
+    model already has them, e.g. a stage-1 result); new rows start from ``token_vectors``
+    and the items' titles when given (:func:`eager_llm.indexing.add_index_tokens`)."""
     tokenizer = AutoTokenizer.from_pretrained(folder)
     lm = AutoModelForCausalLM.from_pretrained(folder, dtype=DTYPES[dtype])
-    add_index_tokens(tokenizer, lm, item_index, item_titles)
+    add_index_tokens(tokenizer, lm, item_index, item_titles, token_vectors)
     return tokenizer, lm
 
 

@@ -20,6 +20,8 @@ from torch.utils.data import Dataset
 from transformers import set_seed
 
 from eager_llm.data import ItemCatalog, LeaveOneOut, leave_one_out
+from eager_llm.indexing.dki import BEHAVIOUR, SEMANTIC
+from eager_llm.indexing.token_init import code_vectors
 from eager_llm.tasks import Sample, TaskData, build_samples
 from model_zoo import resolve
 from model_zoo.run_folder import apply_plan, config_fingerprint, plan_run
@@ -114,11 +116,20 @@ def build_trainer(config: EagerConfig, base: str | None = None) -> EagerTrainer:
     output_dir.mkdir(parents=True, exist_ok=True)
     validation, valid_users = validation_parts(config, files, split)
     set_seed(config.seed)  # the projectors' and LoRA's initial weights
-    titles = None
-    if config.index_token_init == "title":
+    titles, vectors = None, None
+    if config.index_token_init in ("title", "embedding"):
         titles = {item_id: catalog[item_id].title for item_id in files.item_ids}
+    if config.index_token_init == "embedding":
+        if not files.level_sources:
+            raise ConfigError(
+                f"{config.index}: index_stats.json has no level_sources (rebuild the index "
+                "with `eager-llm index`)",
+                key="index_token_init",
+            )
+        sources = {SEMANTIC: files.semantic, BEHAVIOUR: files.behaviour}
+        vectors = code_vectors(files.item_index, files.item_ids, files.level_sources, sources)
     tokenizer, lm = load_lm(
-        resolve(base or config.model), files.item_index, config.model_dtype, titles
+        resolve(base or config.model), files.item_index, config.model_dtype, titles, vectors
     )
     token_ids = index_token_ids(tokenizer, files.item_index)
     if config.lora_settings is not None:
