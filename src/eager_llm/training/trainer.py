@@ -8,7 +8,9 @@
   where they are separate tensors (LoRA's trainable-token deltas), else
   :class:`RowLearningRate` on the shared embedding matrix.
 - ``evaluate`` is the ranking validation (:mod:`.validation`): ``eval_recall@10`` and
-  ``eval_ndcg@10``, which ``metric_for_best_model`` / ``load_best_model_at_end`` use.
+  ``eval_ndcg@10``, which ``metric_for_best_model`` / ``load_best_model_at_end`` use. The
+  starting model validated by ``eval_on_start`` is a candidate too (``checkpoint-0``):
+  Trainer alone never selects step 0, so annealing could not fall back to its stage-1 model.
 - A checkpoint holds the LM as ``save_pretrained`` writes it (full weights, or the adapter
   of a PEFT model), ``projectors.safetensors`` when GCT runs, the tokenizer and the
   Trainer's state, so a resumed run restores every trained tensor.
@@ -147,7 +149,20 @@ class EagerTrainer(Trainer):
         self.control = self.callback_handler.on_evaluate(
             self.args, self.state, self.control, metrics
         )
+        if self.is_in_train and self.state.global_step == 0 and self.args.load_best_model_at_end:
+            self._keep_start_candidate(metrics)
         return metrics
+
+    def _keep_start_candidate(self, metrics: dict[str, float]) -> None:
+        """Save ``checkpoint-0`` (kept as it is when a run resumes from it) and point
+        ``best_model_checkpoint`` at it while step 0 is the best (Trainer records a best
+        step 0 but, 0 being falsy, never points at its checkpoint)."""
+        self._determine_best_metric(metrics, trial=None)
+        start = os.path.join(self.args.output_dir, "checkpoint-0")
+        if not os.path.isdir(start):
+            self._save_checkpoint(self.model, trial=None)
+        if self.state.best_global_step == 0:
+            self.state.best_model_checkpoint = start
 
     def _load_best_model(self) -> None:
         """The best checkpoint, read the way a resumed run reads one (LM + projectors)."""

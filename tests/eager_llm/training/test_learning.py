@@ -143,3 +143,35 @@ def test_eval_on_start_alone_validates_the_untrained_model(root):
     run(config(root, "onstart", "eval_on_start=true", "valid_users=2", "max_steps=1"))
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "eval_recall@10" in r] == [0]
+
+
+def test_the_starting_model_is_a_candidate_for_the_best_checkpoint(root, monkeypatch):
+    """With eval_on_start, a run whose validation only falls keeps its starting weights
+    (annealing then falls back to the stage-1 model instead of its least-bad step)."""
+    settings = config(
+        root, "start-best", "eval_strategy=steps", "eval_steps=2", "save_steps=2",
+        "eval_on_start=true", "load_best_model_at_end=true", "valid_users=2",
+    )  # fmt: skip
+    scripted = iter([0.5, 0.3, 0.1])  # steps 0, 2, 4: the start is the best
+    import eager_llm.training.stages as stages
+
+    built = stages.build_trainer
+
+    def patched(*args, **kwargs):
+        trainer = built(*args, **kwargs)
+        trainer.validation = lambda lm, tokenizer: {
+            "recall@10": next(scripted), "ndcg@10": 0.0, "n_users": 2
+        }  # fmt: skip
+        start = {k: v.detach().clone() for k, v in trainer.model.lm.state_dict().items()}
+        patched.start = start
+        return trainer
+
+    monkeypatch.setattr(stages, "build_trainer", patched)
+    final = run(settings)
+    saved = json.loads((final / "run_settings.json").read_text())
+    assert saved["best_checkpoint"].endswith("checkpoint-0") and saved["best_metric"] == 0.5
+    chosen = load_file(final / "model.safetensors")
+    key = "model.embed_tokens.weight"
+    assert torch.equal(chosen[key], patched.start[key])
+    last = load_file(root / "start-best" / "checkpoint-4" / "model.safetensors")
+    assert not torch.equal(last[key], patched.start[key])  # training did move the weights
