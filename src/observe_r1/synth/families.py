@@ -17,22 +17,24 @@ A family is ``f(rng, level) -> Problem`` with ``level`` 1 (easy) to 5 (hard), or
   figures drawn to scale (rectangles within an aspect ratio of 1:3 to 3:1).
 
 The starter levels are for a weak model (the offline default solves ~5 % of sampled
-attempts at levels 1-5): fewer and larger objects, one-digit sums in a large font (level 1's
-18-unit font is ~13 px at 112 px, under one 14 px DINOv2 patch per digit; levels 4-5 shrink
-it further to fit), one die, one or two bars with large labels, and two-option choices:
+attempts at levels 1-5). Its responses repeat the caption templates it learned in ``observe-r1
+align`` on levels 1-5 ("N dice showing ...", "A bar chart of N days ..."), read no digits
+and count only a few objects; so, but for arithmetic, the starter question of each family
+is a count the learned caption already states (starter probe,
+``results/observe_r1_starter_probe.md``), and choices have two options:
 
-- ``counting``: one colour-shape drawn large (radius 14, resp. 12) on a 3 x 3 grid: 1-2 of
-  it alone (-1); 1-3 of it and up to 2 distractors differing in shape and colour (0).
+- ``counting``: one colour-shape alone, no distractors: 1-2 drawn large (radius 14) on a
+  3 x 3 grid (-1); 1-3 of radius 9 on a 4 x 4 grid (0; level 1: radius 6 on 6 x 6).
 - ``arithmetic``: ``a + b`` with a sum of at most 5 in a 40-unit font (-1); a one-digit sum
-  ``a + b = ?`` (sum <= 9) in a 28-unit font (0).
-- ``dice``: one large die showing 1-3 (-1) or 1-6 (0).
-- ``chart``: one bar (-1) or two bars (0) with 18- resp. 14-unit labels; read one value.
-- ``geometry``: how many sides a large filled shape has: a triangle or a square (-1), a
-  regular polygon of 3-6 sides (0).
+  ``a + b = ?`` (sum <= 9) in a 28-unit font (0) (level 1's 18-unit font is ~13 px at 112 px,
+  under one 14 px DINOv2 patch per digit).
+- ``dice``: how many dice: 2-3 (-1) or 2-4 (0) dice of the levels' size, 1-6 pips each.
+- ``chart``: how many bars: a level-1 bar chart of 2-3 (-1) or 2-4 (0) days.
+- ``geometry``: how many triangles: 2-3 (-1) or 2-4 (0) black outline triangles.
 
 Scenes are lists of `observe_r1.synth.render` primitives in the 112-unit design frame.
-Counted objects carry a ``shape`` tag, dice pips a ``pip`` tag, polygons of the starter
-geometry a ``sides`` tag, so tests can recount them.
+Counted objects (the starter triangles too) carry a ``shape`` tag and dice pips a ``pip``
+tag, so tests can recount them.
 """
 
 from __future__ import annotations
@@ -99,19 +101,21 @@ def _counting_problem(level, shape, colour, kinds, scene) -> Problem:
 
 
 def _starter_counting(rng: random.Random, level: int) -> Problem:
-    """Few large objects on a 3 x 3 grid of 37-unit cells (no overlaps, none off the frame)."""
+    """Few objects of one colour-shape alone (no distractors, no overlaps, none off the frame):
+    1-2 drawn large (radius 14) on a 3 x 3 grid of 37-unit cells (-1); 1-3 of radius 9 on a
+    4 x 4 grid of 28-unit cells (0), between level -1 and level 1's radius 6 on 6 x 6."""
     shape, colour = rng.choice(SHAPES), rng.choice(OBJECT_COLORS)
     if level == -1:
-        kinds, radius = [(shape, colour)] * rng.randint(1, 2), 14
+        count, side, first, cell_size, radius = rng.randint(1, 2), 3, 19, 37, 14
     else:
-        others = [(s, c) for s in SHAPES for c in OBJECT_COLORS if s != shape and c != colour]
-        distractors = [rng.choice(others) for _ in range(rng.randint(0, 2))]
-        kinds, radius = [(shape, colour)] * rng.randint(1, 3) + distractors, 12
-    cells = rng.sample(range(9), len(kinds))
+        count, side, first, cell_size, radius = rng.randint(1, 3), 4, 14, 28, 9
+    kinds = [(shape, colour)] * count
+    cells = rng.sample(range(side * side), len(kinds))
     scene = []
     for (s, c), cell in zip(kinds, cells, strict=True):
-        row, column = divmod(cell, 3)
-        cx, cy = 19 + 37 * column + rng.uniform(-2, 2), 19 + 37 * row + rng.uniform(-2, 2)
+        row, column = divmod(cell, side)
+        cx = first + cell_size * column + rng.uniform(-2, 2)
+        cy = first + cell_size * row + rng.uniform(-2, 2)
         scene.append(_object(s, c, cx, cy, radius))
     return _counting_problem(level, shape, colour, kinds, scene)
 
@@ -211,28 +215,44 @@ def _die(value: int, cx: float, cy: float, scale: float = 1.0) -> list[dict]:
     return items
 
 
+def _rows_of_three(n: int, spacing: float = 34) -> list[tuple[float, float]]:
+    """Centres of `n` items in rows of up to three, the block centred in the frame."""
+    columns = min(n, 3)
+    rows = math.ceil(n / columns)
+    centres = []
+    for index in range(n):
+        row, column = divmod(index, columns)
+        in_row = min(columns, n - row * columns)
+        cx = 56 + (column - (in_row - 1) / 2) * spacing
+        cy = 56 + (row - (rows - 1) / 2) * spacing
+        centres.append((cx, cy))
+    return centres
+
+
+STARTER_COUNTS = {-1: (2, 3), 0: (2, 4)}  # fewest, most dice (bars, triangles) to count
+
+
 def _starter_dice(rng: random.Random, level: int) -> Problem:
-    """One die drawn at twice the size (pips of radius 5)."""
-    value = rng.randint(1, 3 if level == -1 else 6)
-    scene = _die(value, 56, 56, scale=2.0)
-    question = "How many dots are on the die?"
-    caption = f"1 die showing {value}."
-    rationale = f"The die shows {_plural(value, 'dot')}. The answer is {value}."
-    return Problem("dice", level, question, str(value), scene, None, caption, rationale)
+    """How many dice: 2-3 (-1) or 2-4 (0) dice of the levels' size, 1-6 pips each, laid out
+    as levels 1-5 lay them out (the caption the default model learned, "N dice showing ...",
+    states the answer; one die is left out: that caption never occurs in levels 1-5)."""
+    values = [rng.randint(1, 6) for _ in range(rng.randint(*STARTER_COUNTS[level]))]
+    scene = []
+    for value, (cx, cy) in zip(values, _rows_of_three(len(values)), strict=True):
+        scene += _die(value, cx, cy)
+    question = "How many dice are in the image?"
+    caption = f"{len(values)} dice showing " + ", ".join(map(str, values)) + "."
+    steps = ", ".join(map(str, range(1, len(values) + 1)))
+    rationale = f"Counting the dice: {steps}. The answer is {len(values)}."
+    return Problem("dice", level, question, str(len(values)), scene, None, caption, rationale)
 
 
 def dice(rng: random.Random, level: int) -> Problem:
     if level <= 0:
         return _starter_dice(rng, level)
     values = [rng.randint(1, 6) for _ in range(level + 1)]
-    columns = min(len(values), 3)
-    rows = math.ceil(len(values) / columns)
     scene = []
-    for index, value in enumerate(values):
-        row, column = divmod(index, columns)
-        in_row = min(columns, len(values) - row * columns)
-        cx = 56 + (column - (in_row - 1) / 2) * 34
-        cy = 56 + (row - (rows - 1) / 2) * 34
+    for value, (cx, cy) in zip(values, _rows_of_three(len(values)), strict=True):
         scene += _die(value, cx, cy)
     question = "What is the total number of dots on the dice?"
     caption = f"{len(values)} dice showing " + ", ".join(map(str, values)) + "."  # 2+ dice
@@ -247,7 +267,7 @@ def dice(rng: random.Random, level: int) -> Problem:
 def _chart_question(rng: random.Random, level: int, values: list[int]) -> tuple[str, int, str]:
     """(question, answer, worked steps)."""
     days = range(1, len(values) + 1)
-    if level <= 1:
+    if level == 1:
         day = rng.choice(days)
         return (
             f"What is the value for day {day}?",
@@ -290,30 +310,48 @@ def _marks(points: list[list[float]], bars: bool, width: float, bottom: float) -
     return [line, *dots]
 
 
-CHART_BARS = {-1: 1, 0: 2}  # levels 1-5: level + 2 values
-CHART_FONT = {-1: 18, 0: 14}  # value labels, design units; levels 1-5: 10
-CHART_LABEL_GAP = {-1: 12, 0: 10}  # label centre above the bar top; levels 1-5: 7
+CHART_FRAME = (14, 106, 92, 7.5)  # left, right, bottom, unit: value v sits at bottom - v * unit
 
 
-def chart(rng: random.Random, level: int) -> Problem:
-    n_values = CHART_BARS.get(level, level + 2)
-    values = rng.sample(range(1, 10), n_values)  # distinct: every question has one answer
-    left, right, bottom, unit = 14, 106, 92, 7.5  # value v sits at bottom - v * unit
+def _chart_scene(values: list[int], bars: bool) -> list[dict]:
+    """Axes, the marks (bars or a line), value labels above them and day numbers below."""
+    left, right, bottom, unit = CHART_FRAME
     slot = (right - left) / len(values)
     points = [[left + slot * (i + 0.5), bottom - v * unit] for i, v in enumerate(values)]
     axes = [[left, 10], [left, bottom], [right, bottom]]
     scene = [{"kind": "line", "points": axes, "color": "black"}]
-    bars = rng.random() < 0.5 if level > 0 else True  # starter: always bars
-    width = slot * 0.6 if level > 0 else 24
-    scene += _marks(points, bars, width, bottom)
-    size, gap = CHART_FONT.get(level, 10), CHART_LABEL_GAP.get(level, 7)
+    scene += _marks(points, bars, slot * 0.6, bottom)
     for day, ((x, y), value) in enumerate(zip(points, values, strict=True), start=1):
-        scene += [_text(str(value), x, y - gap, size), _text(str(day), x, bottom + 8, 10)]
+        scene += [_text(str(value), x, y - 7, 10), _text(str(day), x, bottom + 8, 10)]
     scene.append(_text("day", left - 6, bottom + 8, 8))
-    question, answer, steps = _chart_question(rng, level, values)
+    return scene
+
+
+def _chart_caption(values: list[int], bars: bool) -> str:
     listing = ", ".join(f"day {day}: {value}" for day, value in enumerate(values, start=1))
-    days = _plural(len(values), "day")  # "1 day" on the starter level -1
-    caption = f"A {'bar' if bars else 'line'} chart of {days} with {listing}."
+    return f"A {'bar' if bars else 'line'} chart of {len(values)} days with {listing}."
+
+
+def _starter_chart(rng: random.Random, level: int) -> Problem:
+    """How many bars: 2-3 (-1) or 2-4 (0), drawn as a level-1 bar chart (the caption the
+    default model learned, "A bar chart of N days ...", states the answer)."""
+    values = rng.sample(range(1, 10), rng.randint(*STARTER_COUNTS[level]))
+    scene = _chart_scene(values, bars=True)
+    question = "How many bars are in the chart?"
+    steps = ", ".join(map(str, range(1, len(values) + 1)))
+    rationale = f"Counting the bars: {steps}. The answer is {len(values)}."
+    caption = _chart_caption(values, bars=True)
+    return Problem("chart", level, question, str(len(values)), scene, None, caption, rationale)
+
+
+def chart(rng: random.Random, level: int) -> Problem:
+    if level <= 0:
+        return _starter_chart(rng, level)
+    values = rng.sample(range(1, 10), level + 2)  # distinct: every question has one answer
+    bars = rng.random() < 0.5
+    scene = _chart_scene(values, bars)
+    question, answer, steps = _chart_question(rng, level, values)
+    caption = _chart_caption(values, bars)
     rationale = f"{steps}. The answer is {answer}."
     return Problem("chart", level, question, str(answer), scene, None, caption, rationale)
 
@@ -398,30 +436,33 @@ def _right_triangle(rng: random.Random, level: int) -> Problem:
     return Problem("geometry", level, question, str(answer), scene, None, caption, rationale)
 
 
-POLYGON_NAMES = {3: "triangle", 4: "square", 5: "pentagon", 6: "hexagon"}
-
-
-def _starter_polygon(rng: random.Random, level: int) -> Problem:
-    """A large filled regular polygon (radius 40 units, a flat bottom edge)."""
-    sides = rng.randint(3, 4) if level == -1 else rng.randint(3, 6)
-    colour = rng.choice(OBJECT_COLORS)
-    start = math.pi / 2 + math.pi / sides  # the first two corners straddle the bottom
-    corners = [
-        [56 + 40 * math.cos(start + 2 * math.pi * k / sides),
-         58 + 40 * math.sin(start + 2 * math.pi * k / sides)]
-        for k in range(sides)
-    ]  # fmt: skip
-    scene = [{"kind": "polygon", "points": corners, "fill": colour, "sides": sides}]
-    name = POLYGON_NAMES[sides]
-    question = "How many sides does the shape have?"
-    caption = f"{'An' if colour[0] in 'aeiou' else 'A'} {colour} {name}."
-    rationale = f"The shape is a {name}, which has {sides} sides. The answer is {sides}."
-    return Problem("geometry", level, question, str(sides), scene, None, caption, rationale)
+def _starter_triangles(rng: random.Random, level: int) -> Problem:
+    """How many triangles: 2-3 (-1) or 2-4 (0) black outline triangles (28 units wide, drawn
+    as levels 1-5 draw their figures), in rows of up to three."""
+    count = rng.randint(*STARTER_COUNTS[level])
+    scene = []
+    for cx, cy in _rows_of_three(count):
+        cx, cy = cx + rng.uniform(-2, 2), cy + rng.uniform(-2, 2)
+        corners = [[cx - 14, cy + 12], [cx + 14, cy + 12], [cx, cy - 12]]
+        scene.append(
+            {
+                "kind": "polygon",
+                "points": corners,
+                "outline": "black",
+                "width": 2,
+                "shape": "triangle",
+            }
+        )
+    question = "How many triangles are in the image?"
+    caption = f"{count} triangles."
+    steps = ", ".join(map(str, range(1, count + 1)))
+    rationale = f"Counting the triangles: {steps}. The answer is {count}."
+    return Problem("geometry", level, question, str(count), scene, None, caption, rationale)
 
 
 def geometry(rng: random.Random, level: int) -> Problem:
     if level <= 0:
-        return _starter_polygon(rng, level)
+        return _starter_triangles(rng, level)
     if level <= 2:
         return _rectangle(rng, level)
     if level == 3:
