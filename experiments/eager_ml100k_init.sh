@@ -5,7 +5,8 @@
 #   rqbf-emb : behaviour-first residual codes (rq-bf, K auto: the second token means the same
 #              residual direction under every first token), embedding init
 # Everything else as experiments/eager_ml100k_dense.sh (every-item labels, 300 stage-1 steps
-# of 8, validation every 75, annealing STEPS2 steps, test of both stages with BEAMS beams),
+# of 8, validation every 75, annealing STEPS2 steps (0: none, stage 1 is tested alone), test of
+# both stages with BEAMS beams),
 # so bf-emb against round 2's bf isolates the init and rqbf-emb against bf-emb the codes.
 # Usage: experiments/eager_ml100k_init.sh [OUT=runs/ml100k/dense] [STEPS1=300] [STEPS2=30] [BEAMS=10]
 # Resumable: rerun the same command; finished stages are skipped, a stopped one resumes.
@@ -24,11 +25,14 @@ arm() {  # arm name, index name -> stage 1, then annealing, then the test evalua
   local a=$1 index=$R/index-$2
   [ -d "$R/$a/stage1/final" ] || timed $E train --config $C "${DENSE[@]}" --index "$index" \
     --output-dir "$R/$a/stage1" --max-steps "$steps1" $(resume_flag "$R/$a/stage1") > "$R/$a.stage1.log" 2>&1
-  [ -d "$R/$a/anneal/final" ] || timed $E anneal --config $C "${DENSE[@]}" --index "$index" \
-    --from "$R/$a/stage1" --output-dir "$R/$a/anneal" --max-steps "$steps2" \
-    $(resume_flag "$R/$a/anneal") > "$R/$a.anneal.log" 2>&1
-  [ -f "$R/$a/anneal/eval.json" ] || timed $E eval --run "$R/$a/anneal" --beams "$beams" \
-    > "$R/$a.eval.log" 2>&1
+  local last=$R/$a/stage1
+  if [ "$steps2" -gt 0 ]; then
+    last=$R/$a/anneal
+    [ -d "$last/final" ] || timed $E anneal --config $C "${DENSE[@]}" --index "$index" \
+      --from "$R/$a/stage1" --output-dir "$last" --max-steps "$steps2" \
+      $(resume_flag "$last") > "$R/$a.anneal.log" 2>&1
+  fi
+  [ -f "$last/eval.json" ] || timed $E eval --run "$last" --beams "$beams" > "$R/$a.eval.log" 2>&1
 }
 mkdir -p "$R/bf-emb" "$R/rqbf-emb"
 arm bf-emb bf & arm rqbf-emb rqbf &

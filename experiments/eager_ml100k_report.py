@@ -33,6 +33,10 @@ TRAINING_RUNS = {  # label -> run folder under R (those present are reported)
     "every-item labels, DKI order: annealing": "dense/dki/anneal",
     "every-item labels, behaviour first: stage 1": "dense/bf/stage1",
     "every-item labels, behaviour first: annealing": "dense/bf/anneal",
+    "behaviour first, embedding init: stage 1": "dense/bf-emb/stage1",
+    "behaviour first, embedding init: annealing": "dense/bf-emb/anneal",
+    "behaviour-first RQ codes, embedding init: stage 1": "dense/rqbf-emb/stage1",
+    "behaviour-first RQ codes, embedding init: annealing": "dense/rqbf-emb/anneal",
 }
 # eval.json under R -> new names of its methods (experiments/eager_ml100k_dense.sh's runs)
 EVALUATIONS = {
@@ -45,12 +49,43 @@ EVALUATIONS = {
         "EAGER-LLM (anneal)": "EAGER-LLM, every-item labels, behaviour first (anneal)",
         "w/o annealing (stage 1)": "every-item labels, behaviour first, w/o annealing (stage 1)",
     },
+    "dense/bf-emb/anneal/eval.json": {  # experiments/eager_ml100k_init.sh
+        "EAGER-LLM (anneal)": "EAGER-LLM, behaviour first, embedding init (anneal)",
+        "w/o annealing (stage 1)": "behaviour first, embedding init, w/o annealing (stage 1)",
+    },
+    "dense/rqbf-emb/anneal/eval.json": {
+        "EAGER-LLM (anneal)": "EAGER-LLM, behaviour-first RQ codes, embedding init (anneal)",
+        "w/o annealing (stage 1)": "behaviour-first RQ codes, embedding init, w/o annealing "
+        "(stage 1)",
+    },
 }
+TIGER = "TIGER (T5 from scratch)"
+STAGE1 = {  # variant -> its stage-1 method name in the merged table
+    "DKI order": "every-item labels, DKI order, w/o annealing (stage 1)",
+    "behaviour first": "every-item labels, behaviour first, w/o annealing (stage 1)",
+    "embedding init": "behaviour first, embedding init, w/o annealing (stage 1)",
+    "RQ codes": "behaviour-first RQ codes, embedding init, w/o annealing (stage 1)",
+}
+ANNEALED = {
+    "DKI order": "EAGER-LLM, every-item labels, DKI order (anneal)",
+    "behaviour first": "EAGER-LLM, every-item labels, behaviour first (anneal)",
+    "embedding init": "EAGER-LLM, behaviour first, embedding init (anneal)",
+    "RQ codes": "EAGER-LLM, behaviour-first RQ codes, embedding init (anneal)",
+}
+PAIRS = [  # (method, reference): each change against the run it changes, and TIGER
+    (STAGE1["behaviour first"], STAGE1["DKI order"]),  # the index order
+    (STAGE1["embedding init"], STAGE1["behaviour first"]),  # the token init
+    (STAGE1["RQ codes"], STAGE1["embedding init"]),  # residual vs hierarchical codes
+    *[(ANNEALED[v], STAGE1[v]) for v in STAGE1],  # annealing
+    *[(STAGE1[v], TIGER) for v in STAGE1],
+    *[(ANNEALED[v], TIGER) for v in ANNEALED],
+]
 INDICES = {
     "K auto (DKI)": "index-auto",
     "K 256 (DKI)": "index-256",
     "TIGER (semantic, K auto)": "index-semantic-auto",
     "K auto, behaviour first (dki-bf)": "dense/index-bf",
+    "K auto, behaviour-first residual (rq-bf)": "dense/index-rqbf",
 }
 
 
@@ -99,6 +134,18 @@ def test_results(root: Path) -> tuple[dict, list[dict]]:
                 method += f" ({report['beams']} beams)"
             results.append({**result, "method": method})
     return first, results
+
+
+def present_pairs(results: list[dict]) -> list[tuple[str, str]]:
+    """:data:`PAIRS` by the names the merged table gives them (a beam count may be added)."""
+    names = [r["method"] for r in results]
+
+    def find(name: str) -> str | None:
+        return next((n for n in names if n == name or n.startswith(f"{name} (") and
+                     n.endswith(" beams)") and n[len(name) + 2:-7].isdigit()), None)  # fmt: skip
+
+    found = [(find(a), find(b)) for a, b in PAIRS]
+    return [(a, b) for a, b in found if a and b]
 
 
 def curve_rows(root: Path) -> list[str]:
@@ -210,6 +257,7 @@ def render(root: Path, plot_name: str) -> str:
         "```bash",
         "experiments/eager_ml100k.sh runs/ml100k   # trains, evaluates, runs the last line",
         "experiments/eager_ml100k_dense.sh runs/ml100k/dense  # every-item labels, two orders",
+        "experiments/eager_ml100k_init.sh runs/ml100k/dense   # embedding init, RQ codes",
         "experiments/eager_ml100k_report.py runs/ml100k",
         "```",
         "",
@@ -231,8 +279,10 @@ def render(root: Path, plot_name: str) -> str:
         markdown_table(results),
         "",
         "Differences on the same users, paired bootstrap 95 % intervals (10,000 resamples):",
+        "each method against the baselines, then each change against the run it changes",
+        "(index order, token init, codes, annealing) and the EAGER-LLM runs against TIGER.",
         "",
-        difference_table(results),
+        difference_table(results, pairs=present_pairs(results)),
         "",
         "## Validation during training",
         "",

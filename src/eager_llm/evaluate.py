@@ -309,25 +309,34 @@ def per_user(result: dict, metric: str) -> np.ndarray:
     return ndcg if name == "ndcg" else recall  # Hit@k is Recall@k
 
 
-def difference_table(results: Sequence[dict], references=("most popular", "SASRec")) -> str:
-    """Each method's Recall@10 and NDCG@10 minus each reference's on the same users, with
-    the paired bootstrap 95 % interval (10,000 resamples of users)."""
-    by_method = {r["method"]: r for r in results}
+def difference_table(
+    results: Sequence[dict],
+    references: Sequence[str] = ("most popular", "SASRec"),
+    pairs: Sequence[tuple[str, str]] = (),
+) -> str:
+    """Each method's Recall@10 and NDCG@10 minus each reference's on the same users, then
+    each ``(method, reference)`` of ``pairs`` whose two methods are present, with the paired
+    bootstrap 95 % interval (10,000 resamples of users)."""
+    by_method = {r["method"]: r for r in results if "ranks" in r}
+    compared = [
+        (r["method"], reference)
+        for r in results
+        for reference in references
+        if r["method"] != reference and r["method"] in by_method and reference in by_method
+    ]
+    compared += [(a, b) for a, b in pairs if a in by_method and b in by_method]
     lines = [
         "| method | vs | ΔRecall@10 [95 % CI] | ΔNDCG@10 [95 % CI] |",
         "| --- | --- | --- | --- |",
     ]
-    for r in results:
-        for reference in references:
-            if r["method"] == reference or reference not in by_method or "ranks" not in r:
-                continue
-            cells = []
-            for metric in ("recall@10", "ndcg@10"):
-                mean, low, high = paired_bootstrap(
-                    per_user(r, metric), per_user(by_method[reference], metric)
-                )
-                cells.append(f"{mean:+.4f} [{low:+.4f}, {high:+.4f}]")
-            lines.append(f"| {r['method']} | {reference} | {cells[0]} | {cells[1]} |")
+    for method, reference in compared:
+        cells = []
+        for metric in ("recall@10", "ndcg@10"):
+            mean, low, high = paired_bootstrap(
+                per_user(by_method[method], metric), per_user(by_method[reference], metric)
+            )
+            cells.append(f"{mean:+.4f} [{low:+.4f}, {high:+.4f}]")
+        lines.append(f"| {method} | {reference} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
 
 

@@ -92,3 +92,23 @@ def test_the_dense_arms_join_the_table_on_the_same_users(tmp_path):
     # the second "most popular" is dropped: the difference is to the first one's ranks
     assert f"| {name} | most popular | +0.2500 [" in page
     assert page.count("| most popular | 0.") == 1
+
+
+def test_each_change_is_compared_with_the_run_it_changes(tmp_path):
+    root = tmp_path / "runs"
+    fake_root(root)
+    for arm, ranks in (("bf", [1, -1, -1, -1]), ("bf-emb", [1, 1, -1, -1])):
+        stage1 = result("w/o annealing (stage 1)", ranks * 25)
+        report = {"split": "test", "n_users": 100, "n_items": 50, "beams": 10, "threads": 1,
+                  "dtype": "float32", "dataset": "toy", "results": [stage1]}  # fmt: skip
+        (root / "dense" / arm / "anneal").mkdir(parents=True)
+        (root / "dense" / arm / "anneal" / "eval.json").write_text(json.dumps(report))
+    out = tmp_path / "page.md"
+    done = subprocess.run([sys.executable, str(SCRIPT), str(root), "--out", str(out)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    page = out.read_text()
+    init = "behaviour first, embedding init, w/o annealing (stage 1) (10 beams)"
+    order = "every-item labels, behaviour first, w/o annealing (stage 1) (10 beams)"
+    assert f"| {init} | {order} | +0.2500 [" in page  # users 1, 5, 9, ... gained
+    assert f"| {order} | TIGER (T5 from scratch) |" not in page  # no TIGER in this root
