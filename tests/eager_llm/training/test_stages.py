@@ -225,3 +225,32 @@ def test_cli_reports_config_errors(root, tmp_path):
         app, ["anneal", "--config", str(CONFIG), "--from", str(tmp_path), "--output-dir", "o"]
     )
     assert result.exit_code == 2 and "no final/config.json" in result.output
+
+
+def test_anneal_falls_back_to_the_stage1_model_when_validation_only_falls(
+    root, stage1, monkeypatch
+):
+    """Annealing validated at its start and at the end, worse at the end: final/ is the
+    stage-1 model itself (checkpoint-0 of the LoRA run, merged), not the annealed one."""
+    import eager_llm.training.stages as stages
+
+    scripted = iter([0.5, 0.2, 0.1])
+    built = stages.build_trainer
+
+    def patched(*args, **kwargs):
+        trainer = built(*args, **kwargs)
+        trainer.validation = lambda lm, tokenizer: {
+            "recall@10": next(scripted), "ndcg@10": 0.0, "n_users": 2
+        }  # fmt: skip
+        return trainer
+
+    monkeypatch.setattr(stages, "build_trainer", patched)
+    anneal = config(root, "anneal", "anneal-fallback", "eval_strategy=steps", "eval_steps=2",
+                    "save_steps=2", "eval_on_start=true", "load_best_model_at_end=true",
+                    "valid_users=2")  # fmt: skip
+    final = run(anneal, base=str(stage1 / "final"))
+    settings = json.loads((final / "run_settings.json").read_text())
+    assert settings["best_checkpoint"].endswith("checkpoint-0")
+    before = load_file(stage1 / "final" / "model.safetensors")
+    after = load_file(final / "model.safetensors")
+    assert all(torch.allclose(after[key], before[key], atol=1e-6) for key in before)
