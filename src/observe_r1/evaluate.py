@@ -25,7 +25,7 @@ from PIL import Image
 
 from observe_r1.prompts import TAGS, conversation
 from observe_r1.rewards import accuracy_reward, extract_answer, format_reward
-from observe_r1.rows import InputError
+from observe_r1.rows import InputError, row_images
 
 LETTERS = "ABCDEFGH"
 REPORT_FILES = ("eval.json", "eval.md", "eval.png", "predictions.jsonl")  # in the --out folder
@@ -51,6 +51,24 @@ def question_and_gold(row: dict[str, Any]) -> tuple[str, str]:
     if gold in map(str, choices):
         gold = LETTERS[[str(c) for c in choices].index(gold)]
     return f"{row['question']}\nOptions:\n{options}\nAnswer with the option's letter.", gold
+
+
+def row_conversation(row: dict[str, Any], response_format: str = "observe"):
+    """The chat messages of a row as every stage asks it: one image placeholder per image of
+    the row, in order (none for a text-only row), then the question (choices lettered)."""
+    question = question_and_gold(row)[0]
+    return conversation(question, response_format, images=len(row_images(row)))
+
+
+def open_images(rows: list[dict[str, Any]]) -> list[Image.Image] | None:
+    """The images of ``rows``, flat and in order (RGB), as processors take them for a batch
+    whose prompts hold one placeholder per image; None when the batch has no image."""
+    images = []
+    for row in rows:
+        for path in row_images(row):
+            with Image.open(path) as image:
+                images.append(image.convert("RGB"))
+    return images or None
 
 
 def pass_at_k(n: int, correct: int, k: int) -> float:
@@ -185,16 +203,11 @@ def generate_responses(
         batch = rows[start : start + batch_size]
         prompts = [
             processor.apply_chat_template(
-                conversation(question_and_gold(row)[0], response_format),
-                add_generation_prompt=True,
-                tokenize=False,
+                row_conversation(row, response_format), add_generation_prompt=True, tokenize=False
             )
             for row in batch
         ]
-        images = []
-        for row in batch:
-            with Image.open(row["image"]) as image:
-                images.append(image.convert("RGB"))
+        images = open_images(batch)
         inputs = processor(text=prompts, images=images, return_tensors="pt", padding=True)
         inputs = inputs.to(model.device)
         sampling = {"temperature": temperature} if samples > 1 else {}

@@ -2,12 +2,14 @@
 
 - ``official``: the public Observe-R1 / LMM-R1 JSONL, ``{"message": ..., "answer": ...}``
   where ``message`` is a chat list (a real list, or one stringified as JSON or as a Python
-  literal) whose user turn holds one ``{"type": "image", "image": "file:///..."}`` part and
-  the question text. Images stay where they are (absolute paths; relative ones are taken
+  literal) whose user turns hold ``{"type": "image", "image": "file:///..."}`` parts (one:
+  the row's ``image``; several: ``images`` in order; none: a text-only row) and the question
+  text. Images stay where they are (absolute paths; relative ones are taken
   from the JSONL's folder). `official_record` converts back, for the public trainer.
 - ``hf``: a Hugging Face dataset folder (``save_to_disk``) with image, question and answer
   columns (names configurable) and optionally a choices column; images are written to
-  ``OUT/images``.
+  ``OUT/images``. An image cell that holds a list gives ``images``, an empty cell (None) a
+  text-only row.
 - ``easy-vqa``: the data shipped in the ``easy-vqa`` wheel (64 x 64 shapes). Its answers are
   words (yes/no, a colour, a shape), so every question becomes multiple choice (yes/no; the
   three shapes; the gold colour and three others) with the gold letter as answer and the
@@ -42,6 +44,7 @@ from observe_r1.rows import (
     check_writable,
     collect_rows,
     read_rows,
+    row_images,
     write_rows,
 )
 
@@ -89,21 +92,22 @@ def official_row(record: Any) -> dict[str, Any]:
             if not isinstance(value, str):
                 raise ValueError(f"{where}: the {kind} part's '{kind}' must be a string")
             (images if kind == "image" else texts).append(value)
-    if len(images) != 1:
-        raise ValueError(f"expected one image in 'message', found {len(images)}")
-    image = images[0].removeprefix(FILE_PREFIX)
-    extra = {k: v for k, v in record.items() if k != "message"}
-    return {**extra, "image": image, "question": "\n".join(texts).strip()}
+    paths = [image.removeprefix(FILE_PREFIX) for image in images]
+    extra = {k: v for k, v in record.items() if k not in ("message", "image", "images")}
+    # one image: ``image`` (as before); several: ``images`` in message order; none: text only
+    field = {"image": paths[0]} if len(paths) == 1 else {"images": paths} if paths else {}
+    return {**extra, **field, "question": "\n".join(texts).strip()}
 
 
 def official_record(row: dict[str, Any]) -> dict[str, Any]:
     """The official JSONL record of a canonical row (``message`` stringified as JSON)."""
     content = [
-        {"type": "image", "image": FILE_PREFIX + str(Path(row["image"]).resolve())},
-        {"type": "text", "text": row["question"]},
+        {"type": "image", "image": FILE_PREFIX + str(Path(image).resolve())}
+        for image in row_images(row)
     ]
+    content.append({"type": "text", "text": row["question"]})
     message = json.dumps([{"role": "user", "content": content}], ensure_ascii=False)
-    extra = {k: v for k, v in row.items() if k not in ("image", "question")}
+    extra = {k: v for k, v in row.items() if k not in ("image", "images", "question")}
     return {"message": message, **extra}
 
 
@@ -148,18 +152,19 @@ def import_official(source: Path, out: Path, *, skip_invalid: bool = False) -> L
     return _written(loaded, out, source)
 
 
-def _image(value: Any) -> Image.Image | str:
-    """A dataset cell as a PIL image (decoded, or raw bytes) or a path string."""
+def _image(value: Any, field: str = "image") -> Image.Image | str:
+    """A dataset cell (or one item of a list cell) as a PIL image (decoded, or raw bytes) or a
+    path string."""
     if isinstance(value, Image.Image | str):
         return value
     if isinstance(value, dict) and value.get("bytes"):
         try:
             return Image.open(io.BytesIO(value["bytes"]))
         except Exception as error:  # noqa: BLE001 -- any decoder failure: unusable
-            raise ValueError(f"field 'image': unreadable image bytes ({error})") from None
+            raise ValueError(f"field '{field}': unreadable image bytes ({error})") from None
     if isinstance(value, dict) and value.get("path"):
         return value["path"]
-    raise ValueError("field 'image': the image column holds neither an image nor a path")
+    raise ValueError(f"field '{field}': the image column holds neither an image nor a path")
 
 
 def _save_rgb(image: Image.Image, path: Path) -> None:
@@ -229,15 +234,26 @@ def import_hf(
                 raise ValueError(f"field 'choices': column {choices_column!r} holds no list")
             row["choices"] = [str(choice) for choice in record[choices_column]]
             row["answer"] = _choice_answer(row["answer"], row["choices"])
-        image = _image(record[image_column])
-        if isinstance(image, str):
-            row["image"] = image
+        cell = record[image_column]
+        if cell is None:  # a text-only row
+            return row
+        if isinstance(cell, list | tuple):  # a list of images: ``images``
+            row["images"] = [
+                _stored(_image(value, f"images[{k}]"), f"hf-{index}-{k}.png")
+                for k, value in enumerate(cell)
+            ]
         else:
-            path = out / "images" / f"hf-{index}.png"
-            written.append(path)
-            _save_rgb(image, path)
-            row["image"] = str(path)
+            row["image"] = _stored(_image(cell), f"hf-{index}.png")
         return row
+
+    def _stored(image: Image.Image | str, name: str) -> str:
+        """A dataset image as a path: a path cell as is, an image written as ``name``."""
+        if isinstance(image, str):
+            return image
+        path = out / "images" / name
+        written.append(path)
+        _save_rgb(image, path)
+        return str(path)
 
     items = ((f"{source}[{i}]", (i, record)) for i, record in enumerate(dataset))
     with _removed_on_error(out / "images") as written:

@@ -24,11 +24,18 @@ TAGS: dict[str, tuple[str, ...]] = {
 }
 
 
-def conversation(question: str, response_format: ResponseFormat, *, with_image: bool = True):
-    """The chat messages for one question: system prompt, then the image and the question."""
-    content = [{"type": "text", "text": question}]
-    if with_image:
-        content.insert(0, {"type": "image"})
+def conversation(
+    question: str,
+    response_format: ResponseFormat,
+    *,
+    with_image: bool = True,
+    images: int | None = None,
+):
+    """The chat messages for one question: system prompt, then the row's image placeholders
+    (``images`` of them, in order; default one, none with ``with_image=False``) and the
+    question. A text-only row (``images=0``) has no image part at all."""
+    count = (1 if with_image else 0) if images is None else images
+    content = [{"type": "image"} for _ in range(count)] + [{"type": "text", "text": question}]
     return [
         {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPTS[response_format]}]},
         {"role": "user", "content": content},

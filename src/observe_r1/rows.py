@@ -6,8 +6,11 @@ One JSON object per line::
     {"id": "count-18", "image": "images/count-18.png", "question": "How many ...?",
      "choices": ["5", "6", "7", "8"], "answer": "C"}
 
-``image`` is a path, relative to the JSONL file's folder or absolute; ``answer`` is a
-string (numbers are accepted and converted). A multiple-choice row lists its 2 to 6 options
+``image`` is a path, relative to the JSONL file's folder or absolute; a row with several
+images lists them in ``images`` (0 to `MAX_IMAGES` paths, asked in that order), a text-only
+row has neither field (or ``"images": []``); both fields at once are an error.
+`row_images` gives a row's image paths. ``answer`` is a string (numbers are accepted and
+converted). A multiple-choice row lists its 2 to 6 options
 in ``choices`` and keeps ``question`` bare: consumers letter the options A-F when they ask
 (`observe_r1.evaluate.question_and_gold`); its ``answer`` is the gold letter or the text of
 one option. Any other field (family, level, difficulty, ...) is carried along untouched.
@@ -16,9 +19,10 @@ Bounds (a row over one is an error naming ``file:line`` and the field, or is ski
 counted with ``skip_invalid``): a line holds at most `MAX_LINE_BYTES` bytes of UTF-8 JSON;
 ``question`` (and ``caption``, ``rationale``) at most `MAX_QUESTION_CHARS` characters;
 ``answer`` and each choice at most `MAX_ANSWER_CHARS`; numbers are finite and values nest at
-most `MAX_DEPTH` deep; an image has at most `MAX_IMAGE_PIXELS` pixels and a side ratio of at
-most `MAX_ASPECT_RATIO`, and is decoded once, in full (JPEGs at 1/8 scale), when the row is
-read, so a truncated or corrupt file is found before any work starts.
+most `MAX_DEPTH` deep; a row lists at most `MAX_IMAGES` images; an image has at most
+`MAX_IMAGE_PIXELS` pixels and a side ratio of at most `MAX_ASPECT_RATIO`, and is decoded
+once, in full (JPEGs at 1/8 scale), when the row is read, so a truncated or corrupt file is
+found before any work starts.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from typing import Any
 
 from PIL import Image
 
-REQUIRED = ("question", "answer", "image")
+REQUIRED = ("question", "answer")  # the image is optional: `row_images`
 TEXT_FIELDS = ("caption", "rationale")  # optional; strings when present
 LETTERS = "ABCDEF"
 
@@ -44,6 +48,7 @@ MAX_QUESTION_CHARS = 4000  # question, caption, rationale
 MAX_ANSWER_CHARS = 1000  # gold answer, each choice
 MAX_IMAGE_PIXELS = 4096 * 4096  # about 16.8 megapixels
 MAX_ASPECT_RATIO = 200  # longer side / shorter side
+MAX_IMAGES = 16  # paths in one row's ``images``
 MAX_DEPTH = 64  # nesting of a field's value (lists, objects)
 # PIL's own decompression-bomb guard, for every image this process opens: a warning above the
 # limit, an error above twice it (PIL's default, 89 megapixels, let a 12000 x 12000 image in).
@@ -202,14 +207,51 @@ def _check_row(row: Any, base: Path) -> dict[str, Any]:
     _check_length("answer", answer, MAX_ANSWER_CHARS)
     if "choices" in row:
         _check_choices(row["choices"], answer)
-    if not isinstance(row["image"], str | os.PathLike):
-        raise ValueError(f"field 'image' must be a path (a string), not {_kind(row['image'])}")
-    if "\0" in str(row["image"]):
-        raise ValueError("field 'image': the path holds a NUL character")
-    image = Path(row["image"])
+    if "image" in row and "images" in row:
+        raise ValueError(
+            "fields 'image' and 'images' both given: use 'image' for one image or 'images' "
+            "for a list"
+        )
+    checked = {**row, "answer": answer}
+    if "image" in row:
+        checked["image"] = _checked_image(row["image"], "image", base)
+    elif "images" in row:
+        images = row["images"]
+        if not isinstance(images, list):
+            raise ValueError(f"field 'images' must be a list of paths, not {_kind(images)}")
+        if len(images) > MAX_IMAGES:
+            raise ValueError(
+                f"field 'images': {len(images)} images, over the limit of {MAX_IMAGES}"
+            )
+        checked["images"] = [
+            _checked_image(image, f"images[{i}]", base) for i, image in enumerate(images)
+        ]
+    return checked
+
+
+def _checked_image(value: Any, field: str, base: Path) -> str:
+    """The absolute path of one image field's value, checked by `check_image`."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        empty = "null" if value is None else "empty"
+        raise ValueError(
+            f"field '{field}' is {empty}: give a path, or leave the field out for a row "
+            "without an image"
+        )
+    if not isinstance(value, str | os.PathLike):
+        raise ValueError(f"field '{field}' must be a path (a string), not {_kind(value)}")
+    if "\0" in str(value):
+        raise ValueError(f"field '{field}': the path holds a NUL character")
+    image = Path(value)
     image = image if image.is_absolute() else base / image
-    check_image(image)
-    return {**row, "answer": answer, "image": str(image)}
+    check_image(image, field)
+    return str(image)
+
+
+def row_images(row: dict[str, Any]) -> list[str]:
+    """The image paths of a row, in order: ``[image]``, ``images``, or ``[]`` (text only)."""
+    if row.get("image") is not None:
+        return [row["image"]]
+    return list(row.get("images") or [])
 
 
 def collect_rows(
@@ -305,17 +347,26 @@ def read_rows(
 
 
 def write_rows(path: str | Path, rows: list[dict[str, Any]]) -> Path:
-    """Write canonical rows as JSONL; images inside the file's folder become relative paths."""
+    """Write canonical rows as JSONL; images (``image``, ``images``) inside the file's folder
+    become relative paths."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     folder = path.parent.resolve()
     with path.open("w", encoding="utf-8") as handle:
         for row in rows:
-            image = Path(row["image"]).resolve()
-            inside = image.is_relative_to(folder)
-            image_field = os.path.relpath(image, folder) if inside else str(image)
-            handle.write(json.dumps({**row, "image": image_field}, ensure_ascii=False) + "\n")
+            paths = {}
+            if row.get("image") is not None:
+                paths["image"] = _relative(row["image"], folder)
+            if row.get("images") is not None:
+                paths["images"] = [_relative(image, folder) for image in row["images"]]
+            handle.write(json.dumps({**row, **paths}, ensure_ascii=False) + "\n")
     return path
+
+
+def _relative(image: str | Path, folder: Path) -> str:
+    """``image`` relative to ``folder`` when inside it, else absolute."""
+    image = Path(image).resolve()
+    return os.path.relpath(image, folder) if image.is_relative_to(folder) else str(image)
 
 
 def check_writable(path: str | Path, what: str, *, folder: bool = False) -> None:

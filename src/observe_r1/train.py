@@ -16,18 +16,18 @@ from pathlib import Path
 
 import torch
 from accelerate.utils import is_peft_model
-from datasets import Dataset, Image
+from datasets import Dataset, Image, Sequence
 from transformers import AutoModelForImageTextToText
 
 from model_zoo import resolve
 from model_zoo.processors import load_processor, save_processor
 from model_zoo.run_folder import apply_plan, config_fingerprint, plan_run
 from observe_r1.config import ConfigError, ObserveR1Config
-from observe_r1.evaluate import question_and_gold
+from observe_r1.evaluate import question_and_gold, row_conversation
 from observe_r1.pixels import pixel_bounds
-from observe_r1.prompts import TAGS, conversation
+from observe_r1.prompts import TAGS
 from observe_r1.rewards import make_accuracy_reward, make_format_reward
-from observe_r1.rows import check_writable, read_rows
+from observe_r1.rows import check_writable, read_rows, row_images
 from observe_r1.run_log import MetricsFile, plot_reward_curve, truncate_after
 from observe_r1.trainer import ObserveR1Trainer
 from observe_r1.validation import Validation, validation_rows
@@ -36,14 +36,15 @@ from observe_r1.validation import Validation, validation_rows
 def training_dataset(config: ObserveR1Config) -> tuple[Dataset, int]:
     """Rows of ``config.train_file`` as TRL prompts (file order kept) and the skipped count."""
     loaded = read_rows(config.train_file, skip_invalid=config.skip_invalid)
-    asked = [question_and_gold(r) for r in loaded.rows]  # choice rows: options lettered
     records = {
-        "prompt": [conversation(question, config.response_format) for question, _ in asked],
-        "image": [r["image"] for r in loaded.rows],
-        "answer": [gold for _, gold in asked],
+        # one image placeholder per image of the row, in order; none for a text-only row
+        "prompt": [row_conversation(r, config.response_format) for r in loaded.rows],
+        "images": [row_images(r) for r in loaded.rows],  # TRL fills the placeholders
+        "answer": [question_and_gold(r)[1] for r in loaded.rows],  # choice rows: a letter
         "row_id": [str(r.get("id", index)) for index, r in enumerate(loaded.rows)],
     }
-    return Dataset.from_dict(records).cast_column("image", Image()), loaded.skipped
+    dataset = Dataset.from_dict(records).cast_column("images", Sequence(Image()))
+    return dataset, loaded.skipped
 
 
 def reward_functions(config: ObserveR1Config) -> list:

@@ -1,6 +1,7 @@
 """``ObserveR1Trainer``: TRL's ``GRPOTrainer`` with Observe-R1 group shaping.
 
-Two hooks of TRL 1.16, both kept small:
+Two hooks of TRL 1.16, both kept small (and ``_generate``, only to hand TRL's processor
+call ``[]`` instead of ``None`` for a text-only row's images):
 
 - ``_calculate_rewards`` (returns rewards gathered over all processes): also gathers the
   completion lengths, in the same order, and stashes both.
@@ -35,11 +36,13 @@ from observe_r1.shaping import bonus_mask, difficulty_weight, shape_advantages
 _HOOKS = {
     "_calculate_rewards": ["self", "inputs", "prompts", "completions", "completion_ids_list"],
     "_generate_and_score_completions": ["self", "inputs"],
+    "_generate": ["self", "prompts"],  # only for text-only rows: see ObserveR1Trainer._generate
 }
+GENERATED_IMAGES = 6  # the position of the prompts' images in what TRL's _generate returns
 
 
 def check_trl_hooks() -> None:
-    """Raise if TRL no longer has the two methods this trainer overrides, as expected."""
+    """Raise if TRL no longer has the methods this trainer overrides, as expected."""
     for name, expected in _HOOKS.items():
         method = getattr(GRPOTrainer, name, None)
         found = list(inspect.signature(method).parameters) if method else None
@@ -62,6 +65,19 @@ class ResumeError(RuntimeError):
 def round_position(micro_steps: int, steps_per_generation: int, num_iterations: int) -> int:
     """How many micro-steps of the current generation round are done (0: on a boundary)."""
     return micro_steps % (steps_per_generation * num_iterations)
+
+
+IMAGE_INPUTS = ("pixel_values", "image_grid_thw", "image_sizes", "image_position_ids")
+
+
+def drop_empty_images(module, args, kwargs):
+    """Forward pre-hook: drop image inputs that hold no image. TRL slices a round's
+    ``pixel_values`` per micro-batch, so a micro-batch of text-only rows in a round with
+    images gets an empty tensor, which Qwen-VL's and LLaVA's vision towers cannot take."""
+    pixels = kwargs.get("pixel_values")
+    if pixels is None or pixels.numel() > 0:
+        return None
+    return args, {k: v for k, v in kwargs.items() if k not in IMAGE_INPUTS}
 
 
 @dataclass
@@ -106,6 +122,9 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
     ):
         super().__init__(*args, **kwargs)
         self.pixel_bounds = pixel_bounds
+        for model in (self.model, self.ref_model):  # text-only micro-batches: see the hook
+            if model is not None:
+                model.register_forward_pre_hook(drop_empty_images, with_kwargs=True)
         if "accuracy" not in self.reward_func_names:
             raise ValueError("ObserveR1Trainer needs a reward function named 'accuracy'")
         self._accuracy_column = self.reward_func_names.index("accuracy")
@@ -198,6 +217,17 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
         )
         self._gathered = (rewards_per_func, self.accelerator.gather(lengths))
         return rewards_per_func
+
+    def _generate(self, prompts):
+        # TRL 1.16 marks a prompt without images as None in the images it returns, then hands
+        # them to the processor, which refuses None: a text-only row in a round with images.
+        # The processor takes [] for it (no image), as TRL's dataset path does.
+        result = super()._generate(prompts)
+        images = result[GENERATED_IMAGES]
+        if images is not None and any(image_list is None for image_list in images):
+            images = [image_list or [] for image_list in images]
+            result = (*result[:GENERATED_IMAGES], images, *result[GENERATED_IMAGES + 1 :])
+        return result
 
     def _bounded(self, example: dict) -> dict:
         bounds = self.pixel_bounds

@@ -63,7 +63,10 @@ def test_official_round_trip(tmp_path, picture):
         ("{not json", "Expecting property name"),
         ('{"answer": "1"}', "missing field 'message'"),
         ('{"message": "[{\'role\': ", "answer": "1"}', "field 'message' is neither JSON nor"),
-        ('{"message": [{"role": "user", "content": "hi"}], "answer": "1"}', "expected one image"),
+        (
+            '{"message": [{"role": "user", "content": [{"type": "image", "image": 3}]}]}',
+            "field 'message': message 1: the image part's 'image' must be a string",
+        ),
     ],
 )
 def test_official_bad_line_names_file_and_line(tmp_path, picture, line, reason):

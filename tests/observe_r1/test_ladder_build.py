@@ -54,12 +54,12 @@ class CountingEngine(RolloutEngine):
         self.calls = self.prompts = 0
         self.fail_after = fail_after
 
-    def generate(self, prompts, images, sampling):
+    def generate(self, prompts, rows, sampling):
         if self.fail_after is not None and self.calls == self.fail_after:
             raise Interrupted
         self.calls += 1
         self.prompts += len(prompts)
-        return super().generate(prompts, images, sampling)
+        return super().generate(prompts, rows, sampling)
 
 
 def make_config(tmp_path, n=8, out="ladder.jsonl", **overrides):
@@ -79,9 +79,7 @@ def test_engine_answers_each_prompt_n_times(tmp_path, model):
     rows = read_rows(synthesize(tmp_path, 2)).rows
     engine = RolloutEngine(model, device="cpu")
     sampling = Sampling(n=3, do_sample=True, max_new_tokens=5)
-    results = engine.generate(
-        [step_by_step_messages(r) for r in rows], [r["image"] for r in rows], sampling
-    )
+    results = engine.generate([step_by_step_messages(r) for r in rows], rows, sampling)
     assert [len(r) for r in results] == [3, 3]
     assert all(isinstance(c.text, str) and 1 <= c.tokens <= 5 for r in results for c in r)
 

@@ -141,7 +141,7 @@ def run_pass(
             torch.manual_seed(seed ^ int(keys[batch[0]][:8], 16))  # same batch, same samples
             began = time.perf_counter()
             results = engine.generate(
-                [messages[i] for i in batch], [rows[i]["image"] for i in batch], sampling
+                [messages[i] for i in batch], [rows[i] for i in batch], sampling
             )
             throughput.seconds += time.perf_counter() - began
             for i, completions in zip(batch, results, strict=True):

@@ -3,7 +3,7 @@
 One line per (model, row, prompt, sampling) key, written and flushed as soon as its batch is
 generated, so a killed builder loses at most the batch in flight and a rerun generates only
 what is missing. A line cut short by the kill is dropped on the next start. The key covers
-what decides the generation (model id, row id, image bytes, chat messages, sampling
+what decides the generation (model id, row id, the bytes of every image, chat messages, sampling
 settings), not the gold answer: correcting an answer re-scores without regenerating.
 """
 
@@ -17,15 +17,18 @@ from typing import Any
 
 from model_zoo.cache import file_sha256
 from observe_r1.ladder.rollouts import Completion, Messages, Sampling
-from observe_r1.rows import InputError
+from observe_r1.rows import InputError, row_images
 
 
 def rollout_key(model_id: str, row: dict[str, Any], messages: Messages, sampling: Sampling) -> str:
     """The sha256 naming one pass's completions for one row."""
+    images = [file_sha256(path) for path in row_images(row)]
     identity = {
         "model": model_id,
         "row": row.get("id"),
-        "image": file_sha256(row["image"]),
+        # one image: the key of the one-image rows before `images` existed (their caches
+        # stay valid); otherwise every image's bytes, in order ([] for a text-only row)
+        **({"image": images[0]} if len(images) == 1 else {"images": images}),
         "messages": messages,
         "sampling": sampling.as_dict(),
     }

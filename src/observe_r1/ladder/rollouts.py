@@ -1,6 +1,6 @@
 """Batched generation with one vision-language model: the builder's only model code.
 
-`RolloutEngine.generate` answers a batch of (messages, image) prompts with ``n`` responses
+`RolloutEngine.generate` answers a batch of (messages, row images) prompts with ``n`` responses
 each in one ``model.generate`` call (prompts left-padded, ``num_return_sequences=n``). The
 model loads on first use, so a builder whose rollouts are all cached never loads it.
 """
@@ -14,14 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 from transformers import AutoModelForImageTextToText
 
 from model_zoo import resolve
 from model_zoo.cache import file_sha256
 from model_zoo.processors import load_processor
-from observe_r1.evaluate import question_and_gold
-from observe_r1.prompts import conversation
+from observe_r1.evaluate import open_images, row_conversation
 from observe_r1.rows import InputError
 
 Messages = list[dict[str, Any]]
@@ -35,14 +33,14 @@ ANSWER_ONLY_PROMPT = (
 def answer_only_messages(row: dict[str, Any]) -> Messages:
     """Chat messages asking for the row's final answer alone (the simple-question filter);
     options lettered as `observe_r1.evaluate.question_and_gold` asks them."""
-    messages = conversation(question_and_gold(row)[0], "observe")
+    messages = row_conversation(row, "observe")
     messages[0] = {"role": "system", "content": [{"type": "text", "text": ANSWER_ONLY_PROMPT}]}
     return messages
 
 
 def step_by_step_messages(row: dict[str, Any]) -> Messages:
     """Chat messages with the observe/think/answer system prompt (the scoring rollouts)."""
-    return conversation(question_and_gold(row)[0], "observe")
+    return row_conversation(row, "observe")
 
 
 @dataclass(frozen=True)
@@ -117,19 +115,17 @@ class RolloutEngine:
         return ids | {self.processor.tokenizer.eos_token_id}
 
     def generate(
-        self, prompts: list[Messages], images: list[str], sampling: Sampling
+        self, prompts: list[Messages], rows: list[dict[str, Any]], sampling: Sampling
     ) -> list[list[Completion]]:
-        """``sampling.n`` completions for each (messages, image path), in prompt order."""
+        """``sampling.n`` completions for each (messages, row), in prompt order; each prompt
+        holds one placeholder per image of its row (`row_images`)."""
         if self.model is None:
             self.load()
         texts = [
             self.processor.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
             for m in prompts
         ]
-        pictures = []
-        for path in images:
-            with Image.open(path) as picture:
-                pictures.append(picture.convert("RGB"))
+        pictures = open_images(rows)  # None for a batch of text-only rows
         inputs = self.processor(text=texts, images=pictures, padding=True, return_tensors="pt")
         inputs = inputs.to(self.device)
         with torch.inference_mode():
