@@ -1,5 +1,6 @@
-"""Two CPU processes (torchrun, gloo) shape each group exactly as one process would, and
-save the final model through the trainer's save path (every rank calls it)."""
+"""Two CPU processes (torchrun, gloo) shape each group exactly as one process would, validate
+on sharded rows as one process would, and save the final model through the trainer's save
+path (every rank calls it)."""
 
 import json
 import os
@@ -11,7 +12,11 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForImageTextToText
 
+from model_zoo import resolve
+from model_zoo.processors import load_processor
+from observe_r1.evaluate import generate_responses, score
 from observe_r1.shaping import shape_advantages
+from observe_r1.validation import validation_record, validation_rows
 from tests.observe_r1.test_trainer import TINY, write_rows
 
 SCRIPT = Path(__file__).with_name("distributed_run.py")
@@ -25,6 +30,7 @@ def test_two_processes_shape_gathered_groups_like_one(tmp_path):
     command = [
         torchrun, "--nproc_per_node", "2", str(SCRIPT), str(TINY), f"train_file={data}",
         f"output_dir={out}", "max_steps=1", "max_completion_length=8", "bonus_min_length=2",
+        f"eval_file={data}", "eval_limit=3", "per_device_eval_batch_size=1",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
@@ -43,6 +49,22 @@ def test_two_processes_shape_gathered_groups_like_one(tmp_path):
         used = torch.tensor(json.loads((out / f"used-{rank}.json").read_text())[0])
         expected = one_process[2 * rank : 2 * rank + 2].flatten()  # this rank's two groups
         torch.testing.assert_close(used.sort().values, expected.sort().values)
+
+    # validation: rank 0 answers rows 0 and 2, rank 1 row 1; the record of step 0 equals
+    # one process answering the 3 rows with the untrained model (greedy, no padding)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").open()]
+    validations = [r for r in records if "eval_accuracy" in r]
+    assert [(r["step"], r["eval_rows"]) for r in validations] == [(0, 3), (1, 3)]
+    folder = resolve("tiny-qwen2.5-vl")
+    model = AutoModelForImageTextToText.from_pretrained(folder).eval()
+    rows = validation_rows(str(data), 3)
+    responses = generate_responses(
+        model, load_processor(folder), rows, max_new_tokens=8, batch_size=1
+    )
+    expected = validation_record(0, score(rows, responses), 0.0)
+    assert {k: v for k, v in validations[0].items() if k != "seconds"} == {
+        k: v for k, v in expected.items() if k != "seconds"
+    }
 
     trained = torch.load(out / "trained-0.pt")
     final = AutoModelForImageTextToText.from_pretrained(out / "final").state_dict()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -106,6 +107,40 @@ def side_paths(out: Path) -> dict[str, Path]:
     }
 
 
+@dataclass(frozen=True)
+class Shard:
+    """This process's place in a launch: ``rank`` among ``world`` processes."""
+
+    rank: int = 0
+    world: int = 1
+
+
+def current_shard() -> tuple[Shard, str | None]:
+    """This process's shard and device from the launcher's environment (``accelerate
+    launch``, ``torchrun``: gloo on CPUs, NCCL on GPUs, ``cuda:<local rank>``); one process
+    and the engine's default device when not launched on several."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return Shard(), None
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())  # else no CPU process group
+    return Shard(state.process_index, state.num_processes), str(state.device)
+
+
+def _barrier(shard: Shard) -> None:
+    if shard.world > 1:
+        torch.distributed.barrier()
+
+
+def _gather(value: Any, shard: Shard) -> list[Any]:
+    """Every process's ``value``, in rank order (a collective: all processes call it)."""
+    if shard.world == 1:
+        return [value]
+    from accelerate.utils import gather_object
+
+    return gather_object([value])
+
+
 @dataclass
 class Throughput:
     """Rollouts generated (not read from the cache) and the seconds spent on them."""
@@ -126,8 +161,14 @@ def run_pass(
     seed: int,
     label: str,
     throughput: Throughput,
+    shard: Shard = Shard(),
 ) -> list[list[Completion]]:
-    """Completions for every row: from the cache, else generated in batches and cached."""
+    """Completions for every row: from the cache, else generated in batches and cached.
+
+    The batches are those of one process (the uncached rows in order, cut every
+    ``batch_size``), each seeded from its first key; with several processes each generates
+    every ``world``-th batch from its ``rank`` and the completions are gathered, so every
+    process ends with all of them and the same batches gave the same samples."""
     messages = [make_messages(row) for row in rows]
     keys = [
         rollout_key(engine.model_id, row, m, sampling)
@@ -135,9 +176,11 @@ def run_pass(
     ]
     todo = [i for i, key in enumerate(keys) if key not in cache]
     throughput.cached += (len(rows) - len(todo)) * sampling.n
-    with tqdm(total=len(todo) * sampling.n, unit="rollout", desc=label) as progress:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
+    batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
+    mine = batches[shard.rank :: shard.world]
+    total = sum(len(batch) for batch in mine) * sampling.n
+    with tqdm(total=total, unit="rollout", desc=label, disable=shard.rank != 0) as progress:
+        for batch in mine:
             torch.manual_seed(seed ^ int(keys[batch[0]][:8], 16))  # same batch, same samples
             began = time.perf_counter()
             results = engine.generate(
@@ -148,18 +191,43 @@ def run_pass(
                 cache.put(keys[i], completions)
             throughput.generated += len(batch) * sampling.n
             progress.update(len(batch) * sampling.n)
+    if shard.world > 1 and batches:
+        generated = {keys[i]: cache.get(keys[i]) for batch in mine for i in batch}
+        for rank, part in enumerate(_gather(generated, shard)):
+            if rank != shard.rank:
+                cache.merge(part, write=shard.rank == 0)
+        _barrier(shard)  # the main file holds every part's lines now
+        cache.drop_part()
     return [cache.get(key) for key in keys]
+
+
+def _write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    """``write(temporary)`` next to ``path``, then renamed over it: never half a file."""
+    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")  # suffix: the format
+    write(temporary)
+    os.replace(temporary, path)
 
 
 def build_ladder(config: LadderConfig, engine: RolloutEngine | None = None) -> dict[str, Any]:
     """Build the ladder of ``config.input`` into ``config.out``; return the stats written."""
     config.check_outputs()
     loaded = read_rows(config.input, skip_invalid=config.skip_invalid)  # before writing anything
-    engine = engine or RolloutEngine(config.model)
+    shard, device = current_shard()
+    engine = engine or RolloutEngine(config.model, device=device)
     paths = side_paths(config.out)
-    cache = RolloutCache(paths["cache"])
+    if shard.rank == 0:  # the main process repairs a line cut by a kill first
+        cache = RolloutCache(paths["cache"])
+    _barrier(shard)
+    if shard.rank != 0:
+        cache = RolloutCache(paths["cache"], rank=shard.rank)
+    _barrier(shard)  # every process has read the cache before any writes to it
     throughput = Throughput()
-    passes = {"batch_size": config.batch_size, "seed": config.seed, "throughput": throughput}
+    passes = {
+        "batch_size": config.batch_size,
+        "seed": config.seed,
+        "throughput": throughput,
+        "shard": shard,
+    }
 
     rows = [r for r in loaded.rows if steps.verifiable(r, allow_words=config.allow_words)]
     not_verifiable = len(loaded.rows) - len(rows)
@@ -204,10 +272,10 @@ def build_ladder(config: LadderConfig, engine: RolloutEngine | None = None) -> d
     buckets = steps.mix_levels(kept, rng, own_share=config.own_share, spread=config.spread)
     mixed = [row for bucket in buckets for row in bucket.rows]
     ladder = steps.sample_in_order(mixed, config.size, rng)
-    write_rows(config.out, ladder)
-
     profile = steps.level_profile(ladder, config.rollouts)
-    plot_profile(profile, paths["plot"])
+    speeds = _gather((throughput.generated, throughput.seconds), shard)
+    throughput.generated = sum(generated for generated, _ in speeds)
+    throughput.seconds = max(seconds for _, seconds in speeds)  # the processes run side by side
     stats = {
         "input_rows": len(loaded.rows) + loaded.skipped,
         "removed": {
@@ -229,9 +297,18 @@ def build_ladder(config: LadderConfig, engine: RolloutEngine | None = None) -> d
             for b in buckets
         ],
         "rollouts": asdict(throughput)
-        | {"per_second": throughput.generated / throughput.seconds if throughput.seconds else None},
+        | {
+            "per_second": throughput.generated / throughput.seconds if throughput.seconds else None,
+            "generated_by_process": [generated for generated, _ in speeds],
+        },
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "processes": shard.world,
         "invalid_rows": loaded.reasons,
     }
-    paths["stats"].write_text(json.dumps(stats, indent=2) + "\n")
+    if shard.rank == 0:  # every process holds the same ladder; the main one writes it
+        _write_atomic(config.out, lambda path: write_rows(path, ladder))
+        _write_atomic(paths["plot"], lambda path: plot_profile(profile, path))
+        text = json.dumps(stats, indent=2) + "\n"
+        _write_atomic(paths["stats"], lambda path: path.write_text(text))
+    _barrier(shard)
     return stats

@@ -35,30 +35,49 @@ def rollout_key(model_id: str, row: dict[str, Any], messages: Messages, sampling
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
-class RolloutCache:
-    """Completions by key, loaded from and appended to ``folder/rollouts.jsonl``."""
+PART = "rollouts.part-{rank}.jsonl"  # what process `rank` > 0 of a sharded build generated
 
-    def __init__(self, folder: str | Path):
-        self.path = Path(folder) / "rollouts.jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+class RolloutCache:
+    """Completions by key, loaded from ``folder/rollouts.jsonl`` (and the part files of a
+    sharded build, ``rollouts.part-<rank>.jsonl``) and appended to this process's file: the
+    main file for rank 0, its part file for every other rank (one writer per file).
+    :meth:`merge` moves other processes' completions into the main file (rank 0), after
+    which each process deletes its own part (:meth:`drop_part`). Rank 0 opens the cache
+    first and moves any part left by a killed build into the main file."""
+
+    def __init__(self, folder: str | Path, *, rank: int = 0):
+        self.folder = Path(folder)
+        self.path = self.folder / "rollouts.jsonl"
+        self.own = self.path if rank == 0 else self.folder / PART.format(rank=rank)
+        self.folder.mkdir(parents=True, exist_ok=True)
         self._entries: dict[str, list[Completion]] = {}
         if self.path.is_file():
-            self._load()
+            self._entries = self._load(self.path, repair=rank == 0)
+        for part in sorted(self.folder.glob(PART.format(rank="*"))):
+            # parts a killed sharded build left: the main process (which opens the cache
+            # before the others) moves them into the main file
+            self.merge(self._load(part, repair=False), write=rank == 0)
+            if rank == 0:
+                part.unlink()
 
-    def _load(self) -> None:
-        data = self.path.read_bytes()
+    @staticmethod
+    def _load(path: Path, *, repair: bool) -> dict[str, list[Completion]]:
+        data = path.read_bytes()
         complete = data[: data.rfind(b"\n") + 1]  # a line cut by a kill has no newline
-        if len(complete) < len(data):
-            self.path.write_bytes(complete)
+        if len(complete) < len(data) and repair:
+            path.write_bytes(complete)
+        entries = {}
         for number, line in enumerate(complete.splitlines(), start=1):
             try:
                 record = json.loads(line)
-                self._entries[record["key"]] = [Completion(**c) for c in record["completions"]]
+                entries[record["key"]] = [Completion(**c) for c in record["completions"]]
             except (ValueError, KeyError, TypeError) as error:  # UnicodeDecodeError included
                 raise InputError(
-                    f"{self.path}:{number}: corrupt cache line ({error}); delete the file to "
+                    f"{path}:{number}: corrupt cache line ({error}); delete the file to "
                     "regenerate its rollouts"
                 ) from None
+        return entries
 
     def __contains__(self, key: str) -> bool:
         return key in self._entries
@@ -70,7 +89,25 @@ class RolloutCache:
         return self._entries[key]
 
     def put(self, key: str, completions: list[Completion]) -> None:
-        record = {"key": key, "completions": [asdict(c) for c in completions]}
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._append(self.own, {key: completions})
         self._entries[key] = completions
+
+    def merge(self, entries: dict[str, list[Completion]], *, write: bool) -> None:
+        """Add completions another process generated; ``write`` (rank 0): also append them
+        to the main file, so that the cache holds them once the parts are dropped."""
+        new = {key: value for key, value in entries.items() if key not in self._entries}
+        if write and new:
+            self._append(self.path, new)
+        self._entries.update(new)
+
+    def drop_part(self) -> None:
+        """Delete this process's part file (its lines are in the main file by now)."""
+        if self.own != self.path:
+            self.own.unlink(missing_ok=True)
+
+    @staticmethod
+    def _append(path: Path, entries: dict[str, list[Completion]]) -> None:
+        with path.open("a", encoding="utf-8") as handle:
+            for key, completions in entries.items():
+                record = {"key": key, "completions": [asdict(c) for c in completions]}
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
