@@ -58,6 +58,14 @@ EVALUATIONS = {
         "w/o annealing (stage 1)": "behaviour-first RQ codes, embedding init, w/o annealing "
         "(stage 1)",
     },
+    # the same stage-1 runs tested alone (experiments/eager_ml100k_init.sh with STEPS2 0);
+    # skipped as already seen where the annealing run's evaluation above holds them
+    "dense/bf-emb/stage1/eval.json": {
+        "EAGER-LLM (stage1)": "behaviour first, embedding init, w/o annealing (stage 1)",
+    },
+    "dense/rqbf-emb/stage1/eval.json": {
+        "EAGER-LLM (stage1)": "behaviour-first RQ codes, embedding init, w/o annealing (stage 1)",
+    },
 }
 TIGER = "TIGER (T5 from scratch)"
 STAGE1 = {  # variant -> its stage-1 method name in the merged table
@@ -76,6 +84,7 @@ PAIRS = [  # (method, reference): each change against the run it changes, and TI
     (STAGE1["behaviour first"], STAGE1["DKI order"]),  # the index order
     (STAGE1["embedding init"], STAGE1["behaviour first"]),  # the token init
     (STAGE1["RQ codes"], STAGE1["embedding init"]),  # residual vs hierarchical codes
+    (STAGE1["RQ codes"], STAGE1["behaviour first"]),  # both, against round 2's best
     *[(ANNEALED[v], STAGE1[v]) for v in STAGE1],  # annealing
     *[(STAGE1[v], TIGER) for v in STAGE1],
     *[(ANNEALED[v], TIGER) for v in ANNEALED],
