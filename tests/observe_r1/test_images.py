@@ -250,3 +250,30 @@ def test_one_training_round_and_eval_on_mixed_rows(tmp_path):
     predictions = [json.loads(line) for line in (out / "predictions.jsonl").open()]
     assert [p["id"] for p in predictions] == ["text", "empty", "two", "one"]
     assert json.loads((out / "eval.json").read_text())["rows"] == 4
+
+
+def test_a_training_file_of_text_only_rows_trains(tmp_path):
+    from observe_r1.config import load_config
+
+    rows = [
+        {"id": "a", "question": "What is 2 + 3?", "answer": "5"},
+        {"id": "b", "images": [], "question": "What is 4 + 4?", "answer": "8"},
+    ]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    settings = {"train_file": path, "output_dir": tmp_path / "run", "max_steps": 1,
+                "max_completion_length": 6}  # fmt: skip
+    config = load_config(TINY, [f"{k}={v}" for k, v in settings.items()])
+    trainer = _trainer(config, RecordingInputs)
+    trainer.train()
+    assert trainer.batches and not any("pixel_values" in keys for keys in trainer.batches)
+    assert all(torch.isfinite(a).all() for a in trainer.used_advantages)
+    assert trainer.state.global_step == 1
+
+
+class RecordingInputs(RecordingObserveR1):
+    """Records the input keys of every loss micro-batch."""
+
+    def _compute_loss(self, model, inputs):
+        self.batches = getattr(self, "batches", []) + [set(inputs)]
+        return super()._compute_loss(model, inputs)
