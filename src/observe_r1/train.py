@@ -14,6 +14,7 @@ import re
 import shutil
 from pathlib import Path
 
+import datasets
 import torch
 from accelerate.utils import is_peft_model
 from datasets import Dataset, Image, Sequence
@@ -43,7 +44,14 @@ def training_dataset(config: ObserveR1Config) -> tuple[Dataset, int]:
         "answer": [question_and_gold(r)[1] for r in loaded.rows],  # choice rows: a letter
         "row_id": [str(r.get("id", index)) for index, r in enumerate(loaded.rows)],
     }
-    dataset = Dataset.from_dict(records).cast_column("images", Sequence(Image()))
+    # quietly: the cast's progress bar would precede a bad run's one error line
+    quiet = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        dataset = Dataset.from_dict(records).cast_column("images", Sequence(Image()))
+    finally:
+        if not quiet:
+            datasets.enable_progress_bars()
     return dataset, loaded.skipped
 
 
