@@ -47,37 +47,43 @@ def code_vectors(
     mean item; only tokens of levels whose source is in ``embeddings`` (source name ->
     (n_items, d) rows in ``item_ids`` order)."""
     row = {item_id: i for i, item_id in enumerate(item_ids)}
-    sums: dict[str, list] = {}
-    for item_id, tokens in item_index.items():
-        for level, tok in enumerate(tokens):
-            source = level_sources[level]
-            if source in embeddings:
-                entry = sums.setdefault(tok, [source, 0.0, 0])
-                entry[1] = entry[1] + embeddings[source][row[item_id]]
-                entry[2] += 1
-    centre = {source: matrix.mean(0) for source, matrix in embeddings.items()}
-    return {tok: total / count - centre[source] for tok, (source, total, count) in sums.items()}
+    vectors = {}
+    for level, source in enumerate(level_sources):
+        if source not in embeddings:
+            continue
+        rows: dict[str, list[int]] = {}
+        for item_id, tokens in item_index.items():
+            rows.setdefault(tokens[level], []).append(row[item_id])
+        matrix = embeddings[source]
+        centre = matrix.mean(0)
+        vectors |= {tok: matrix[members].mean(0) - centre for tok, members in rows.items()}
+    return vectors
+
+
+def at_vocabulary_spread(matrix: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """(n, H) rows: the mean row of ``matrix`` (V, H) plus each of ``offsets`` (n, H)
+    rescaled to the mean norm of a row's offset from that mean (a zero offset stays 0)."""
+    matrix = matrix.detach().float()
+    vocabulary_mean = matrix.mean(0)
+    spread = (matrix - vocabulary_mean).norm(dim=1).mean()
+    return vocabulary_mean + offsets * spread / offsets.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
 def projected_rows(
     matrix: torch.Tensor, vectors: Sequence[np.ndarray], *, seed: int = 0
 ) -> torch.Tensor:
-    """Rows (len(vectors), H) for centred source ``vectors`` (each (d,)): the vocabulary mean of
-    ``matrix`` (V, H) plus the vector mapped by a fixed N(0, 1) projection (d, H) (seeded by
-    ``seed`` and ``d``), rescaled to the mean offset norm of ``matrix``'s rows."""
-    matrix = matrix.detach().float()
-    vocabulary_mean = matrix.mean(0)
-    spread = (matrix - vocabulary_mean).norm(dim=1).mean()
+    """Rows (len(vectors), H) for centred source ``vectors`` (each (d,)): each vector mapped
+    by a fixed N(0, 1) projection (d, H) (seeded by ``seed`` and ``d``), placed by
+    :func:`at_vocabulary_spread`."""
     projections: dict[int, torch.Tensor] = {}
-    rows = []
+    offsets = []
     for vector in vectors:
         d = len(vector)
         if d not in projections:
             generator = torch.Generator().manual_seed(seed * 1_000_003 + d)
             projections[d] = torch.randn(d, matrix.shape[1], generator=generator)
-        offset = torch.as_tensor(vector, dtype=torch.float32) @ projections[d]
-        rows.append(vocabulary_mean + offset * spread / offset.norm().clamp_min(1e-12))
-    return torch.stack(rows)
+        offsets.append(torch.as_tensor(vector, dtype=torch.float32) @ projections[d])
+    return at_vocabulary_spread(matrix, torch.stack(offsets))
 
 
 def title_rows(
@@ -89,21 +95,17 @@ def title_rows(
     """Rows for ``tokens``: (len(tokens), H) from the vocabulary ``matrix`` (V, H).
 
     ``title_ids``: item id -> token ids of its title (an item without any counts as the
-    vocabulary mean). Each row is the vocabulary mean plus the offset of its items' mean
-    title row, rescaled to the mean offset norm of ``matrix``'s rows.
+    vocabulary mean). Each row is the offset of its items' mean title row from the
+    vocabulary mean, placed by :func:`at_vocabulary_spread`.
     """
-    matrix = matrix.detach().float()
-    vocabulary_mean = matrix.mean(0)
-    spread = (matrix - vocabulary_mean).norm(dim=1).mean()
-
-    def item_vector(item_id: str) -> torch.Tensor:
+    weights = matrix.detach().float()
+    vocabulary_mean = weights.mean(0)
+    item_vectors: dict[str, torch.Tensor] = {}
+    for item_id in {i for tok in tokens for i in members[tok]}:
         ids = list(title_ids.get(item_id, ()))
-        return matrix[ids].mean(0) if ids else vocabulary_mean
-
-    cache: dict[str, torch.Tensor] = {}
-    rows = []
-    for tok in tokens:
-        vectors = [cache.setdefault(i, item_vector(i)) for i in members[tok]]
-        offset = torch.stack(vectors).mean(0) - vocabulary_mean
-        rows.append(vocabulary_mean + offset * spread / offset.norm().clamp_min(1e-12))
-    return torch.stack(rows)
+        item_vectors[item_id] = weights[ids].mean(0) if ids else vocabulary_mean
+    offsets = [
+        torch.stack([item_vectors[i] for i in members[tok]]).mean(0) - vocabulary_mean
+        for tok in tokens
+    ]
+    return at_vocabulary_spread(matrix, torch.stack(offsets))
