@@ -210,21 +210,12 @@ def test_add_index_tokens_with_tied_embeddings():
     assert torch.allclose(weight[ids], old.mean(0).expand(len(ids), -1))
 
 
-def test_behaviour_first_dki_puts_the_behaviour_levels_first():
+@pytest.mark.parametrize("paper_name, first_name", [("dki", "dki-bf"), ("rq-kmeans", "rq-bf")])
+def test_behaviour_first_indexers_put_the_behaviour_levels_first(paper_name, first_name):
     rng = np.random.default_rng(0)
     embeddings = {"semantic": rng.normal(size=(30, 4)), "behaviour": rng.normal(size=(30, 4))}
-    paper = make_indexer("dki", k=6).fit(embeddings)
-    first = make_indexer("dki-bf", k=6).fit(embeddings)
-    assert first.level_sources == ("behaviour", "behaviour", "semantic", "semantic")
-    swapped = np.concatenate([paper.values[:, 2:], paper.values[:, :2]], axis=1)
-    assert np.array_equal(first.values, swapped)
-
-
-def test_behaviour_first_rq_puts_the_behaviour_residual_levels_first():
-    rng = np.random.default_rng(0)
-    embeddings = {"semantic": rng.normal(size=(30, 4)), "behaviour": rng.normal(size=(30, 4))}
-    paper = make_indexer("rq-kmeans", k=6).fit(embeddings)
-    first = make_indexer("rq-bf", k=6).fit(embeddings)
+    paper = make_indexer(paper_name, k=6).fit(embeddings)
+    first = make_indexer(first_name, k=6).fit(embeddings)
     assert first.level_sources == ("behaviour", "behaviour", "semantic", "semantic")
     swapped = np.concatenate([paper.values[:, 2:], paper.values[:, :2]], axis=1)
     assert np.array_equal(first.values, swapped)

@@ -54,13 +54,17 @@ def fake_root(root: Path) -> None:
     (root / "timings.txt").write_text("12 s: eager-llm index --k auto\n")
 
 
-def test_the_page_is_written_from_the_run_files(tmp_path):
-    fake_root(tmp_path / "runs")
-    out = tmp_path / "page.md"
-    done = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "runs"), "--out", str(out)],
+def render_page(root: Path, out: Path) -> str:
+    """The page the script writes from ``root`` (it must exit 0)."""
+    done = subprocess.run([sys.executable, str(SCRIPT), str(root), "--out", str(out)],
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    page = out.read_text()
+    return out.read_text()
+
+
+def test_the_page_is_written_from_the_run_files(tmp_path):
+    fake_root(tmp_path / "runs")
+    page = render_page(tmp_path / "runs", tmp_path / "page.md")
     assert page.index("```bash") < page.index("| method |")  # the command comes first
     assert "all 100 users, full ranking over 50 items" in page and "12 s: eager-llm index" in page
     assert "| EAGER-LLM (anneal) | 0.5000 |" in page
@@ -82,11 +86,7 @@ def test_the_dense_arms_join_the_table_on_the_same_users(tmp_path):
     (root / "dense" / "bf" / "anneal").mkdir(parents=True)
     (root / "dense" / "bf" / "anneal" / "eval.json").write_text(json.dumps(report))
     (root / "dense" / "timings.txt").write_text("99 s: eager-llm train dense\n")
-    out = tmp_path / "page.md"
-    done = subprocess.run([sys.executable, str(SCRIPT), str(root), "--out", str(out)],
-                          capture_output=True, text=True)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    page = out.read_text()
+    page = render_page(root, tmp_path / "page.md")
     name = "EAGER-LLM, every-item labels, behaviour first (anneal) (10 beams)"
     assert f"| {name} | 0.5000 |" in page and "99 s: eager-llm train dense" in page
     # the second "most popular" is dropped: the difference is to the first one's ranks
@@ -103,11 +103,7 @@ def test_each_change_is_compared_with_the_run_it_changes(tmp_path):
                   "dtype": "float32", "dataset": "toy", "results": [stage1]}  # fmt: skip
         (root / "dense" / arm / "anneal").mkdir(parents=True)
         (root / "dense" / arm / "anneal" / "eval.json").write_text(json.dumps(report))
-    out = tmp_path / "page.md"
-    done = subprocess.run([sys.executable, str(SCRIPT), str(root), "--out", str(out)],
-                          capture_output=True, text=True)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    page = out.read_text()
+    page = render_page(root, tmp_path / "page.md")
     init = "behaviour first, embedding init, w/o annealing (stage 1) (10 beams)"
     order = "every-item labels, behaviour first, w/o annealing (stage 1) (10 beams)"
     assert f"| {init} | {order} | +0.2500 [" in page  # users 1, 5, 9, ... gained

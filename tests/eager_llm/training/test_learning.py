@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from eager_llm.training import build_trainer, load_config, run
 from eager_llm.training.model import labelled_lm_loss
 from eager_llm.training.trainer import RowLearningRate
-from tests.eager_llm.training.toy import CONFIG, toy_index
+from tests.eager_llm.training.toy import CONFIG, script_validation, toy_index
 
 
 @pytest.fixture(scope="module")
@@ -106,21 +106,7 @@ def test_validation_runs_on_fixed_users_and_final_is_the_best_checkpoint(root, m
     assert set(measured) == {"recall@10", "ndcg@10", "n_users"} and measured["n_users"] == 3
     assert 0 <= measured["ndcg@10"] <= measured["recall@10"] <= 1
 
-    scripted = iter([0.2, 0.6, 0.4, 0.1])  # step 2 is the best
-
-    def fake_validation(lm, tokenizer):
-        return {"recall@10": next(scripted), "ndcg@10": 0.0, "n_users": 3}
-
-    import eager_llm.training.stages as stages
-
-    built = stages.build_trainer
-
-    def patched(*args, **kwargs):
-        trainer = built(*args, **kwargs)
-        trainer.validation = fake_validation
-        return trainer
-
-    monkeypatch.setattr(stages, "build_trainer", patched)
+    script_validation(monkeypatch, [0.2, 0.6, 0.4, 0.1], n_users=3)  # step 2 is the best
     final = run(settings)
     out = root / "best"
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -152,26 +138,13 @@ def test_the_starting_model_is_a_candidate_for_the_best_checkpoint(root, monkeyp
         root, "start-best", "eval_strategy=steps", "eval_steps=2", "save_steps=2",
         "eval_on_start=true", "load_best_model_at_end=true", "valid_users=2",
     )  # fmt: skip
-    scripted = iter([0.5, 0.3, 0.1])  # steps 0, 2, 4: the start is the best
-    import eager_llm.training.stages as stages
-
-    built = stages.build_trainer
-
-    def patched(*args, **kwargs):
-        trainer = built(*args, **kwargs)
-        trainer.validation = lambda lm, tokenizer: {
-            "recall@10": next(scripted), "ndcg@10": 0.0, "n_users": 2
-        }  # fmt: skip
-        start = {k: v.detach().clone() for k, v in trainer.model.lm.state_dict().items()}
-        patched.start = start
-        return trainer
-
-    monkeypatch.setattr(stages, "build_trainer", patched)
+    key = "model.embed_tokens.weight"
+    start = build_trainer(settings).model.lm.state_dict()[key].clone()  # seeded: run's start
+    script_validation(monkeypatch, [0.5, 0.3, 0.1], n_users=2)  # steps 0, 2, 4: start best
     final = run(settings)
     saved = json.loads((final / "run_settings.json").read_text())
     assert saved["best_checkpoint"].endswith("checkpoint-0") and saved["best_metric"] == 0.5
     chosen = load_file(final / "model.safetensors")
-    key = "model.embed_tokens.weight"
-    assert torch.equal(chosen[key], patched.start[key])
+    assert torch.equal(chosen[key], start)
     last = load_file(root / "start-best" / "checkpoint-4" / "model.safetensors")
-    assert not torch.equal(last[key], patched.start[key])  # training did move the weights
+    assert not torch.equal(last[key], start)  # training did move the weights

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from eager_llm.cli.train import anneal_command, train_command
 from eager_llm.training import PROJECTORS, build_trainer, load_config, run, save_final
 from model_zoo import resolve
-from tests.eager_llm.training.toy import CONFIG, toy_index
+from tests.eager_llm.training.toy import CONFIG, script_validation, toy_index
 
 STEPS = 4  # tiny.yaml: max_steps 4, a checkpoint every 2 steps
 
@@ -232,19 +232,7 @@ def test_anneal_falls_back_to_the_stage1_model_when_validation_only_falls(
 ):
     """Annealing validated at its start and at the end, worse at the end: final/ is the
     stage-1 model itself (checkpoint-0 of the LoRA run, merged), not the annealed one."""
-    import eager_llm.training.stages as stages
-
-    scripted = iter([0.5, 0.2, 0.1])
-    built = stages.build_trainer
-
-    def patched(*args, **kwargs):
-        trainer = built(*args, **kwargs)
-        trainer.validation = lambda lm, tokenizer: {
-            "recall@10": next(scripted), "ndcg@10": 0.0, "n_users": 2
-        }  # fmt: skip
-        return trainer
-
-    monkeypatch.setattr(stages, "build_trainer", patched)
+    script_validation(monkeypatch, [0.5, 0.2, 0.1], n_users=2)
     anneal = config(root, "anneal", "anneal-fallback", "eval_strategy=steps", "eval_steps=2",
                     "save_steps=2", "eval_on_start=true", "load_best_model_at_end=true",
                     "valid_users=2")  # fmt: skip

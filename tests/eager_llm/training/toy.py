@@ -56,3 +56,21 @@ def write_index(folder: Path, dataset: Path) -> Path:
 
 def toy_index(root: Path) -> Path:
     return write_index(root / "index", write_dataset(root / "data"))
+
+
+def script_validation(monkeypatch, recalls, n_users: int) -> None:
+    """Every trainer ``eager_llm.training.stages.run`` builds from now on reports ``recalls``
+    (one value per validation, in order) instead of ranking its validation users."""
+    import eager_llm.training.stages as stages
+
+    scripted = iter(recalls)
+    built = stages.build_trainer
+
+    def patched(*args, **kwargs):
+        trainer = built(*args, **kwargs)
+        trainer.validation = lambda lm, tokenizer: {
+            "recall@10": next(scripted), "ndcg@10": 0.0, "n_users": n_users
+        }  # fmt: skip
+        return trainer
+
+    monkeypatch.setattr(stages, "build_trainer", patched)
