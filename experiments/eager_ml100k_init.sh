@@ -12,29 +12,12 @@
 # Resumable: rerun the same command; finished stages are skipped, a stopped one resumes.
 set -euo pipefail
 R=${1:-runs/ml100k/dense} steps1=${2:-300} steps2=${3:-30} beams=${4:-10}
-E=.venv/bin/eager-llm C=configs/eager_llm/smol-ml100k.yaml
-export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
-DENSE=(--set seqrec_labels=every --set prefixes_per_user=1 --set eval_steps=75 --set save_steps=75
-  --set index_token_init=embedding)
-timed() { local start; start=$(date +%s); "$@"; echo "$(( $(date +%s) - start )) s: $*" >> "$R/timings.txt"; }
-resume_flag() { [ -d "$1" ] && echo --resume || true; }
+SETTINGS=(--set seqrec_labels=every --set prefixes_per_user=1 --set eval_steps=75
+  --set save_steps=75 --set index_token_init=embedding)
+source "$(dirname "$0")/eager_ml100k_arm.sh"
 mkdir -p "$R"
-[ -f "$R/index-bf/item_index.json" ] || timed $E index --dataset movielens-100k --k auto --indexer dki-bf --out "$R/index-bf"
-[ -f "$R/index-rqbf/item_index.json" ] || timed $E index --dataset movielens-100k --k auto --indexer rq-bf --out "$R/index-rqbf"
-arm() {  # arm name, index name -> stage 1, then annealing, then the test evaluation
-  local a=$1 index=$R/index-$2
-  [ -d "$R/$a/stage1/final" ] || timed $E train --config $C "${DENSE[@]}" --index "$index" \
-    --output-dir "$R/$a/stage1" --max-steps "$steps1" $(resume_flag "$R/$a/stage1") > "$R/$a.stage1.log" 2>&1
-  local last=$R/$a/stage1
-  if [ "$steps2" -gt 0 ]; then
-    last=$R/$a/anneal
-    [ -d "$last/final" ] || timed $E anneal --config $C "${DENSE[@]}" --index "$index" \
-      --from "$R/$a/stage1" --output-dir "$last" --max-steps "$steps2" \
-      $(resume_flag "$last") > "$R/$a.anneal.log" 2>&1
-  fi
-  [ -f "$last/eval.json" ] || timed $E eval --run "$last" --beams "$beams" > "$R/$a.eval.log" 2>&1
-}
-mkdir -p "$R/bf-emb" "$R/rqbf-emb"
+index_once bf dki-bf
+index_once rqbf rq-bf
 arm bf-emb bf & arm rqbf-emb rqbf &
 wait
 .venv/bin/python experiments/eager_ml100k_report.py "$(dirname "$R")"
