@@ -103,7 +103,15 @@ def test_residual_kmeans_codes_refine_level_by_level():
 
 
 def test_registry_and_dual_source_layout():
-    assert set(INDEXERS) == {"dki", "dki-bf", "semantic", "behaviour", "rq-kmeans", "rq-bf"}
+    assert set(INDEXERS) == {
+        "dki",
+        "dki-bf",
+        "semantic",
+        "behaviour",
+        "rq-kmeans",
+        "rq-bf",
+        "rq-behav",
+    }
     with pytest.raises(ValueError, match="unknown indexer 'tiger'"):
         make_indexer("tiger")
     with pytest.raises(ValueError, match="k must be >= 2"):
@@ -117,6 +125,9 @@ def test_registry_and_dual_source_layout():
     assert np.array_equal(dki.values, np.hstack([semantic.values, behaviour.values]))
     rq = make_indexer("rq-kmeans", k=4).fit(embeddings)
     assert rq.level_sources == dki.level_sources
+    rq_behaviour = make_indexer("rq-behav", k=4).fit(embeddings)
+    rq_bf = make_indexer("rq-bf", k=4).fit(embeddings)
+    assert np.array_equal(rq_behaviour.values, rq_bf.values[:, :3])  # rq-bf minus semantic
 
 
 def test_resolve_collisions_appends_a_reported_suffix_level():

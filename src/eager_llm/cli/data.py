@@ -45,7 +45,8 @@ def index_command(
         "256", help="Clusters per level (K), or 'auto': ceil(sqrt(number of items))."
     ),
     indexer: str = typer.Option(
-        "dki", help="dki, dki-bf (behaviour first), semantic, behaviour, rq-kmeans or rq-bf."
+        "dki",
+        help="dki, dki-bf (behaviour first), semantic, behaviour, rq-kmeans, rq-bf or rq-behav.",
     ),
     k_core: int = typer.Option(5, help=K_CORE_HELP),
     skip_invalid: bool = typer.Option(False, help="Skip users too short to split."),

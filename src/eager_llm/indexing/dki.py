@@ -13,6 +13,7 @@ name           sources                    quantiser
 ``behaviour``  behaviour                  hierarchical balanced k-means
 ``rq-kmeans``  semantic, behaviour        residual k-means
 ``rq-bf``      behaviour, semantic        residual k-means
+``rq-behav``   behaviour                  residual k-means
 =============  =========================  ==============================
 
 Two items whose full codes are equal collide. :func:`resolve_collisions` appends one
@@ -25,7 +26,8 @@ few items per first-level code the leading levels decide almost every item, so t
 chooses which source the ranking actually reads (results/eager_ml100k.md). ``rq-bf`` puts the
 behaviour source first too, with residual codes: its second-level token means the same
 residual direction under every first-level code, where a hierarchical second-level value
-means a different sub-cluster under each parent.
+means a different sub-cluster under each parent. ``rq-behav`` is ``rq-bf`` without its
+semantic levels (the single-source ablation).
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ INDEXERS: dict[str, tuple[tuple[str, ...], Quantiser]] = {
     "behaviour": ((BEHAVIOUR,), hierarchical_codes),
     "rq-kmeans": ((SEMANTIC, BEHAVIOUR), residual_kmeans_codes),
     "rq-bf": ((BEHAVIOUR, SEMANTIC), residual_kmeans_codes),
+    "rq-behav": ((BEHAVIOUR,), residual_kmeans_codes),
 }
 
 
