@@ -37,6 +37,9 @@ TRAINING_RUNS = {  # label -> run folder under R (those present are reported)
     "behaviour first, embedding init: annealing": "dense/bf-emb/anneal",
     "behaviour-first RQ codes, embedding init: stage 1": "dense/rqbf-emb/stage1",
     "behaviour-first RQ codes, embedding init: annealing": "dense/rqbf-emb/anneal",
+    "RQ recipe w/o GCT: stage 1": "dense/rqbf-nogct/stage1",  # experiments/eager_ml100k_ablate.sh
+    "RQ recipe, behaviour codes only: stage 1": "dense/rqbehav/stage1",
+    "RQ recipe, K 256: stage 1": "dense/rqbf-k256/stage1",
 }
 # eval.json under R -> new names of its methods (experiments/eager_ml100k_dense.sh's runs)
 EVALUATIONS = {
@@ -66,6 +69,12 @@ EVALUATIONS = {
     "dense/rqbf-emb/stage1/eval.json": {
         "EAGER-LLM (stage1)": "behaviour-first RQ codes, embedding init, w/o annealing (stage 1)",
     },
+    # ablations of the RQ recipe's stage 1 (experiments/eager_ml100k_ablate.sh)
+    "dense/rqbf-nogct/stage1/eval.json": {"EAGER-LLM (stage1)": "RQ recipe w/o GCT (stage 1)"},
+    "dense/rqbehav/stage1/eval.json": {
+        "EAGER-LLM (stage1)": "RQ recipe, behaviour codes only (stage 1)"
+    },
+    "dense/rqbf-k256/stage1/eval.json": {"EAGER-LLM (stage1)": "RQ recipe, K 256 (stage 1)"},
 }
 TIGER = "TIGER (T5 from scratch)"
 STAGE1 = {  # variant -> its stage-1 method name in the merged table
@@ -74,6 +83,11 @@ STAGE1 = {  # variant -> its stage-1 method name in the merged table
     "embedding init": "behaviour first, embedding init, w/o annealing (stage 1)",
     "RQ codes": "behaviour-first RQ codes, embedding init, w/o annealing (stage 1)",
 }
+ABLATIONS = [  # stage-1 ablations of the RQ recipe, each against STAGE1["RQ codes"]
+    "RQ recipe w/o GCT (stage 1)",
+    "RQ recipe, behaviour codes only (stage 1)",
+    "RQ recipe, K 256 (stage 1)",
+]
 ANNEALED = {
     "DKI order": "EAGER-LLM, every-item labels, DKI order (anneal)",
     "behaviour first": "EAGER-LLM, every-item labels, behaviour first (anneal)",
@@ -86,7 +100,9 @@ PAIRS = [  # (method, reference): each change against the run it changes, and TI
     (STAGE1["RQ codes"], STAGE1["embedding init"]),  # residual vs hierarchical codes
     (STAGE1["RQ codes"], STAGE1["behaviour first"]),  # both, against round 2's best
     *[(ANNEALED[v], STAGE1[v]) for v in STAGE1],  # annealing
+    *[(ablation, STAGE1["RQ codes"]) for ablation in ABLATIONS],
     *[(STAGE1[v], TIGER) for v in STAGE1],
+    *[(ablation, TIGER) for ablation in ABLATIONS],
     *[(ANNEALED[v], TIGER) for v in ANNEALED],
 ]
 INDICES = {
@@ -95,6 +111,8 @@ INDICES = {
     "TIGER (semantic, K auto)": "index-semantic-auto",
     "K auto, behaviour first (dki-bf)": "dense/index-bf",
     "K auto, behaviour-first residual (rq-bf)": "dense/index-rqbf",
+    "K auto, behaviour residual only (rq-behav)": "dense/index-rqbehav",
+    "K 256, behaviour-first residual (rq-bf)": "dense/index-rqbf-k256",
 }
 
 
@@ -137,11 +155,12 @@ def test_results(root: Path) -> tuple[dict, list[dict]]:
         seen = {r["method"] for r in results}
         for result in report["results"]:
             method = renames.get(result["method"], result["method"])
-            if method in seen:
+            beams = f"{method} ({report['beams']} beams)"
+            if method in seen or beams in seen:  # a baseline, or a run tested twice
                 continue
-            if report["beams"] != first["beams"]:
-                method += f" ({report['beams']} beams)"
-            results.append({**result, "method": method})
+            results.append(
+                {**result, "method": beams if report["beams"] != first["beams"] else method}
+            )
     return first, results
 
 
