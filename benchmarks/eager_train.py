@@ -17,9 +17,15 @@ this process (on a shared machine the CPU time is the steadier measure of the wo
 one thread, the default, it is not inflated by threads spinning while they wait for a
 core), samples/s by wall clock, and the now/before ratios.
 
-The item index is synthetic (MovieLens-100K items, random 4-token codes, random 384-d
-semantic and 64-d behaviour embeddings), so it needs no index build: throughput depends
-on sequence lengths and sizes only.
+To show how far a faster fp32 path could go, the first round also counts each arm's
+floating-point operations per sample (torch's ``FlopCounterMode`` over one forward and
+backward of every batch the trainer would draw, padding included), and the script times a
+large fp32 matrix product on the same threads: achieved GFLOP per CPU second against that
+product's says how much of the CPU's matrix throughput the training step already uses.
+
+The item index is synthetic (MovieLens-100K items, random 4-token codes read as two
+behaviour then two semantic levels, random 384-d semantic and 64-d behaviour embeddings),
+so it needs no index build: throughput depends on sequence lengths and sizes only.
 
     .venv/bin/python benchmarks/eager_train.py [--rounds 3] [--steps 4] [--batch 8] [--threads 1]
 """
@@ -36,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 from transformers import TrainerCallback
 
 from eager_llm.data import load_dataset
@@ -64,7 +71,11 @@ def synthetic_index(folder: Path) -> Path:
     (folder / "items.json").write_text(json.dumps(item_ids))
     np.save(folder / "semantic_embeddings.npy", rng.normal(size=(len(item_ids), 384)))
     np.save(folder / "behaviour_embeddings.npy", rng.normal(size=(len(item_ids), 64)))
-    stats = {"dataset": "movielens-100k", "config": {"k_core": 5, "skip_invalid": False}}
+    stats = {
+        "dataset": "movielens-100k",
+        "config": {"k_core": 5, "skip_invalid": False},
+        "level_sources": ["behaviour", "behaviour", "semantic", "semantic"],
+    }
     (folder / "index_stats.json").write_text(json.dumps(stats))
     return folder
 
@@ -103,8 +114,35 @@ def all_positions_forward(
     return {"loss": loss, "lm_loss": output.loss, "gct_sem": sem, "gct_beh": beh}
 
 
-def measure(arm: str, index: Path, out: Path, samples: list, batch: int) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process) of one pass over ``samples``."""
+def pass_flops(trainer) -> int:
+    """Floating-point operations of one forward + backward over every batch of the
+    trainer's data loader (as it would train on them, padding included)."""
+    model = trainer.model.train()
+    with FlopCounterMode(display=False) as counter:
+        for batch in trainer.get_train_dataloader():
+            model(**batch)["loss"].backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """Median GFLOP per CPU second of this process of a (size, size) @ (size, size) fp32
+    product on the current threads (CPU time, like the arms' GFLOP/s)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # warm-up
+    seconds = []
+    for _ in range(repeats):
+        start = time.process_time()
+        a @ b
+        seconds.append(time.process_time() - start)
+    return 2 * size**3 / statistics.median(seconds) / 1e9
+
+
+def measure(
+    arm: str, index: Path, out: Path, samples: list, batch: int, count_flops: bool = False
+) -> tuple[float, float, int | None]:
+    """(wall seconds, CPU seconds of this process, FLOPs if ``count_flops``) of one pass over
+    ``samples``."""
     overrides = [
         f"max_steps={-(-len(samples) // batch)}",
         f"per_device_train_batch_size={batch}",
@@ -123,10 +161,12 @@ def measure(arm: str, index: Path, out: Path, samples: list, batch: int) -> tupl
     trainer.train_dataset = SampleDataset(samples)
     if arm == "before":
         trainer.model.forward = types.MethodType(all_positions_forward, trainer.model)
+    flops = pass_flops(trainer) if count_flops else None
     times = StepTimes()
     trainer.add_callback(times)
     trainer.train()
-    return tuple(sum(step[k] for step in times.seconds) for k in (0, 1))
+    wall, cpu = (sum(step[k] for step in times.seconds) for k in (0, 1))
+    return wall, cpu, flops
 
 
 def main() -> None:
@@ -151,7 +191,9 @@ def main() -> None:
             samples = [pool[i] for i in rng.choice(len(pool), size=n, replace=False)]
             for name in results:
                 out = Path(tmp) / f"{name}-{round_index}"
-                results[name].append(measure(name, index, out, samples, args.batch))
+                first = round_index == 0
+                results[name].append(measure(name, index, out, samples, args.batch, first))
+        peak = matmul_gflops()
     print(
         f"SmolLM2-135M stage 1 (all tasks + GCT), batch {args.batch}, CPU, {args.threads} "
         f"thread(s); native bf16: {cpu_has_native_bf16()}"
@@ -162,10 +204,15 @@ def main() -> None:
     for name, runs in results.items():
         wall, cpu = (statistics.median(run[k] / n for run in runs) for k in (0, 1))
         medians[name] = (wall, cpu)
+        flops = runs[0][2] / n
         print(
             f"  {name:6}  {wall:6.2f} s/sample wall  {cpu:6.2f} s/sample CPU  "
-            f"{1 / wall:5.2f} samples/s"
+            f"{1 / wall:5.2f} samples/s  {flops / 1e9:6.1f} GFLOP/sample (round 1)  "
+            f"{flops / cpu / 1e9:5.1f} GFLOP/s of CPU time"
         )
+    print(
+        f"  fp32 2048x2048 matrix product, {args.threads} thread(s): {peak:.1f} GFLOP/s of CPU time"
+    )
     (old_wall, old_cpu), (new_wall, new_cpu) = medians["before"], medians["now"]
     print(
         f"  speed-up now/before (samples/s): wall {old_wall / new_wall:.2f}x, "
