@@ -7,7 +7,13 @@ response names or describes. The tasks:
 - ``item2index``: item text (title, categories, description) -> the item's index;
 - ``index2item``: an item's index -> its text;
 - ``fusion_index2title``: index history -> the next item's title;
-- ``fusion_title2index``: title history -> the next item's index.
+- ``fusion_title2index``: title history -> the next item's index;
+- ``item_search``: a user's review of a training item -> the item's index;
+- ``preference_extraction``: index history -> the user's stated preference, the summaries of
+  the user's reviews of those items.
+
+The two review tasks (:data:`REVIEW_TASKS`) read only reviews of training items (never of a
+validation or test target) and give no samples on data without review text.
 
 History tasks read the users' training sequences: every prefix (each item after the first is
 a target, :meth:`LeaveOneOut.train_examples`) or ``prefixes_per_user`` of them drawn per
@@ -33,14 +39,14 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
 from typing import NamedTuple
 
 import numpy as np
 
-from eager_llm.data import ItemCatalog, ItemText, LeaveOneOut
+from eager_llm.data import ItemCatalog, ItemText, LeaveOneOut, Review
 
 
 class Sample(NamedTuple):
@@ -97,6 +103,8 @@ class TaskData:
         titles: per item, its title.
         texts: per item, :func:`item_text`.
         max_history: the most items a history keeps.
+        reviews: per user, training item -> the user's review of it (text cut to
+            ``description_words``); empty without review text.
     """
 
     train: list[np.ndarray]
@@ -104,6 +112,7 @@ class TaskData:
     titles: list[str]
     texts: list[str]
     max_history: int = 20
+    reviews: list[dict[int, Review]] = field(default_factory=list)
 
     @classmethod
     def build(
@@ -113,8 +122,10 @@ class TaskData:
         catalog: ItemCatalog,
         item_index: Mapping[str, Sequence[str]],
         description_words: int = 50,
+        reviews: Sequence[Mapping[int, Review]] = (),
     ) -> TaskData:
-        """From a split whose item ``i`` is ``item_ids[i]``; every item needs an index."""
+        """From a split whose item ``i`` is ``item_ids[i]``; every item needs an index.
+        ``reviews``: per user, item -> review (:func:`eager_llm.data.reviews_by_user`)."""
         if missing := [item_id for item_id in item_ids if item_id not in item_index]:
             raise ValueError(f"{len(missing)} items have no index (first: {missing[0]!r})")
         return cls(
@@ -123,7 +134,26 @@ class TaskData:
             titles=[catalog[item_id].title.strip() for item_id in item_ids],
             texts=[item_text(catalog[item_id], description_words) for item_id in item_ids],
             max_history=split.max_history,
+            reviews=_training_reviews(split.train, reviews, description_words),
         )
+
+
+def _cut(review: Review, words: int) -> Review:
+    """``review`` with its summary stripped and its text cut to ``words`` words."""
+    return Review(review.summary.strip(), " ".join(review.text.split()[:words]))
+
+
+def _training_reviews(
+    train: Sequence[np.ndarray], reviews: Sequence[Mapping[int, Review]], words: int
+) -> list[dict[int, Review]]:
+    """Per user, the reviews of its training items, summary stripped and text cut to
+    ``words`` words (empty without reviews)."""
+    if not reviews:
+        return []
+    return [
+        {item: _cut(written[item], words) for item in sequence.tolist() if item in written}
+        for sequence, written in zip(train, reviews, strict=True)
+    ]
 
 
 def _prefixes(
@@ -243,13 +273,62 @@ def fusion_title2index(
     return samples
 
 
-HISTORY_TASKS = {
+def item_search(
+    data: TaskData, rng: random.Random, template: str, prefixes_per_user: int | None = None
+) -> list[Sample]:
+    """A user's review of a training item -> the item's index: every training review with
+    text, or ``prefixes_per_user`` of them drawn per user (kept in time order)."""
+    pool = prompt_pools()["item_search"]
+    samples = []
+    for sequence, reviews in zip(data.train, data.reviews, strict=False):  # none: no samples
+        written = [item for item in sequence.tolist() if item in reviews and reviews[item].text]
+        if prefixes_per_user is not None and prefixes_per_user < len(written):
+            kept = sorted(rng.sample(range(len(written)), prefixes_per_user))
+            written = [written[position] for position in kept]
+        for item in written:
+            prompt = apply_template(template, rng.choice(pool).format(review=reviews[item].text))
+            samples.append(Sample(prompt, data.indices[item], "item_search", item))
+    return samples
+
+
+def preference_extraction(data: TaskData, rng: random.Random, template: str) -> list[Sample]:
+    """Index history (the last ``max_history`` training items) -> the summaries of the user's
+    reviews of those items, oldest first, ``"; "``-joined; one sample per user with a summary,
+    its target the last history item."""
+    pool = prompt_pools()["preference_extraction"]
+    samples = []
+    for sequence, reviews in zip(data.train, data.reviews, strict=False):  # none: no samples
+        history = sequence.tolist()[-data.max_history :]
+        said = [reviews[item].summary for item in history if item in reviews]
+        if not (said := [summary for summary in said if summary]):
+            continue
+        text = ", ".join(data.indices[item] for item in history)
+        prompt = apply_template(template, rng.choice(pool).format(history=text))
+        samples.append(Sample(prompt, "; ".join(said), "preference_extraction", history[-1]))
+    return samples
+
+
+# Tasks whose samples ``prefixes_per_user`` draws per user, and those with one per item or user.
+DRAWN_TASKS = {
     "seqrec": seqrec,
     "fusion_index2title": fusion_index2title,
     "fusion_title2index": fusion_title2index,
+    "item_search": item_search,
 }
-ITEM_TASKS = {"item2index": item2index, "index2item": index2item}
-TASKS = ("seqrec", "item2index", "index2item", "fusion_index2title", "fusion_title2index")
+ONE_EACH_TASKS = {
+    "item2index": item2index,
+    "index2item": index2item,
+    "preference_extraction": preference_extraction,
+}
+REVIEW_TASKS = ("item_search", "preference_extraction")
+TASKS = (
+    "seqrec",
+    "item2index",
+    "index2item",
+    "fusion_index2title",
+    "fusion_title2index",
+    *REVIEW_TASKS,
+)
 
 
 def build_samples(
@@ -268,12 +347,12 @@ def build_samples(
     samples = []
     for task in tasks:
         rng = random.Random(f"{seed}:{task}")
-        if task in ITEM_TASKS:
-            samples += ITEM_TASKS[task](data, rng, template)
+        if task in ONE_EACH_TASKS:
+            samples += ONE_EACH_TASKS[task](data, rng, template)
         elif task == "seqrec":
             samples += seqrec(data, rng, template, prefixes_per_user, seqrec_labels)
         else:
-            samples += HISTORY_TASKS[task](data, rng, template, prefixes_per_user)
+            samples += DRAWN_TASKS[task](data, rng, template, prefixes_per_user)
     return samples
 
 

@@ -5,7 +5,15 @@ import json
 
 import pytest
 
-from eager_llm.data import dataset_stats, load_dataset, load_raw, preprocess
+from eager_llm.data import (
+    Review,
+    dataset_stats,
+    load_dataset,
+    load_raw,
+    load_reviews,
+    preprocess,
+    reviews_by_user,
+)
 
 
 def write(path, lines, *, gz=False):
@@ -117,8 +125,9 @@ def test_missing_title_column(atomic):
         load_raw(atomic)
 
 
-def review(user, item, time):
-    return json.dumps({"reviewerID": user, "asin": item, "unixReviewTime": time, "overall": 5.0})
+def review(user, item, time, **text):
+    record = {"reviewerID": user, "asin": item, "unixReviewTime": time, "overall": 5.0}
+    return json.dumps(record | text)
 
 
 @pytest.fixture
@@ -206,6 +215,45 @@ def test_amazon_2018_bad_input(amazon_2018):
     write(amazon_2018 / "Games.csv", ["G1,U1,5.0"])
     with pytest.raises(ValueError, match=r"Games\.csv:1: expected 4 fields, found 3"):
         load_raw(amazon_2018)
+
+
+def test_amazon_2014_reviews(amazon_2014):
+    pairs = [("A", "B1"), ("A", "B2"), ("C", "B1"), ("A", "B3"), ("A", "B4")]
+    assert load_reviews(amazon_2014) == dict.fromkeys(pairs, Review("", ""))  # no text fields
+    lines = [
+        review("A", "B1", 3, summary="Flies well", reviewText="My son loves it."),
+        review("A", "B1", 1, summary="Too early", reviewText="The first one."),
+        review("C", "B1", 2, reviewText=["two", "parts"]),
+        review("C", "B3", 4, summary="Round"),
+    ]
+    write(amazon_2014 / "reviews_Toys_5.json.gz", lines, gz=True)
+    reviews = load_reviews(amazon_2014 / "reviews_Toys_5.json.gz")
+    assert reviews == {  # of a repeated pair, the earliest review
+        ("A", "B1"): Review("Too early", "The first one."),
+        ("C", "B1"): Review("", "two parts"),
+        ("C", "B3"): Review("Round", ""),
+    }
+    interactions, _ = load_raw(amazon_2014)
+    assert reviews_by_user(interactions, reviews) == [
+        {0: Review("Too early", "The first one.")},
+        {0: Review("", "two parts"), 1: Review("Round", "")},
+    ]
+    write(amazon_2014 / "reviews_Toys_5.json.gz", [review("A", "B1", "soon")], gz=True)
+    with pytest.raises(ValueError, match=r"_5\.json\.gz:1: 'unixReviewTime': not a number"):
+        load_reviews(amazon_2014)
+
+
+def test_amazon_2018_review_file(amazon_2018):
+    assert load_reviews(amazon_2018) is None  # the ratings CSV has no text
+    assert load_reviews("movielens-100k") is None
+    (amazon_2018 / "Games.csv").unlink()
+    lines = [review("U1", "G1", 300, summary="Great"), review("U1", "G2", 100)]
+    write(amazon_2018 / "Games_5.json.gz", lines, gz=True)
+    interactions, catalog = load_raw(amazon_2018)
+    assert interactions.item_ids.tolist() == ["G1", "G2"]
+    assert interactions.timestamps.tolist() == [300, 100]
+    assert catalog["G1"].description == "Fun. Fast."
+    assert load_reviews(amazon_2018)[("U1", "G1")] == Review("Great", "")
 
 
 def test_unresolvable_names(tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from eager_llm import tasks
-from eager_llm.data import ItemCatalog, ItemText, LeaveOneOut
+from eager_llm.data import ItemCatalog, ItemText, LeaveOneOut, Review
 from eager_llm.tasks import (
     TASKS,
     Sample,
@@ -42,7 +42,18 @@ POOLS = {  # one instruction per task, so the expected strings are exact
     "index2item": ["Index: {index}. Item?"],
     "fusion_index2title": ["History: {history}. Next title?"],
     "fusion_title2index": ["Titles: {history}. Next index?"],
+    "item_search": ["Review: {review}. Index?"],
+    "preference_extraction": ["History: {history}. Preference?"],
 }
+# Per user, item -> review; item 3 is not a training item of user 0 (held out).
+REVIEWS = [
+    {
+        0: Review("Nice", "Loved every letter of it"),
+        2: Review(" Fun ", "Funny"),
+        3: Review("X", "Y"),
+    },
+    {3: Review("Short", ""), 1: Review("Meh", "Too plain for me"), 0: Review("Ok", "Fine")},
+]
 R = "\nResponse:\n"  # the end of the short template
 
 
@@ -141,6 +152,40 @@ def test_missing_index():
         TaskData.build(SPLIT, ITEM_IDS, CATALOG, {k: INDEX[k] for k in ITEM_IDS[:3]})
 
 
+def test_item_search_reads_the_training_reviews_with_text(one_prompt):
+    data = TaskData.build(SPLIT, ITEM_IDS, CATALOG, INDEX, description_words=3, reviews=REVIEWS)
+    assert build_samples(data, ["item_search"]) == [  # in time order; no text, no sample
+        Sample(f"Review: Loved every letter. Index?{R}", "<a_0><b_0>", "item_search", 0),
+        Sample(f"Review: Funny. Index?{R}", "<a_1><b_0>", "item_search", 2),
+        Sample(f"Review: Too plain for. Index?{R}", "<a_0><b_1>", "item_search", 1),
+        Sample(f"Review: Fine. Index?{R}", "<a_0><b_0>", "item_search", 0),
+    ]
+    drawn = build_samples(data, ["item_search"], prefixes_per_user=1, seed=1)
+    assert [s.target for s in drawn][:1] in ([0], [2]) and [s.target for s in drawn][1:] in (
+        [1],
+        [0],
+    )
+
+
+def test_preference_extraction_names_the_users_review_summaries(one_prompt):
+    data = TaskData.build(SPLIT, ITEM_IDS, CATALOG, INDEX, reviews=REVIEWS)
+    assert build_samples(data, ["preference_extraction"]) == [  # the last 2 training items
+        Sample(
+            f"History: <a_0><b_1>, <a_1><b_0>. Preference?{R}", "Fun", "preference_extraction", 2
+        ),
+        Sample(
+            f"History: <a_0><b_1>, <a_0><b_0>. Preference?{R}",
+            "Meh; Ok",
+            "preference_extraction",
+            0,
+        ),
+    ]
+
+
+def test_review_tasks_give_nothing_without_reviews(data):
+    assert build_samples(data, ["item_search", "preference_extraction"]) == []
+
+
 def test_shipped_pools_use_their_placeholders():
     fields = {
         "seqrec": {"history"},
@@ -148,6 +193,8 @@ def test_shipped_pools_use_their_placeholders():
         "index2item": {"index"},
         "fusion_index2title": {"history"},
         "fusion_title2index": {"history"},
+        "item_search": {"review"},
+        "preference_extraction": {"history"},
     }
     pools = prompt_pools()
     assert set(pools) == set(TASKS)

@@ -5,9 +5,9 @@ Modules: ``schema`` (data classes), ``fileio`` (line/table readers with ``file:l
 -> dataset), ``preprocess`` (EAGER-LLM filtering), ``split`` (leave-one-out), ``stats``.
 """
 
-from .loaders import load_dataset, load_raw
+from .loaders import load_dataset, load_raw, load_reviews, review_file
 from .preprocess import preprocess
-from .schema import Interactions, ItemCatalog, ItemText
+from .schema import Interactions, ItemCatalog, ItemText, Review, reviews_by_user
 from .split import Example, LeaveOneOut, leave_one_out
 from .stats import dataset_stats, interaction_stats
 
@@ -17,10 +17,14 @@ __all__ = [
     "ItemCatalog",
     "ItemText",
     "LeaveOneOut",
+    "Review",
     "dataset_stats",
     "interaction_stats",
     "leave_one_out",
     "load_dataset",
     "load_raw",
+    "load_reviews",
+    "review_file",
+    "reviews_by_user",
     "preprocess",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -124,3 +125,23 @@ class ItemCatalog:
     def subset(self, item_ids: Iterable[str]) -> ItemCatalog:
         """The entries of ``item_ids``, in that order (all must be present)."""
         return ItemCatalog({item_id: self.items[item_id] for item_id in item_ids})
+
+
+class Review(NamedTuple):
+    """A user's review of an item: its one-line ``summary`` and its ``text``."""
+
+    summary: str
+    text: str
+
+
+def reviews_by_user(
+    interactions: Interactions, reviews: dict[tuple[str, str], Review]
+) -> list[dict[int, Review]]:
+    """Per user index, item index -> the review of each event's (user id, item id) pair that
+    has one."""
+    by_user: list[dict[int, Review]] = [{} for _ in range(interactions.n_users)]
+    user_ids, item_ids = interactions.user_ids, interactions.item_ids
+    for user, item in zip(interactions.users.tolist(), interactions.items.tolist(), strict=True):
+        if (review := reviews.get((user_ids[user], item_ids[item]))) is not None:
+            by_user[user][item] = review
+    return by_user

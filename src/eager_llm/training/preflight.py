@@ -3,8 +3,9 @@
 :func:`check_run_inputs` raises :class:`~yaml_config.ConfigError` naming the file, or the
 config key to blame (the CLI then names the ``--set``, option or config file that gave it),
 and the problem: no index, an index file that is missing, not JSON or not an item index, embeddings
-that do not match the items, a dataset that differs from the one the index was built on, an
-unknown model, or a ``max_length`` too short for the shortest seqrec row.
+that do not match the items, a dataset that differs from the one the index was built on, only
+review tasks on a dataset without review text, an unknown model, or a ``max_length`` too short
+for the shortest seqrec row.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from eager_llm.data import review_file
 from eager_llm.indexing import load_item_index
-from eager_llm.tasks import recommendation_prompt
+from eager_llm.tasks import REVIEW_TASKS, recommendation_prompt
 from model_zoo.lookup import model_problem
 from yaml_config import ConfigError
 
@@ -90,6 +92,12 @@ def check_run_inputs(config: EagerConfig, base: str | None = None) -> IndexFiles
         load_indexed_dataset(files)
     except (ValueError, FileNotFoundError) as error:
         raise _index_error(f"{config.index}: the index's dataset: {error}") from None
+    if set(config.tasks) <= set(REVIEW_TASKS) and review_file(files.dataset) is None:
+        raise ConfigError(
+            f"'tasks' {', '.join(config.tasks)} need review text, which {files.dataset} has "
+            "not (only Amazon review files have it); add a task such as seqrec",
+            key="tasks",
+        )
     from transformers import AutoTokenizer
 
     from model_zoo import resolve

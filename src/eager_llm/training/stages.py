@@ -19,10 +19,18 @@ import torch
 from torch.utils.data import Dataset
 from transformers import set_seed
 
-from eager_llm.data import ItemCatalog, LeaveOneOut, leave_one_out
+from eager_llm.data import (
+    Interactions,
+    ItemCatalog,
+    LeaveOneOut,
+    Review,
+    leave_one_out,
+    load_reviews,
+    reviews_by_user,
+)
 from eager_llm.indexing.dki import BEHAVIOUR, SEMANTIC
 from eager_llm.indexing.token_init import code_vectors
-from eager_llm.tasks import Sample, TaskData, build_samples
+from eager_llm.tasks import REVIEW_TASKS, Sample, TaskData, build_samples
 from model_zoo import resolve
 from model_zoo.run_folder import apply_plan, config_fingerprint, plan_run
 
@@ -64,12 +72,34 @@ class SampleDataset(Dataset):
         return self.samples[position]
 
 
+def task_reviews(
+    config: EagerConfig, dataset: str, interactions: Interactions
+) -> list[dict[int, Review]]:
+    """Per user, item -> review when ``config.tasks`` has a review task (else empty); on a
+    dataset without review text, a note that those tasks are skipped."""
+    if not (wanted := [task for task in config.tasks if task in REVIEW_TASKS]):
+        return []
+    if (reviews := load_reviews(dataset)) is None:
+        if config.process_index == 0:
+            print(
+                f"note: {', '.join(wanted)} skipped: {dataset} has no review text "
+                "(only Amazon review files have it)"
+            )
+        return []
+    return reviews_by_user(interactions, reviews)
+
+
 def training_samples(
-    config: EagerConfig, files: IndexFiles, split: LeaveOneOut, catalog: ItemCatalog
+    config: EagerConfig,
+    files: IndexFiles,
+    split: LeaveOneOut,
+    catalog: ItemCatalog,
+    reviews: list[dict[int, Review]] = (),
 ) -> list[Sample]:
-    """The samples of ``config.tasks`` on the index's dataset (deterministic in the seed)."""
+    """The samples of ``config.tasks`` on the index's dataset (deterministic in the seed);
+    ``reviews``: :func:`task_reviews`."""
     data = TaskData.build(
-        split, files.item_ids, catalog, files.item_index, config.description_words
+        split, files.item_ids, catalog, files.item_index, config.description_words, reviews
     )
     return build_samples(
         data,
@@ -111,7 +141,8 @@ def build_trainer(config: EagerConfig, base: str | None = None) -> EagerTrainer:
     files = load_index(config.index)
     interactions, catalog = load_indexed_dataset(files)
     split = leave_one_out(interactions, max_history=config.max_history)
-    samples = training_samples(config, files, split, catalog)
+    reviews = task_reviews(config, files.dataset, interactions)
+    samples = training_samples(config, files, split, catalog, reviews)
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     validation, valid_users = validation_parts(config, files, split)
