@@ -1,7 +1,8 @@
-"""The ``train`` (stage 1) and ``anneal`` (stage 2) verbs of ``eager-llm``.
+"""The ``train`` (stage 1), ``anneal`` (stage 2) and ``repeat`` (both, then eval, per
+seed) verbs of ``eager-llm``.
 
-Register with ``app.command("train")(train_command)`` and
-``app.command("anneal")(anneal_command)``.
+Register with ``app.command("train")(train_command)``,
+``app.command("anneal")(anneal_command)`` and ``app.command("repeat")(repeat_command)``.
 """
 
 from __future__ import annotations
@@ -92,6 +93,65 @@ def anneal_command(
         output_dir=str(output_dir) if output_dir else None,
         max_steps=max_steps,
     )
+
+
+def repeat_command(
+    config: Path = typer.Option(..., exists=True, dir_okay=False, help="YAML config file."),
+    seeds: str = typer.Option(..., help="Seeds, one run each, separated by commas: 0,1,2."),
+    output_dir: Path = typer.Option(..., help="Folder of the runs (seed-S/) and the summary."),
+    anneal: bool = typer.Option(False, help="Also run stage 2 on each seed's stage 1."),
+    index: Path = typer.Option(None, help="Index folder (default: the config's index)."),
+    max_steps: int = typer.Option(None, help="Override max_steps (both stages)."),
+    set_: list[str] = typer.Option(None, "--set", help="Override any config key: key=value."),
+    resume: bool = typer.Option(False, help=RESUME_HELP),
+    overwrite: bool = typer.Option(False, help=OVERWRITE_HELP),
+    split: str = typer.Option("test", help="Split evaluated: test or valid."),
+    beams: int = typer.Option(20, min=1, help="Beams = items ranked per user."),
+    batch_size: int = typer.Option(16, min=1, help="Users decoded together."),
+    limit_users: int = typer.Option(None, min=1, help="Only the first N users of the split."),
+    dtype: str = typer.Option("float32", help="float32 or bfloat16 decoding."),
+) -> None:
+    """Train (--anneal: and anneal) then evaluate one run per seed; writes
+    OUTPUT_DIR/seed-S/ and OUTPUT_DIR/seeds.{json,md}: mean and std of each metric."""
+    from eager_llm.repeats import parse_seeds, repeat, summary_table
+    from eager_llm.training import ConfigError
+    from eager_llm.training.model import DTYPES
+    from model_zoo.cli_errors import expected_errors
+    from model_zoo.run_folder import RunFolderError
+    from yaml_config import blame_override
+
+    try:
+        chosen = parse_seeds(seeds)
+        if split not in ("test", "valid"):
+            raise ValueError(f"--split {split!r}: test or valid")
+        if dtype not in DTYPES:
+            raise ValueError(f"--dtype {dtype!r}: one of {', '.join(DTYPES)}")
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    given = {"index": str(index) if index else None, "max_steps": max_steps}
+    explicit = {key: value for key, value in given.items() if value is not None}
+    flags = {key: f"--{key.replace('_', '-')} {value}" for key, value in explicit.items()}
+    evaluation = {"split": split, "beams": beams, "batch_size": batch_size,
+                  "limit_users": limit_users, "dtype": dtype}  # fmt: skip
+    with expected_errors(ConfigError, RunFolderError):
+        try:
+            summary = repeat(
+                config,
+                chosen,
+                output_dir,
+                overrides=set_ or [],
+                anneal=anneal,
+                resume=resume,
+                overwrite=overwrite,
+                evaluation=evaluation,
+                echo=typer.echo,
+                **explicit,
+            )
+        except ConfigError as error:
+            raise blame_override(error, set_ or [], flags, source=str(config)) from None
+    typer.echo(summary_table(summary))
+    typer.echo(f"summary: {output_dir / 'seeds.md'}")
 
 
 def tiger_command(
