@@ -1,15 +1,41 @@
-"""``metrics.jsonl`` and ``loss_curve.png`` next to a training run."""
+"""``metrics.jsonl``, ``validation_ranks.jsonl`` and ``loss_curve.png`` next to a training
+run."""
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
+import numpy as np
 from transformers import TrainerCallback
 
 KEYS = ("loss", "lm_loss", "gct_sem", "gct_beh", "learning_rate")
 VALID_KEYS = ("eval_recall@10", "eval_ndcg@10")
+VALIDATION_RANKS = "validation_ranks.jsonl"
+
+
+def append_validation_ranks(folder: str | Path, step: int, ranks) -> None:
+    """One line ``{"step", "ranks"}`` in ``folder/validation_ranks.jsonl``: every validation
+    user's 0-based target rank (None: not among the decoded items), in user order, so two
+    points of the learning curve can be compared user by user."""
+    ranks = [None if math.isinf(rank) else int(rank) for rank in ranks]
+    with (Path(folder) / VALIDATION_RANKS).open("a") as handle:
+        handle.write(json.dumps({"step": step, "ranks": ranks}) + "\n")
+
+
+def read_validation_ranks(folder: str | Path) -> dict[int, np.ndarray]:
+    """Step -> ranks (float array (n_users,), ``inf`` absent) from
+    :func:`append_validation_ranks`' file; a step logged twice (a resumed run) keeps its
+    last line."""
+    found = {}
+    for line in (Path(folder) / VALIDATION_RANKS).read_text().splitlines():
+        record = json.loads(line)
+        found[record["step"]] = np.array(
+            [np.inf if rank is None else rank for rank in record["ranks"]], dtype=np.float64
+        )
+    return found
 
 
 class MetricsFile(TrainerCallback):

@@ -8,7 +8,8 @@
   where they are separate tensors (LoRA's trainable-token deltas), else
   :class:`RowLearningRate` on the shared embedding matrix.
 - ``evaluate`` is the ranking validation (:mod:`.validation`): ``eval_recall@10`` and
-  ``eval_ndcg@10``, which ``metric_for_best_model`` / ``load_best_model_at_end`` use. The
+  ``eval_ndcg@10``, which ``metric_for_best_model`` / ``load_best_model_at_end`` use, and
+  every user's rank in ``validation_ranks.jsonl`` (paired comparisons of two points). The
   starting model validated by ``eval_on_start`` is a candidate too (``checkpoint-0``):
   Trainer alone never selects step 0, so annealing could not fall back to its stage-1 model.
 - A checkpoint holds the LM as ``save_pretrained`` writes it (full weights, or the adapter
@@ -26,6 +27,8 @@ from safetensors.torch import load_file, save_file
 from transformers import Trainer
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.trainer_pt_utils import LengthGroupedSampler, nested_gather
+
+from .run_log import append_validation_ranks
 
 PROJECTORS = "projectors.safetensors"
 PARTS = ("lm_loss", "gct_sem", "gct_beh")
@@ -144,6 +147,9 @@ class EagerTrainer(Trainer):
         with self.accelerator.autocast():
             found = self.validation(lm, self.processing_class)
         lm.train(was_training)
+        ranks = found.pop("ranks", None)
+        if ranks is not None and self.is_world_process_zero():
+            append_validation_ranks(self.args.output_dir, self.state.global_step, ranks)
         metrics = {f"{metric_key_prefix}_{k}": v for k, v in found.items() if k != "n_users"}
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(

@@ -17,7 +17,7 @@ import torch
 from eager_llm.baselines import most_popular, sasrec_rankings
 from eager_llm.data import Example
 from eager_llm.decoding import ItemTrie, recommend
-from eager_llm.metrics import evaluate_rankings
+from eager_llm.metrics import evaluate_rankings, list_ranks
 from eager_llm.tasks import history_prompts
 
 KS = (10,)
@@ -54,14 +54,17 @@ class RankingValidation:
         return cls(prompts, [e.target for e in examples], item_index, item_ids, **kwargs)
 
     @torch.no_grad()
-    def __call__(self, lm, tokenizer) -> dict[str, float]:
+    def __call__(self, lm, tokenizer) -> dict:
+        """``{"recall@10", "ndcg@10", "n_users", "ranks"}``; ``ranks``: each user's 0-based
+        target rank among the decoded items (``inf``: absent), a float array (n_users,)."""
         position = {item_id: i for i, item_id in enumerate(self.item_ids)}
         trie = ItemTrie(self.item_index, tokenizer)
         found = recommend(
             lm, tokenizer, self.prompts, trie, k=self.beams, batch_size=self.batch_size
         )
         ranked = [[position[item_id] for item_id, _ in items] for items in found]
-        return evaluate_rankings(ranked, self.targets, ks=KS)
+        ranks = list_ranks(ranked, self.targets)
+        return {**evaluate_rankings(ranked, self.targets, ks=KS), "ranks": ranks}
 
 
 def baseline_metrics(examples, train, n_items: int, sasrec_folder: Path) -> dict[str, dict]:

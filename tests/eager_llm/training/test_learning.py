@@ -3,12 +3,14 @@ ranking validation and best-checkpoint selection (tiny-llama on the toy index)."
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from eager_llm.training import build_trainer, load_config, run
 from eager_llm.training.model import labelled_lm_loss
+from eager_llm.training.run_log import read_validation_ranks
 from eager_llm.training.trainer import RowLearningRate
 from tests.eager_llm.training.toy import CONFIG, script_validation, toy_index
 
@@ -103,8 +105,10 @@ def test_validation_runs_on_fixed_users_and_final_is_the_best_checkpoint(root, m
     )  # fmt: skip
     trainer = build_trainer(settings)
     measured = trainer.validation(trainer.model.lm.eval(), trainer.processing_class)
-    assert set(measured) == {"recall@10", "ndcg@10", "n_users"} and measured["n_users"] == 3
+    assert set(measured) == {"recall@10", "ndcg@10", "n_users", "ranks"}
+    assert measured["n_users"] == 3 == len(measured["ranks"])
     assert 0 <= measured["ndcg@10"] <= measured["recall@10"] <= 1
+    assert measured["recall@10"] == np.mean(measured["ranks"] < 10)
 
     script_validation(monkeypatch, [0.2, 0.6, 0.4, 0.1], n_users=3)  # step 2 is the best
     final = run(settings)
@@ -128,7 +132,11 @@ def test_eval_on_start_alone_validates_the_untrained_model(root):
     out = root / "onstart"
     run(config(root, "onstart", "eval_on_start=true", "valid_users=2", "max_steps=1"))
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records if "eval_recall@10" in r] == [0]
+    validations = [r for r in records if "eval_recall@10" in r]
+    assert [r["step"] for r in validations] == [0]
+    ranks = read_validation_ranks(out)  # user by user, for paired comparisons of two steps
+    assert list(ranks) == [0] and len(ranks[0]) == 2
+    assert np.mean(ranks[0] < 10) == validations[0]["eval_recall@10"]
 
 
 def test_the_starting_model_is_a_candidate_for_the_best_checkpoint(root, monkeypatch):
