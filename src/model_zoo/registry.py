@@ -98,6 +98,11 @@ ZOO: dict[str, ZooModel] = {
             "tiny-llama", "random 2-layer LlamaForCausalLM (tests)", _tiny("build_tiny_llama")
         ),
         ZooModel(
+            "tiny-qwen2",
+            "random 2-layer Qwen2ForCausalLM, tied embeddings, Qwen2's tokenizer (tests)",
+            _tiny("build_tiny_qwen2"),
+        ),
+        ZooModel(
             "tiny-llava",
             "random LLaVA: tiny DINOv2 + MLP projector + tiny Llama (tests)",
             _tiny("build_tiny_llava"),

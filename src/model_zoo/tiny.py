@@ -20,6 +20,8 @@ from transformers import (
     LlavaProcessor,
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
+    Qwen2Config,
+    Qwen2ForCausalLM,
     Qwen2VLImageProcessorPil,
 )
 
@@ -29,6 +31,7 @@ from model_zoo.tiny_tokenizer import (
     LLAVA_IMAGE,
     QWEN_CHAT_TEMPLATE,
     QWEN_VISION,
+    build_tiny_qwen2_tokenizer,
     build_tiny_tokenizer,
 )
 
@@ -69,6 +72,24 @@ def build_tiny_llama(out: Path) -> None:
     config = LlamaConfig(vocab_size=len(tokenizer), **TEXT_DIMS, **_token_ids(tokenizer))
     torch.manual_seed(SEED)
     _save(LlamaForCausalLM(config), tokenizer, out)
+
+
+def build_tiny_qwen2(out: Path) -> None:
+    """``Qwen2ForCausalLM``: 2 layers, hidden 64, as Qwen2 / Qwen2.5 (base) configure it:
+    tied input and output embeddings, biases on the q/k/v projections, and BOS = EOS = pad
+    = ``<|endoftext|>`` (a token its tokenizer never adds)."""
+    tokenizer = build_tiny_qwen2_tokenizer()
+    end = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        **TEXT_DIMS,
+        tie_word_embeddings=True,
+        bos_token_id=end,
+        eos_token_id=end,
+        pad_token_id=end,
+    )
+    torch.manual_seed(SEED)
+    _save(Qwen2ForCausalLM(config), tokenizer, out)
 
 
 def build_tiny_llava(out: Path) -> None:

@@ -1,13 +1,18 @@
-"""A small byte-level BPE tokenizer with chat templates, trained in well under a second.
+"""Small byte-level BPE tokenizers with chat templates, trained in well under a second.
 
 Tiny test models need a real tokenizer (special tokens, chat template, padding) but no
-download; this one is trained on a fixed corpus, so it is identical on every machine.
+download; these are trained on a fixed corpus, so they are identical on every machine.
+:func:`build_tiny_tokenizer` serves tiny-llama and the VLMs, :func:`build_tiny_qwen2_tokenizer`
+is transformers' ``Qwen2Tokenizer`` with Qwen2's conventions.
 """
 
 from __future__ import annotations
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast
+import json
+
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast, Qwen2Tokenizer
+from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
 VOCAB_SIZE = 768
 ENDOFTEXT, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
@@ -44,13 +49,13 @@ def _chatml_template(image_markup: str) -> str:
 
 QWEN_CHAT_TEMPLATE = _chatml_template("<|vision_start|><|image_pad|><|vision_end|>")
 LLAVA_CHAT_TEMPLATE = _chatml_template(LLAVA_IMAGE)
+CHATML_TEMPLATE = _chatml_template("")  # text only
 
 
-def build_tiny_tokenizer(extra_special: list[str] = ()) -> PreTrainedTokenizerFast:
-    """Byte-level BPE (``VOCAB_SIZE`` entries) with ChatML specials + ``extra_special``."""
-    specials = [ENDOFTEXT, IM_START, IM_END, *extra_special]
+def _train_bpe(pre_tokenizer, specials: list[str]) -> Tokenizer:
+    """A byte-level BPE of ``VOCAB_SIZE`` entries over the corpus, ``specials`` first."""
     bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.pre_tokenizer = pre_tokenizer
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=VOCAB_SIZE,
@@ -59,10 +64,34 @@ def build_tiny_tokenizer(extra_special: list[str] = ()) -> PreTrainedTokenizerFa
         show_progress=False,
     )
     bpe.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    return bpe
+
+
+def build_tiny_tokenizer(extra_special: list[str] = ()) -> PreTrainedTokenizerFast:
+    """Byte-level BPE (``VOCAB_SIZE`` entries) with ChatML specials + ``extra_special``."""
+    specials = [ENDOFTEXT, IM_START, IM_END, *extra_special]
+    bpe = _train_bpe(pre_tokenizers.ByteLevel(add_prefix_space=False), specials)
     return PreTrainedTokenizerFast(
         tokenizer_object=bpe,
         eos_token=IM_END,
         pad_token=ENDOFTEXT,
         additional_special_tokens=list(extra_special),
         padding_side="left",
+    )
+
+
+def build_tiny_qwen2_tokenizer() -> Qwen2Tokenizer:
+    """``Qwen2Tokenizer`` as Qwen2 / Qwen2.5 (base) ship it: Qwen's pre-tokenizer regex then
+    byte-level BPE, no BOS and no specials added to a text, EOS = pad = ``<|endoftext|>``,
+    no unknown token, ChatML specials, padding on the right (its default)."""
+    split = pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated")
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    bpe = _train_bpe(pre_tokenizers.Sequence([split, byte_level]), [ENDOFTEXT, IM_START, IM_END])
+    model = json.loads(bpe.to_str())["model"]
+    return Qwen2Tokenizer(
+        vocab=model["vocab"],
+        merges=[tuple(merge) for merge in model["merges"]],
+        unk_token=None,
+        additional_special_tokens=[IM_START, IM_END],
+        chat_template=CHATML_TEMPLATE,
     )

@@ -19,9 +19,9 @@ def _catalogue() -> dict[str, list[str]]:
     return index
 
 
-@pytest.fixture(scope="module")
-def setup():
-    folder = resolve("tiny-llama")
+@pytest.fixture(scope="module", params=["tiny-llama", "tiny-qwen2"])
+def setup(request):
+    folder = resolve(request.param)  # tiny-qwen2: tied embeddings, pad = EOS
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
     index = _catalogue()

@@ -31,6 +31,29 @@ def test_tiny_llama_chat_forward_and_generate():
     assert generated.shape == (2, batch["input_ids"].shape[1] + 4)
 
 
+def test_tiny_qwen2_has_qwen2s_conventions():
+    folder = resolve("tiny-qwen2")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    assert type(tokenizer).__name__ == "Qwen2Tokenizer"
+    assert type(model).__name__ == "Qwen2ForCausalLM"
+    assert tokenizer.bos_token is None and tokenizer.unk_token is None
+    assert tokenizer.eos_token == tokenizer.pad_token == "<|endoftext|>"
+    text = "Toy Story (1995)"
+    assert tokenizer(text)["input_ids"] == tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert tokenizer.tokenize(" 1995") == ["Ġ", "1", "9", "9", "5"]  # Qwen's digit split
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    assert model.model.layers[0].self_attn.q_proj.bias is not None
+    assert model.config.eos_token_id == model.generation_config.eos_token_id
+    assert model.config.eos_token_id == tokenizer.eos_token_id
+    batch = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], add_generation_prompt=True, return_tensors="pt",
+        return_dict=True,
+    )  # fmt: skip
+    generated = model.generate(**batch, max_new_tokens=4, do_sample=False)
+    assert generated.shape == (1, batch["input_ids"].shape[1] + 4)
+
+
 @pytest.mark.parametrize(
     ("name", "architecture", "image_tokens"),
     [
