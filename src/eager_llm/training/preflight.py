@@ -94,8 +94,9 @@ def check_run_inputs(config: EagerConfig, base: str | None = None) -> IndexFiles
         raise _index_error(f"{config.index}: the index's dataset: {error}") from None
     if set(config.tasks) <= set(REVIEW_TASKS) and review_file(files.dataset) is None:
         raise ConfigError(
-            f"'tasks' {', '.join(config.tasks)} need review text, which {files.dataset} has "
-            "not (only Amazon review files have it); add a task such as seqrec",
+            f"'tasks' holds only review tasks ({', '.join(config.tasks)}), which need review "
+            f"text; {files.dataset} has none (only Amazon review files have it): add another "
+            "task such as seqrec",
             key="tasks",
         )
     from transformers import AutoTokenizer
