@@ -299,8 +299,8 @@ def preference_extraction(data: TaskData, rng: random.Random, template: str) -> 
     samples = []
     for sequence, reviews in zip(data.train, data.reviews, strict=False):  # none: no samples
         history = sequence.tolist()[-data.max_history :]
-        said = [reviews[item].summary for item in history if item in reviews]
-        if not (said := [summary for summary in said if summary]):
+        summaries = [reviews[item].summary for item in history if item in reviews]
+        if not (said := [summary for summary in summaries if summary]):
             continue
         text = ", ".join(data.indices[item] for item in history)
         prompt = apply_template(template, rng.choice(pool).format(history=text))
