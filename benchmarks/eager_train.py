@@ -109,7 +109,7 @@ def all_positions_forward(
         zero = sum(p.sum() for p in self.gct.parameters()) * 0.0
         return {"loss": output.loss + zero, "lm_loss": output.loss}
     hidden = output.hidden_states[-1][rows, eos_positions[rows]]
-    sem, beh = self.gct(hidden, target_items[rows])
+    sem, beh, _ = self.gct(hidden, target_items[rows])
     loss = output.loss + self.semantic_weight * sem + self.behaviour_weight * beh
     return {"loss": loss, "lm_loss": output.loss, "gct_sem": sem, "gct_beh": beh}
 

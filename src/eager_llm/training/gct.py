@@ -10,6 +10,12 @@ similarity ``s``, the loss of batch row ``b`` is
 
 over the batch targets ``t_j`` (in-batch negatives; a column naming the same item as row
 ``b`` is left out unless it is ``b`` itself) and the sampled catalogue negatives ``n``.
+
+Across processes the batch is the global batch: every process scores its own rows against
+the targets of all processes' rows and one set of catalogue negatives (drawn on process 0,
+excluding every global target), and backpropagates its share of the mean over all GCT rows
+(:mod:`.ranks`), so the loss and its gradient are those of one process holding the whole
+batch. Only item ids travel between processes; the embeddings are the item tables.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .ranks import from_first, gather_rows, share
 
 
 def gct_infonce(
@@ -26,23 +34,26 @@ def gct_infonce(
     negatives: torch.Tensor,
     temperature: float = 0.1,
     target_items: torch.Tensor | None = None,
+    offset: int = 0,
 ) -> torch.Tensor:
-    """Mean InfoNCE loss (scalar).
+    """InfoNCE loss of each row, FloatTensor (B,).
 
-    hidden: (B, H) response states; projector: (..., H) -> (..., D); targets: (B, D) the
-    positives, also the in-batch negatives of the other rows; negatives: (N, D), N >= 0;
-    target_items: LongTensor (B,) item of each target, masking in-batch duplicates.
+    hidden: (B, H) response states; projector: (..., H) -> (..., D); targets: (C, D) the
+    targets of the (global) batch, of which rows ``offset .. offset + B - 1`` are those of
+    ``hidden`` (its positives) and all are in-batch negatives; negatives: (N, D), N >= 0;
+    target_items: LongTensor (C,) item of each target, masking in-batch duplicates.
     """
     z = F.normalize(projector(F.normalize(hidden, dim=-1)), dim=-1)
     candidates = F.normalize(torch.cat([targets, negatives]), dim=-1)
-    logits = z @ candidates.T / temperature  # (B, B + N)
+    logits = z @ candidates.T / temperature  # (B, C + N)
     rows = torch.arange(len(hidden), device=hidden.device)
+    positives = rows + offset
     if target_items is not None:
-        duplicate = target_items[:, None] == target_items[None, :]
-        duplicate[rows, rows] = False
+        duplicate = target_items[positives, None] == target_items[None, :]
+        duplicate[rows, positives] = False
         mask = F.pad(duplicate, (0, len(negatives)))
         logits = logits.masked_fill(mask, float("-inf"))
-    return F.cross_entropy(logits, rows)
+    return F.cross_entropy(logits, positives, reduction="none")
 
 
 def sample_negatives(
@@ -86,21 +97,26 @@ class GCTHead(nn.Module):
         self.temperature = temperature
         self.negatives = negatives
 
-    def forward(self, hidden: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(semantic loss, behaviour loss) of ``hidden`` (B, H) whose targets are ``items`` (B,).
+    def forward(
+        self, hidden: torch.Tensor, items: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """(semantic loss, behaviour loss, n) of ``hidden`` (B, H) whose targets are ``items``
+        (B,), B >= 0: each loss is this process's share of the mean over the ``n`` GCT rows of
+        all processes (:func:`.ranks.share`; 0 when ``n`` is 0).
 
-        One set of catalogue negatives, excluding every target of the batch, serves both."""
-        negatives = sample_negatives(len(self.semantic_table), items, self.negatives)
-        negatives = negatives.to(items.device)
+        One set of catalogue negatives, excluding every target of the global batch, serves
+        both. A collective: every process calls it for every micro-batch."""
+        batch, offset = gather_rows(items)
+        negatives = sample_negatives(len(self.semantic_table), batch, self.negatives)
+        negatives = from_first(negatives.to(items.device))
         hidden = hidden.float()
         losses = []
         for projector, table in (
             (self.semantic, self.semantic_table),
             (self.behaviour, self.behaviour_table),
         ):
-            losses.append(
-                gct_infonce(
-                    hidden, projector, table[items], table[negatives], self.temperature, items
-                )
+            rows = gct_infonce(
+                hidden, projector, table[batch], table[negatives], self.temperature, batch, offset
             )
-        return tuple(losses)
+            losses.append(share(rows.sum(), len(batch)))
+        return losses[0], losses[1], len(batch)

@@ -25,6 +25,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from eager_llm.indexing import add_index_tokens, index_vocabulary
 
 from .gct import GCTHead
+from .ranks import share, total
 
 ATTENTION_MLP = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -93,18 +94,21 @@ def decoder_and_head(lm) -> tuple[nn.Module, nn.Module]:
     return base.get_decoder(), base.get_output_embeddings()
 
 
-def labelled_lm_loss(hidden: torch.Tensor, labels: torch.Tensor, head: nn.Module) -> torch.Tensor:
+def labelled_lm_loss(
+    hidden: torch.Tensor, labels: torch.Tensor, head: nn.Module, reduction: str = "mean"
+) -> torch.Tensor:
     """Next-token cross-entropy with the LM head applied only where a label is predicted.
 
     hidden: (B, T, H) final hidden states; labels: (B, T), ``-100`` where ignored. Position
-    ``t`` predicts ``labels[:, t + 1]``; the mean runs over the predicted tokens, as in
-    transformers' causal-LM loss, but the (B, T, V) logits of prompt and padding positions
-    are never computed (an index task's response is a few tokens of a ~150-token row).
+    ``t`` predicts ``labels[:, t + 1]``; the mean (``reduction="sum"``: the sum) runs over
+    the predicted tokens, as in transformers' causal-LM loss, but the (B, T, V) logits of
+    prompt and padding positions are never computed (an index task's response is a few
+    tokens of a ~150-token row).
     """
     targets = labels[:, 1:]
     predicted = targets != -100
     logits = head(hidden[:, :-1][predicted])  # (N, V)
-    return nn.functional.cross_entropy(logits.float(), targets[predicted])
+    return nn.functional.cross_entropy(logits.float(), targets[predicted], reduction=reduction)
 
 
 class EagerLLM(nn.Module):
@@ -114,6 +118,10 @@ class EagerLLM(nn.Module):
     input_ids, attention_mask, labels: (B, T); eos_positions, target_items: LongTensor (B,);
     gct_rows: BoolTensor (B,). It returns a dict of scalars: ``loss``, ``lm_loss`` and, with
     GCT and at least one GCT row in the batch, the unweighted ``gct_sem`` and ``gct_beh``.
+    Under data parallelism the batch is the global one (all processes' micro-batches): the
+    LM loss is the mean over its labelled tokens, GCT over its rows, and each process
+    returns its share of them (:func:`.ranks.share`), so the average over processes, and of
+    their gradients, is what one process with the whole batch computes.
     """
 
     # Trainer's checkpoint loading consults this when the LM's state dict misses keys (a tied
@@ -148,13 +156,14 @@ class EagerLLM(nn.Module):
     ) -> dict[str, torch.Tensor]:
         decoder, head = decoder_and_head(self.lm)
         hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        lm_loss = labelled_lm_loss(hidden, labels, head)
+        tokens = int(total((labels[:, 1:] != -100).sum()))
+        lm_loss = share(labelled_lm_loss(hidden, labels, head, reduction="sum"), tokens)
         if self.gct is None:
             return {"loss": lm_loss, "lm_loss": lm_loss}
         rows = gct_rows.nonzero().squeeze(1)
-        if not len(rows):  # a zero term still gives every projector a gradient, as DDP needs
-            zero = sum(p.sum() for p in self.gct.parameters()) * 0.0
-            return {"loss": lm_loss + zero, "lm_loss": lm_loss}
-        sem, beh = self.gct(hidden[rows, eos_positions[rows]].float(), target_items[rows])
+        sem, beh, n = self.gct(hidden[rows, eos_positions[rows]].float(), target_items[rows])
+        # with n == 0 both are a zero that still gives every projector a gradient (DDP's need)
         loss = lm_loss + self.semantic_weight * sem + self.behaviour_weight * beh
+        if not n:
+            return {"loss": loss, "lm_loss": lm_loss}
         return {"loss": loss, "lm_loss": lm_loss, "gct_sem": sem, "gct_beh": beh}

@@ -130,11 +130,19 @@ class EagerTrainer(Trainer):
     def _get_train_sampler(self, train_dataset=None):
         """``train_sampling_strategy: group_by_length``: batches of similar length (less
         padding), from the dataset's ``lengths`` (characters of prompt + response) instead of
-        tokenizing every sample; otherwise the Trainer's sampler."""
+        tokenizing every sample; otherwise the Trainer's sampler.
+
+        The groups are global batches (all processes' micro-batches of one optimizer step)
+        drawn with a generator seeded by ``data_seed`` (else ``seed``): every process draws
+        the same order, the one a single process draws at the same global batch, and
+        accelerate deals each process its part of every global batch."""
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         if self.args.train_sampling_strategy == "group_by_length" and hasattr(dataset, "lengths"):
-            batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
-            return LengthGroupedSampler(batch, lengths=dataset.lengths)
+            args = self.args
+            batch = args.train_batch_size * args.gradient_accumulation_steps * args.world_size
+            seed = args.data_seed if args.data_seed is not None else args.seed
+            generator = torch.Generator().manual_seed(seed)
+            return LengthGroupedSampler(batch, lengths=dataset.lengths, generator=generator)
         return super()._get_train_sampler(train_dataset)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
