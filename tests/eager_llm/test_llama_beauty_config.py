@@ -34,7 +34,8 @@ def test_stage1_trains_everything_and_annealing_is_lora_on_seqrec():
     stage1 = load_config(BEAUTY, "train", CPU)
     assert stage1.lora is None and stage1.use_gct and stage1.template == "alpaca"
     assert set(stage1.tasks) == {
-        "seqrec", "item2index", "index2item", "fusion_index2title", "fusion_title2index"
+        "seqrec", "item2index", "index2item", "fusion_index2title", "fusion_title2index",
+        "item_search", "preference_extraction",
     }  # fmt: skip
     anneal = load_config(BEAUTY, "anneal", CPU)
     assert anneal.tasks == ["seqrec"] and not anneal.use_gct
