@@ -286,6 +286,7 @@ def render(root: Path, plot_name: str) -> str:
         "experiments/eager_ml100k.sh runs/ml100k   # trains, evaluates, runs the last line",
         "experiments/eager_ml100k_dense.sh runs/ml100k/dense  # every-item labels, two orders",
         "experiments/eager_ml100k_init.sh runs/ml100k/dense   # embedding init, RQ codes",
+        "experiments/eager_ml100k_ablate.sh runs/ml100k/dense # w/o GCT, one source, K 256",
         "experiments/eager_ml100k_report.py runs/ml100k",
         "```",
         "",
