@@ -171,3 +171,21 @@ def test_usage_errors_stay_typers(app):
     result = CliRunner().invoke(app, ["train"])
     assert result.exit_code == 2 and "Missing option '--config'" in result.output
     assert "internal error" not in result.output
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
+    """``observe-r1 synth ... | head -c 0``: the verb's last line meets a pipe whose reader
+    has gone; the command ends with click's quiet exit status 1, no "internal error" line."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has already stopped
+    command = [Path(sys.executable).with_name("observe-r1"), "synth", "--out", tmp_path, "--n", "1"]
+    try:
+        done = subprocess.run(command, stdout=write_end, stderr=subprocess.PIPE, timeout=300)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (1, b"")
+    assert (tmp_path / "rows.jsonl").is_file()  # the work itself was done

@@ -7,11 +7,15 @@
   group class of both apps). ``OBSERVE_EAGER_DEBUG=1`` lets the traceback through instead.
 - typer's own usage errors (a missing option, a bad value for an option's type) stay as
   typer prints them (exit status 2).
+- Output piped into a reader that stops early (``observe-r1 ladder --help | head``) ends
+  quietly with exit status 1, as click ends a command whose standard output has gone.
 """
 
 from __future__ import annotations
 
 import os
+import select
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -39,10 +43,23 @@ def _debugging() -> bool:
     return os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
+def _stdout_is_broken() -> bool:
+    """True when standard output is a pipe or socket whose reader has gone (so the broken
+    pipe is the user's ``| head``, not some other pipe of the work)."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a file (captured output)
+        return False
+    poller = select.poll()
+    poller.register(descriptor, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
 def reporting_group(tool: str) -> type[TyperGroup]:
     """A typer group class (``typer.Typer(cls=...)``) that turns an exception escaping a
-    verb into :func:`bug_line` and exit status 1; typer's exits, aborts and usage errors,
-    and every exception when ``OBSERVE_EAGER_DEBUG`` is set, pass through."""
+    verb into :func:`bug_line` and exit status 1; typer's exits, aborts and usage errors, a
+    broken standard output, and every exception when ``OBSERVE_EAGER_DEBUG`` is set, pass
+    through."""
 
     class ReportingGroup(TyperGroup):
         def invoke(self, ctx):
@@ -50,6 +67,11 @@ def reporting_group(tool: str) -> type[TyperGroup]:
                 return super().invoke(ctx)
             except (Exit, Abort, TyperException):
                 raise
+            except BrokenPipeError as error:
+                if _stdout_is_broken():
+                    raise  # click's main ends quietly, exit status 1
+                typer.echo(bug_line(tool, error), err=True)
+                raise Exit(1) from None
             except Exception as error:
                 if _debugging():
                     raise
