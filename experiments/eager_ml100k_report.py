@@ -117,8 +117,11 @@ INDICES = {
 
 
 def validation_curve(folder: Path) -> list[dict]:
-    """The validation records of a training run: step, samples, eval_recall@10, eval_ndcg@10."""
-    return [r for r in read_metrics(folder / "metrics.jsonl") if "eval_recall@10" in r]
+    """The validation records of a training run: step, samples, eval_recall@10, eval_ndcg@10;
+    one per step (a resumed run validates its checkpoint's step again: the last is kept)."""
+    records = read_metrics(folder / "metrics.jsonl")
+    by_step = {r["step"]: r for r in records if "eval_recall@10" in r}
+    return [by_step[step] for step in sorted(by_step)]
 
 
 def late_losses(folder: Path, records: int = 5) -> dict[str, tuple[int, int, float]]:
