@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from benchmarks.balanced_assignment import clustered_distances, reference_balanced_assignment
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from eager_llm.indexing import (
@@ -55,6 +56,31 @@ def test_balanced_assignment_prefers_near_clusters():
     # two points want cluster 0 (capacity 1): the nearer one gets it
     labels = balanced_assignment(np.array([[1.0, 5.0], [0.5, 9.0]]))
     assert labels.tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_balanced_assignment_equals_the_plain_greedy(seed):
+    # k = 1, n < k, n % k == 0 and != 0; real-valued distances, integer ones (many ties), and
+    # clusters every point ranks alike (the capacities bind: many chunks)
+    rng = np.random.default_rng(seed)
+    drawn = int(rng.integers(1, 300)), int(rng.integers(1, 40))
+    for n, k in [(1, 1), (9, 1), (3, 8), (8, 8), (64, 8), (67, 8), drawn]:
+        for distances in (
+            rng.random((n, k)),
+            rng.integers(0, 3, (n, k)).astype(np.float64),
+            rng.random((n, k)) + rng.random() * np.arange(k),
+        ):
+            expected = reference_balanced_assignment(distances)
+            assert np.array_equal(balanced_assignment(distances), expected), (n, k)
+    distances = clustered_distances(1000, 32, rng)  # the capacities bind: several chunks
+    assert np.array_equal(balanced_assignment(distances), reference_balanced_assignment(distances))
+
+
+def test_balanced_assignment_keeps_the_greedy_order_on_nan():
+    distances = np.random.default_rng(0).random((60, 16))
+    distances[::2, :8] = np.nan  # most points reach the NaN pairs (argsort puts them last)
+    expected = reference_balanced_assignment(distances)
+    assert np.array_equal(balanced_assignment(distances), expected)
 
 
 def test_balanced_kmeans_recovers_equal_blobs():

@@ -33,24 +33,45 @@ def code_length(n: int, k: int) -> int:
 def balanced_assignment(distances: np.ndarray) -> np.ndarray:
     """Greedy balanced assignment: ``distances`` (n, k) -> (n,) cluster of each point, with
     cluster sizes ``n // k`` or ``n // k + 1`` (exactly ``n % k`` clusters of the larger one).
+
+    The greedy walks all pairs in the order of a stable argsort of the flattened matrix and
+    takes a pair when its point is free and its cluster has room. Here it walks them in chunks:
+    each chunk holds the pairs of the points still free and the clusters still open, up to a
+    distance threshold (all ties at the threshold included), in the same order. The pairs left
+    out cannot be taken: an assigned point stays assigned, and a closed cluster (``n // k + 1``
+    items, or ``n // k`` once no larger slot is left) stays closed. A free point has no pair to
+    an open cluster below the previous threshold (it would have been taken), so the chunk
+    continues the walk exactly, and the labels equal the plain greedy's.
     """
     n, k = distances.shape
     small, larger_left = divmod(n, k)
-    labels = np.full(n, -1, dtype=np.int64)
-    sizes = np.zeros(k, dtype=np.int64)
-    assigned = 0
-    for flat in np.argsort(distances, axis=None, kind="stable"):
-        point, cluster = divmod(int(flat), k)
-        if labels[point] >= 0:
-            continue
-        if sizes[cluster] < small or (sizes[cluster] == small and larger_left > 0):
-            larger_left -= sizes[cluster] == small
-            labels[point] = cluster
-            sizes[cluster] += 1
-            assigned += 1
-            if assigned == n:
-                break
-    return labels
+    labels, sizes = [-1] * n, [0] * k
+    free, open_clusters = np.arange(n), np.arange(k)
+    while free.size:
+        if free.size == n and open_clusters.size == k:
+            sub = distances
+        else:
+            sub = distances[np.ix_(free, open_clusters)]
+        # threshold: about 4 pairs per free point, estimated on a sample of the free points
+        sample = sub[:: max(1, free.size // 1024)]
+        rank = min(sample.size, 4 * len(sample)) - 1
+        rows, columns = np.nonzero(sub <= np.partition(sample, rank, axis=None)[rank])
+        if rows.size == 0:  # a NaN threshold: the rest, NaNs last as in argsort
+            rows, columns = np.divmod(np.arange(sub.size), sub.shape[1])
+        order = np.argsort(sub[rows, columns], kind="stable")  # ties: row-major = flat order
+        points, clusters = free[rows[order]].tolist(), open_clusters[columns[order]].tolist()
+        for point, cluster in zip(points, clusters, strict=True):
+            if labels[point] >= 0:
+                continue
+            size = sizes[cluster]
+            if size < small or (size == small and larger_left > 0):
+                larger_left -= size == small
+                labels[point] = cluster
+                sizes[cluster] = size + 1
+        free = free[np.asarray(labels)[free] < 0]
+        counts = np.asarray(sizes)[open_clusters]
+        open_clusters = open_clusters[(counts < small) | ((counts == small) & (larger_left > 0))]
+    return np.asarray(labels, dtype=np.int64)
 
 
 def squared_distances(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
