@@ -377,8 +377,8 @@ def demo(
     out: Path = typer.Option(Path("runs/observe_r1_demo"), help="Run folder."),
     model: str = typer.Option("smolvlm-dino", help="Model to train (zoo name, HF id, folder)."),
     steps: int = typer.Option(4, help="GRPO steps."),
-    train_rows: int = typer.Option(24, help="Synthetic training rows (before the ladder)."),
-    test_rows: int = typer.Option(32, help="Held-out synthetic test rows."),
+    train_rows: int = typer.Option(12, help="Synthetic training rows (before the ladder)."),
+    test_rows: int = typer.Option(24, help="Held-out synthetic test rows."),
     rollouts: int = typer.Option(4, help="Ladder rollouts per row."),
 ) -> None:
     """synth -> ladder -> GRPO -> eval before/after -> report.md (a few minutes on CPU)."""

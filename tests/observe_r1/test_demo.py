@@ -1,5 +1,6 @@
 """The demo pipeline end to end on the tiny Qwen2.5-VL: every artefact of the report."""
 
+import json
 from pathlib import Path
 
 from observe_r1.demo import run_demo
@@ -20,3 +21,12 @@ def test_demo_writes_a_report_with_before_and_after(tmp_path):
         assert picture in text
         assert (tmp_path / picture).stat().st_size > 0
     assert (tmp_path / "train" / "final" / "config.json").is_file()
+    # the training signal: one table line per step, the groups with signal counted
+    assert "| step | reward | sampled accuracy | groups with no signal |" in text
+    assert "\n| 1 | " in text and " of 2 groups had some but not all completions right" in text
+    assert "After against before, question by question:" in text and "McNemar p = " in text
+    rows = [
+        json.loads(line) for line in (tmp_path / "data" / "rows.jsonl").read_text().splitlines()
+    ]
+    assert {r["family"] for r in rows} <= {"counting", "dice", "chart", "geometry"}
+    assert {r["level"] for r in rows} <= {-1, 0} and not any(r.get("choices") for r in rows)
