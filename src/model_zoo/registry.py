@@ -103,6 +103,11 @@ ZOO: dict[str, ZooModel] = {
             _tiny("build_tiny_qwen2"),
         ),
         ZooModel(
+            "tiny-qwen3",
+            "random 2-layer Qwen3ForCausalLM (q/k norm, tied), Qwen3's tokenizer (tests)",
+            _tiny("build_tiny_qwen3"),
+        ),
+        ZooModel(
             "tiny-llava",
             "random LLaVA: tiny DINOv2 + MLP projector + tiny Llama (tests)",
             _tiny("build_tiny_llava"),

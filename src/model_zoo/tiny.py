@@ -23,10 +23,14 @@ from transformers import (
     Qwen2Config,
     Qwen2ForCausalLM,
     Qwen2VLImageProcessorPil,
+    Qwen3Config,
+    Qwen3ForCausalLM,
 )
 
 from model_zoo.processors import ImageOnlyQwen2_5_VLProcessor, save_processor
 from model_zoo.tiny_tokenizer import (
+    ENDOFTEXT,
+    IM_END,
     LLAVA_CHAT_TEMPLATE,
     LLAVA_IMAGE,
     QWEN_CHAT_TEMPLATE,
@@ -90,6 +94,28 @@ def build_tiny_qwen2(out: Path) -> None:
     )
     torch.manual_seed(SEED)
     _save(Qwen2ForCausalLM(config), tokenizer, out)
+
+
+def build_tiny_qwen3(out: Path) -> None:
+    """``Qwen3ForCausalLM``: 2 layers, hidden 64, as Qwen3-0.6B / 1.7B / 4B configure it:
+    tied input and output embeddings (8B and larger untie them), RMSNorm on each head's
+    queries and keys, no attention biases, and a head size not tied to hidden / heads (here
+    32, so the q projection is twice the hidden size, as in 0.6B). Its tokenizer is Qwen2's
+    as those post-trained models ship it: no BOS, EOS = ``<|im_end|>``, pad =
+    ``<|endoftext|>`` (= the config's BOS, never added)."""
+    tokenizer = build_tiny_qwen2_tokenizer(eos_token=IM_END)
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        **TEXT_DIMS,
+        head_dim=32,
+        attention_bias=False,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.convert_tokens_to_ids(ENDOFTEXT),
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(SEED)
+    _save(Qwen3ForCausalLM(config), tokenizer, out)
 
 
 def build_tiny_llava(out: Path) -> None:

@@ -3,7 +3,8 @@
 Tiny test models need a real tokenizer (special tokens, chat template, padding) but no
 download; these are trained on a fixed corpus, so they are identical on every machine.
 :func:`build_tiny_tokenizer` serves tiny-llama and the VLMs, :func:`build_tiny_qwen2_tokenizer`
-is transformers' ``Qwen2Tokenizer`` with Qwen2's conventions.
+is transformers' ``Qwen2Tokenizer`` with Qwen2's (and, with ``eos_token=IM_END``, Qwen3's)
+conventions.
 """
 
 from __future__ import annotations
@@ -80,10 +81,11 @@ def build_tiny_tokenizer(extra_special: list[str] = ()) -> PreTrainedTokenizerFa
     )
 
 
-def build_tiny_qwen2_tokenizer() -> Qwen2Tokenizer:
+def build_tiny_qwen2_tokenizer(eos_token: str = ENDOFTEXT) -> Qwen2Tokenizer:
     """``Qwen2Tokenizer`` as Qwen2 / Qwen2.5 (base) ship it: Qwen's pre-tokenizer regex then
     byte-level BPE, no BOS and no specials added to a text, EOS = pad = ``<|endoftext|>``,
-    no unknown token, ChatML specials, padding on the right (its default)."""
+    no unknown token, ChatML specials, padding on the right (its default). Qwen3's
+    post-trained models ship the same tokenizer with ``eos_token="<|im_end|>"``."""
     split = pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated")
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     bpe = _train_bpe(pre_tokenizers.Sequence([split, byte_level]), [ENDOFTEXT, IM_START, IM_END])
@@ -92,6 +94,8 @@ def build_tiny_qwen2_tokenizer() -> Qwen2Tokenizer:
         vocab=model["vocab"],
         merges=[tuple(merge) for merge in model["merges"]],
         unk_token=None,
+        eos_token=eos_token,
+        pad_token=ENDOFTEXT,
         additional_special_tokens=[IM_START, IM_END],
         chat_template=CHATML_TEMPLATE,
     )

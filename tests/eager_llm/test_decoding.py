@@ -19,9 +19,9 @@ def _catalogue() -> dict[str, list[str]]:
     return index
 
 
-@pytest.fixture(scope="module", params=["tiny-llama", "tiny-qwen2"])
+@pytest.fixture(scope="module", params=["tiny-llama", "tiny-qwen2", "tiny-qwen3"])
 def setup(request):
-    folder = resolve(request.param)  # tiny-qwen2: tied embeddings, pad = EOS
+    folder = resolve(request.param)  # qwen2: tied, pad = EOS; qwen3: tied, pad != EOS
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
     index = _catalogue()

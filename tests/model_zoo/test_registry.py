@@ -14,7 +14,7 @@ def test_unknown_names_and_paths_pass_through(tmp_path):
 
 def test_zoo_lists_the_documented_models():
     expected = {"smollm2-135m-instruct", "minilm-l6-v2", "dinov2-small"}
-    expected |= {"tiny-llama", "tiny-qwen2", "tiny-llava", "tiny-qwen2.5-vl"}
+    expected |= {"tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-llava", "tiny-qwen2.5-vl"}
     assert expected <= set(ZOO)
 
 

@@ -31,21 +31,31 @@ def test_tiny_llama_chat_forward_and_generate():
     assert generated.shape == (2, batch["input_ids"].shape[1] + 4)
 
 
-def test_tiny_qwen2_has_qwen2s_conventions():
-    folder = resolve("tiny-qwen2")
+@pytest.mark.parametrize(
+    ("name", "architecture", "eos", "bias"),
+    [
+        ("tiny-qwen2", "Qwen2ForCausalLM", "<|endoftext|>", True),  # q/k/v biases
+        ("tiny-qwen3", "Qwen3ForCausalLM", "<|im_end|>", False),  # q/k RMSNorm instead
+    ],
+)
+def test_tiny_qwen_has_its_familys_conventions(name, architecture, eos, bias):
+    folder = resolve(name)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder)
     assert type(tokenizer).__name__ == "Qwen2Tokenizer"
-    assert type(model).__name__ == "Qwen2ForCausalLM"
+    assert type(model).__name__ == architecture
     assert tokenizer.bos_token is None and tokenizer.unk_token is None
-    assert tokenizer.eos_token == tokenizer.pad_token == "<|endoftext|>"
+    assert tokenizer.eos_token == eos and tokenizer.pad_token == "<|endoftext|>"
     text = "Toy Story (1995)"
     assert tokenizer(text)["input_ids"] == tokenizer(text, add_special_tokens=False)["input_ids"]
     assert tokenizer.tokenize(" 1995") == ["Ġ", "1", "9", "9", "5"]  # Qwen's digit split
     assert model.lm_head.weight is model.model.embed_tokens.weight
-    assert model.model.layers[0].self_attn.q_proj.bias is not None
+    attention = model.model.layers[0].self_attn
+    assert (attention.q_proj.bias is not None) == bias
+    assert hasattr(attention, "q_norm") == hasattr(attention, "k_norm") == (not bias)
     assert model.config.eos_token_id == model.generation_config.eos_token_id
     assert model.config.eos_token_id == tokenizer.eos_token_id
+    assert model.config.pad_token_id == tokenizer.pad_token_id
     batch = tokenizer.apply_chat_template(
         [{"role": "user", "content": "hi"}], add_generation_prompt=True, return_tensors="pt",
         return_dict=True,
