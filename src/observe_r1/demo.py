@@ -22,6 +22,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from observe_r1.config import load_config
+from observe_r1.run_log import read_records
 from observe_r1.significance import mcnemar
 from observe_r1.synth import STARTER_LEVELS
 from observe_r1.train import train
@@ -123,7 +124,7 @@ def run_demo(
     train_seconds = time.perf_counter() - train_started
     after = _evaluate(str(final), test_rows, out / "eval_after", max_new_tokens=max_new_tokens)
     report = out / "report.md"
-    steps_log = [r for r in read_metrics(out / "train" / "metrics.jsonl") if "reward" in r]
+    steps_log = [r for r in read_records(out / "train" / "metrics.jsonl") if "reward" in r]
     report.write_text(
         render_report(
             model,
@@ -138,10 +139,6 @@ def run_demo(
         )  # fmt: skip
     )
     return report
-
-
-def read_metrics(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def signal_lines(steps_log: list[dict]) -> list[str]:
@@ -168,6 +165,7 @@ def render_report(
     change = mcnemar(right_after, right_before)
     groups = steps * groups_per_step
     silent = sum(r["zero_signal_groups"] for r in steps_log)
+    verdict = "Inside the noise" if change.p_value >= 0.05 else "Beyond the noise (p < 0.05)"
     rows = [
         ("accuracy", "accuracy"),
         ("format rate", "format_rate"),
@@ -195,9 +193,9 @@ def render_report(
             "",
             f"After against before, question by question: {change.a_only} right only after, "
             f"{change.b_only} right only before, McNemar p = {change.p_value:.2f}. "
-            f"{steps} steps of {groups_per_step} group(s) of completions move no held-out "
-            f"accuracy measurably (one question is {1 / test_n:.3f} here); the training signal "
-            "below is what they show.",
+            f"{verdict} (one question is {1 / test_n:.3f} here); {steps} steps of "
+            f"{groups_per_step} group(s) of completions are too few to train the model, the "
+            "training signal below is what they show.",
             "",
             "![before](eval_before/eval.png)",
             "![after](eval_after/eval.png)",

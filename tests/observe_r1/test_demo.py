@@ -25,6 +25,7 @@ def test_demo_writes_a_report_with_before_and_after(tmp_path):
     assert "| step | reward | sampled accuracy | groups with no signal |" in text
     assert "\n| 1 | " in text and " of 2 groups had some but not all completions right" in text
     assert "After against before, question by question:" in text and "McNemar p = " in text
+    assert "Inside the noise (one question is 0.250 here)" in text  # 4 test rows, 1 step
     rows = [
         json.loads(line) for line in (tmp_path / "data" / "rows.jsonl").read_text().splitlines()
     ]
