@@ -9,7 +9,8 @@
 # formats. Usage:
 #   experiments/observe_r1_starter.sh [OUT=runs/observe_r1_starter] [STEPS=100] [TEST_N=600]
 #   ARMS="observe-r1" runs one arm (the other on the other core); PREP=only stops after the
-#   data, the ladder and the starting model's tests; CONFIG=configs/observe_r1/tiny.yaml
+#   data, the ladder and the starting model's tests; PREP=skip-start-tests leaves those tests
+#   to a PREP=only run (on a third job slot or later); CONFIG=configs/observe_r1/tiny.yaml
 #   (with its MODEL=tiny-qwen2.5-vl, small STEPS and TEST_N) is a smoke check of the pipeline.
 # Resumable: rerun the same command; finished steps are skipped, a stopped run resumes from
 # its newest checkpoint (save_steps 25). Then:
@@ -32,8 +33,10 @@ test_once() {  # test_once MODEL FOLDER FORMAT
   [ -f "$2/eval.json" ] || $cli eval --model "$1" --data "$R/data/test.jsonl" --out "$2" \
     --response-format "$3" --max-new-tokens 96
 }
-test_once $model "$R/start-observe" observe
-test_once $model "$R/start-think" think
+if [ "${PREP:-}" != skip-start-tests ]; then
+  test_once $model "$R/start-observe" observe
+  test_once $model "$R/start-think" think
+fi
 [ "${PREP:-}" = only ] && exit 0
 
 declare -A variants=(
