@@ -119,10 +119,15 @@ def evaluate(
     response_format: str = typer.Option("observe", help="observe | think"),
     limit: int = typer.Option(None, help="Evaluate only the first N rows."),
     skip_invalid: bool = typer.Option(False, help="Skip bad rows and count them."),
+    seed: int = typer.Option(0, help="Sampling seed (samples > 1); each batch seeded apart."),
 ) -> None:
-    """Accuracy, format rate, response length, per level and family: JSON, markdown, plot."""
+    """Accuracy, format rate, response length, per level and family: JSON, markdown, plot.
+
+    Resumable: answered batches go to ``<out>/predictions.partial.jsonl``; rerunning the
+    same command after a stop answers only the rest."""
     from rich.progress import Progress
 
+    from observe_r1.eval_resume import PARTIAL_FILE, PartialResponses, file_sha256
     from observe_r1.evaluate import REPORT_FILES, check_model, evaluate_model, write_report
     from observe_r1.prompts import TAGS
     from observe_r1.rows import InputError, check_writable, read_rows
@@ -138,7 +143,7 @@ def evaluate(
             formats = " or ".join(TAGS)
             raise InputError(f"--response-format: {response_format!r} is not {formats}")
         check_writable(out, "--out", folder=True)
-        for name in REPORT_FILES:
+        for name in (*REPORT_FILES, PARTIAL_FILE):
             check_writable(out / name, f"--out's {name}")
         check_model(model)
         loaded = read_rows(data, skip_invalid=skip_invalid)
@@ -148,6 +153,22 @@ def evaluate(
                 f"skipped {loaded.skipped} invalid rows: {loaded.reasons[0]}{more}", err=True
             )
         rows = loaded.rows[:limit] if limit else loaded.rows
+        model_path = Path(model)
+        settings = {
+            "model": str(model_path.resolve()) if model_path.exists() else model,
+            "data_sha256": file_sha256(data),
+            "rows": len(rows),
+            "skip_invalid": skip_invalid,
+            "response_format": response_format,
+            "samples": samples,
+            "temperature": temperature,
+            "max_new_tokens": max_new_tokens,
+            "batch_size": batch_size,
+            "seed": seed,
+        }
+        partial = PartialResponses(out / PARTIAL_FILE, settings)
+        if partial.batches:
+            typer.echo(f"resuming: {len(partial.batches)} batches answered before", err=True)
         with Progress() as progress:
             task = progress.add_task("generating", total=len(rows))
             metrics, records = evaluate_model(
@@ -159,9 +180,12 @@ def evaluate(
                 temperature=temperature,
                 max_new_tokens=max_new_tokens,
                 batch_size=batch_size,
+                seed=seed,
+                partial=partial,
             )
         metrics["skipped"] = loaded.skipped
         write_report(metrics, out, f"{model} on {data.name}", records)
+        partial.finish()
     typer.echo((out / "eval.md").read_text())
     typer.echo(f"report: {out}")
 

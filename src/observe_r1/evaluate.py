@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from observe_r1.eval_resume import PartialResponses
 from observe_r1.prompts import TAGS, conversation
 from observe_r1.rewards import accuracy_reward, extract_answer, format_reward
 from observe_r1.rows import InputError, row_images
@@ -193,14 +194,28 @@ def generate_responses(
     temperature: float = 1.0,
     max_new_tokens: int = 256,
     batch_size: int = 8,
+    seed: int | None = None,
+    partial: PartialResponses | None = None,
     progress=None,
 ) -> Responses:
-    """Greedy (``samples=1``) or sampled responses for every row, batched."""
+    """Greedy (``samples=1``) or sampled responses for every row, batched.
+
+    ``seed``: sampling draws from ``torch.manual_seed(seed + first row of the batch)``, so a
+    batch's samples do not depend on the batches before it (None: the global generator).
+    ``partial``: batches answered by an earlier, stopped run are taken from it, new ones
+    are added to it (:mod:`observe_r1.eval_resume`).
+    """
     tokenizer = processor.tokenizer
     tokenizer.padding_side = "left"
     texts, tokens = [], []
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
+        if partial and (answered := partial.get(start)):
+            texts += answered[0]
+            tokens += answered[1]
+            if progress:
+                progress(len(batch))
+            continue
         prompts = [
             processor.apply_chat_template(
                 row_conversation(row, response_format), add_generation_prompt=True, tokenize=False
@@ -211,6 +226,8 @@ def generate_responses(
         inputs = processor(text=prompts, images=images, return_tensors="pt", padding=True)
         inputs = inputs.to(model.device)
         sampling = {"temperature": temperature} if samples > 1 else {}
+        if samples > 1 and seed is not None:
+            torch.manual_seed(seed + start)
         output = model.generate(
             **inputs,
             max_new_tokens=max_new_tokens,
@@ -222,9 +239,12 @@ def generate_responses(
         completions = output[:, inputs["input_ids"].shape[1] :]
         lengths = (completions != tokenizer.pad_token_id).sum(dim=1).tolist()
         decoded = tokenizer.batch_decode(completions, skip_special_tokens=True)
-        for i in range(len(batch)):
-            texts.append(decoded[i * samples : (i + 1) * samples])
-            tokens.append(lengths[i * samples : (i + 1) * samples])
+        batch_texts = [decoded[i * samples : (i + 1) * samples] for i in range(len(batch))]
+        batch_tokens = [lengths[i * samples : (i + 1) * samples] for i in range(len(batch))]
+        texts += batch_texts
+        tokens += batch_tokens
+        if partial:
+            partial.add(start, batch_texts, batch_tokens)
         if progress:
             progress(len(batch))
     return Responses(texts, tokens)
