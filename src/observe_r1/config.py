@@ -119,6 +119,9 @@ class ObserveR1Config(GRPOConfig):
     # Keep the vision encoder's weights fixed (and LoRA off it); the projector still trains
     # where it lies outside the encoder (LLaVA), not where it is part of it (Qwen-VL's merger).
     freeze_vision: bool = False
+    # Write each completion's text into rollouts.jsonl ("text"): what a collapsing run
+    # says, read without re-generating. Off by default: a GPU run's file would hold GBs.
+    rollout_texts: bool = False
 
     def __post_init__(self):
         check_ranges(self, RANGES)

@@ -196,8 +196,8 @@ def validation_callback(trainer, rows: list[dict]) -> Validation:
     )
 
 
-# Validation settings do not change training: a resume may add, drop or change them.
-UNFINGERPRINTED = ("eval_file", "eval_limit")
+# Validation and logging settings do not change training: a resume may change them.
+UNFINGERPRINTED = ("eval_file", "eval_limit", "rollout_texts")
 
 
 def run_fingerprint(config: ObserveR1Config) -> dict:

@@ -30,6 +30,7 @@ from trl import GRPOTrainer
 from model_zoo.checkpoints import RenamedWeightsResume
 from observe_r1.group_filter import PromptOrder, keep_groups, take_groups
 from observe_r1.pixels import PixelBounds, bounded_image
+from observe_r1.rewards import completion_text
 from observe_r1.round_merge import merge_rounds
 from observe_r1.shaping import bonus_mask, difficulty_weight, shape_advantages
 
@@ -91,6 +92,7 @@ class Scored:
     correct: torch.Tensor
     lengths: torch.Tensor
     advantages: torch.Tensor
+    texts: list[str] | None = None  # (N,) the completions, with ``rollout_texts``
 
 
 @dataclass
@@ -110,7 +112,7 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
 
     Needs a reward function named ``"accuracy"`` (1.0 = correct). When ``rollout_log`` is set,
     the main process appends one JSON line per completion: step, row id, rewards, length,
-    correctness and the advantage used for training.
+    correctness and the advantage used for training (and the text, with ``rollout_texts``).
     """
 
     def __init__(
@@ -130,6 +132,7 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
         self._accuracy_column = self.reward_func_names.index("accuracy")
         self.rollout_log = Path(rollout_log) if rollout_log else None
         self._gathered: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._gathered_texts: list[str] | None = None
         # Under bf16 autocast the frozen reference needs no fp32 copy (DeepSpeed / FSDP
         # already built it in the policy's bf16): half the memory, same matmul inputs.
         engine = self.is_deepspeed_enabled or self.is_fsdp_enabled
@@ -216,6 +219,11 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
             [len(ids) for ids in completion_ids_list], device=rewards_per_func.device
         )
         self._gathered = (rewards_per_func, self.accelerator.gather(lengths))
+        self._gathered_texts = (
+            gather_object([completion_text(c) for c in completions])
+            if self.args.rollout_texts
+            else None
+        )
         return rewards_per_func
 
     def _generate(self, prompts):
@@ -292,7 +300,9 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
         for _ in range(advantages.numel()):
             logged.pop()
         logged.extend(advantages.view(-1).tolist())
-        return output, Scored(rewards_per_func, rewards, correct, lengths, advantages)
+        scored = Scored(rewards_per_func, rewards, correct, lengths, advantages)
+        scored.texts = self._gathered_texts
+        return output, scored
 
     def _refilled_round(self, size: int) -> dict:
         """A round of ``size`` completions per process, all from groups that meet none of
@@ -366,4 +376,6 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
                 }
                 if trained is not None:
                     record["trained"] = bool(trained[index])
+                if scored.texts is not None:
+                    record["text"] = scored.texts[index]
                 handle.write(json.dumps(record) + "\n")

@@ -88,6 +88,7 @@ def test_training_uses_shaped_advantages_and_writes_the_run(tmp_path, model):
     logged = torch.tensor([r["advantage"] for r in rollouts]).view_as(expected)
     torch.testing.assert_close(logged.sort(dim=1).values, expected, rtol=1e-5, atol=1e-6)
     assert used.abs().sum() > 0, "groups with mixed correctness must carry signal"
+    assert "text" not in rollouts[0]  # rollout_texts is off by default
 
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [1, 2]
@@ -257,3 +258,14 @@ def test_rollout_of_step_counts_rounds_of_micro_steps():
     assert [rollout_of_step(s, 64, 1, 4) for s in (1, 16, 17, 32, 33)] == [1, 1, 2, 2, 3]
     # steps_per_generation 2, num_iterations 2, no accumulation: 4 steps a round
     assert [rollout_of_step(s, 2, 2, 1) for s in range(1, 10)] == [1] * 4 + [2] * 4 + [3]
+
+
+def test_rollout_texts_are_the_completions_the_rewards_judged(tmp_path):
+    config = config_for(tmp_path, rollout_texts=True, max_steps=1)
+    _trainer(config, trainer_module.ObserveR1Trainer).train()
+    lines = (Path(config.output_dir) / "rollouts.jsonl").read_text().splitlines()
+    rollouts = [json.loads(line) for line in lines]
+    assert rollouts and all(isinstance(r["text"], str) for r in rollouts)
+    # the stand-in judge hashes the text: each record's text must be the one it judged
+    judged = hashed_accuracy(None, [r["text"] for r in rollouts], None)
+    assert judged == [float(r["correct"]) for r in rollouts]
