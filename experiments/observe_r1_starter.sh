@@ -8,7 +8,8 @@
 # every 25 steps; greedy test on TEST_N independent rows; the starting model tested in both
 # formats. Usage:
 #   experiments/observe_r1_starter.sh [OUT=runs/observe_r1_starter] [STEPS=100] [TEST_N=600]
-#   ARMS="observe-r1" runs one arm (the other on the other core); PREP=only stops after the
+#   ARMS="observe-r1" runs one arm (the other on the other core; the single ablations
+#   no-weight, no-bonus, no-observe, no-order run only when named); PREP=only stops after the
 #   data, the ladder and the starting model's tests; PREP=skip-start-tests leaves those tests
 #   to a PREP=only run (on a third job slot or later); CONFIG=configs/observe_r1/tiny.yaml
 #   (with its MODEL=tiny-qwen2.5-vl, small STEPS and TEST_N) is a smoke check of the pipeline.
@@ -39,14 +40,18 @@ if [ "${PREP:-}" != skip-start-tests ]; then
 fi
 [ "${PREP:-}" = only ] && exit 0
 
-declare -A variants=(
+declare -A variants=(  # the arms: Observe-R1, the GRPO baseline, the single ablations
   [observe-r1]=""
   [grpo]="curriculum=shuffled response_format=think use_bonus=false use_dynamic_weight=false"
+  [no-weight]="use_dynamic_weight=false"
+  [no-bonus]="use_bonus=false"
+  [no-observe]="response_format=think"
+  [no-order]="curriculum=shuffled"
 )
 for name in ${ARMS:-observe-r1 grpo}; do
   run=$R/$name
   sets=(--set "train_file=$R/ladder.jsonl" --set "eval_file=$R/valid/rows.jsonl"
-    --set eval_limit=60 --set eval_steps=25)
+    --set eval_limit=60 --set eval_steps=25 --set rollout_texts=true)
   for kv in ${variants[$name]}; do sets+=(--set "$kv"); done
   format=observe; [[ "${variants[$name]}" == *think* ]] && format=think
   if [ ! -d "$run/final" ]; then

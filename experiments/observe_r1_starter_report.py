@@ -2,7 +2,8 @@
 
 Usage: python experiments/observe_r1_starter_report.py OUT_DIR
 
-Reads OUT_DIR/{ladder.jsonl, start-observe, start-think, observe-r1, grpo} (whatever exists)
+Reads OUT_DIR/{ladder.jsonl, start-observe, start-think, observe-r1, grpo, no-*} (whatever
+exists; no-* are the single ablations)
 and prints markdown: the ladder's sampled accuracy by thirds (easy -> hard), level and family;
 each model's greedy test accuracy, format rate, mean response tokens and observation recall;
 McNemar tests against the starting model (asked in the run's own format) and against the GRPO
@@ -26,7 +27,14 @@ import numpy as np  # noqa: E402
 from eager_llm.significance import paired_bootstrap  # noqa: E402
 from observe_r1.significance import mcnemar  # noqa: E402
 
-RUNS = {"observe-r1": "observe", "grpo": "think"}  # run -> the format it answers in
+RUNS = {  # run -> the format it answers in
+    "observe-r1": "observe",
+    "grpo": "think",
+    "no-weight": "observe",
+    "no-bonus": "observe",
+    "no-observe": "think",
+    "no-order": "observe",
+}
 
 
 def read_jsonl(path: Path) -> list[dict]:
