@@ -8,8 +8,10 @@ and prints markdown: the ladder's sampled accuracy by thirds (easy -> hard), lev
 each model's greedy test accuracy, format rate, mean response tokens and observation recall;
 McNemar tests against the starting model (asked in the run's own format) and against the GRPO
 baseline, with a paired bootstrap 95 % interval of the accuracy difference; accuracy per family
-and level; per run the share of zero-signal groups. Writes OUT_DIR/curves.png (reward,
-zero-signal share and validation accuracy against the optimizer step, one line per run).
+and level; per run the share of zero-signal groups and, per 25 steps of its rollouts, sampled
+accuracy, format rate, length and the share cut at the length cap. Writes OUT_DIR/curves.png
+(reward, zero-signal share and validation accuracy against the optimizer step, one line per
+run).
 """
 
 from __future__ import annotations
@@ -121,6 +123,33 @@ def run_metrics(run: Path) -> tuple[list[dict], list[dict]]:
     return steps, validations
 
 
+def window_lines(out: Path, runs: list[str], cap: int, window: int = 25) -> list[str]:
+    """Per run and window of ``window`` steps, from rollouts.jsonl: sampled accuracy, format
+    rate, mean completion tokens, the share of completions cut at ``cap`` tokens (runaway
+    responses) and the share of completions that carried a non-zero advantage."""
+    lines = [
+        f"| run | steps | sampled accuracy | format | mean tokens | cut at {cap} | with signal |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in runs:
+        path = out / name / "rollouts.jsonl"
+        if not path.is_file():
+            continue
+        rollouts = read_jsonl(path)
+        last = max(r["step"] for r in rollouts)
+        for start in range(1, last + 1, window):
+            part = [r for r in rollouts if start <= r["step"] < start + window]
+            formatted = np.mean([r["rewards"].get("format", 0) > 0 for r in part])
+            lines.append(
+                f"| {name} | {start}-{min(start + window - 1, last)} "
+                f"| {np.mean([r['correct'] for r in part]):.3f} | {formatted:.3f} "
+                f"| {np.mean([r['length'] for r in part]):.1f} "
+                f"| {np.mean([r['length'] >= cap for r in part]):.3f} "
+                f"| {np.mean([r['advantage'] != 0 for r in part]):.3f} |"
+            )
+    return lines
+
+
 def plot_curves(out: Path, runs: dict[str, tuple[list[dict], list[dict]]]) -> None:
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for name, (steps, validations) in runs.items():
@@ -155,7 +184,11 @@ def plot_curves(out: Path, runs: dict[str, tuple[list[dict], list[dict]]]) -> No
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
-    out = parser.parse_args().out
+    parser.add_argument(
+        "--max-completion-length", type=int, default=96, help="the arms' cap (smol-cpu.yaml)"
+    )
+    args = parser.parse_args()
+    out = args.out
     if (out / "ladder.jsonl").is_file():
         print("\n".join(ladder_lines(read_jsonl(out / "ladder.jsonl"))) + "\n")
     starts = {
@@ -195,6 +228,7 @@ def main() -> None:
             bonus = np.mean([r["bonus_rate"] for r in steps]) if steps else float("nan")
             curve = ", ".join(f"{r['step']}: {r['eval_accuracy']:.3f}" for r in validations)
             print(f"| {name} | {len(steps)} | {zero:.2f} | {bonus:.3f} | {curve} |")
+        print("\n" + "\n".join(window_lines(out, list(runs), cap=args.max_completion_length)))
         plot_curves(out, runs)
         print(f"\ncurves: {out / 'curves.png'}")
 
