@@ -8,10 +8,11 @@ and prints markdown: the ladder's sampled accuracy by thirds (easy -> hard), lev
 each model's greedy test accuracy, format rate, mean response tokens and observation recall;
 McNemar tests against the starting model (asked in the run's own format) and against the GRPO
 baseline, with a paired bootstrap 95 % interval of the accuracy difference; accuracy per family
-and level; per run the share of zero-signal groups and, per 25 steps of its rollouts, sampled
-accuracy, format rate, length and the share cut at the length cap. Writes OUT_DIR/curves.png
-(reward, zero-signal share and validation accuracy against the optimizer step, one line per
-run).
+and level; answer collapse (each model's share of answers equal to its most common one per
+family, beside the family-majority accuracy); per run the share of zero-signal groups and,
+per 25 steps of its rollouts, sampled accuracy, format rate, length and the share cut at the
+length cap. Writes OUT_DIR/curves.png (reward, zero-signal share and validation accuracy
+against the optimizer step, one line per run).
 """
 
 from __future__ import annotations
@@ -94,6 +95,32 @@ def model_row(name: str, records: list[dict], start: list[dict], grpo: list[dict
         f"{np.mean([r['tokens'] for r in records]):.1f} | {recall} | {versus_start} | "
         f"{versus_grpo} |"
     )
+
+
+def family_prior_lines(models: dict[str, list[dict]]) -> list[str]:
+    """Answer collapse: per model, the share of its answers that are its most common answer
+    within the row's family (1.0: one answer per family), against the accuracy of answering
+    each family's most common gold answer (the prior a collapsed policy can reach)."""
+    first = next(iter(models.values()))
+    families = sorted({r["family"] for r in first})
+
+    def top_share(records: list[dict], key: str) -> float:
+        hits = 0
+        for family in families:
+            values = [str(r[key]).rstrip(".") for r in records if r["family"] == family]
+            hits += max(values.count(v) for v in set(values))
+        return hits / len(records)
+
+    lines = [
+        f"Each family's most common gold answer: accuracy {top_share(first, 'gold'):.3f}.",
+        "",
+        "| model | share of answers that are its most common one in the family |",
+        "| --- | --- |",
+    ]
+    lines += [
+        f"| {name} | {top_share(records, 'prediction'):.3f} |" for name, records in models.items()
+    ]
+    return lines
 
 
 def breakdown_lines(models: dict[str, list[dict]]) -> list[str]:
@@ -216,6 +243,7 @@ def main() -> None:
     models = {f"start ({f})": r for f, r in starts.items()} | tested
     if models:
         print("\n" + "\n".join(breakdown_lines(models)))
+        print("\n" + "\n".join(family_prior_lines(models)))
     runs = {name: run_metrics(out / name) for name in RUNS if (out / name).is_dir()}
     if runs:
         print(
