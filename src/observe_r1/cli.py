@@ -127,7 +127,8 @@ def evaluate(
     same command after a stop answers only the rest."""
     from rich.progress import Progress
 
-    from observe_r1.eval_resume import PARTIAL_FILE, PartialResponses, file_sha256
+    from model_zoo.cache import file_sha256
+    from observe_r1.eval_resume import PARTIAL_FILE, PartialResponses
     from observe_r1.evaluate import REPORT_FILES, check_model, evaluate_model, write_report
     from observe_r1.prompts import TAGS
     from observe_r1.rows import InputError, check_writable, read_rows

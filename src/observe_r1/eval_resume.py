@@ -10,7 +10,6 @@ once the report is written.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -19,14 +18,6 @@ from typing import Any
 from observe_r1.rows import InputError
 
 PARTIAL_FILE = "predictions.partial.jsonl"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class PartialResponses:

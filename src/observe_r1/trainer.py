@@ -300,8 +300,9 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
         for _ in range(advantages.numel()):
             logged.pop()
         logged.extend(advantages.view(-1).tolist())
-        scored = Scored(rewards_per_func, rewards, correct, lengths, advantages)
-        scored.texts = self._gathered_texts
+        scored = Scored(
+            rewards_per_func, rewards, correct, lengths, advantages, texts=self._gathered_texts
+        )
         return output, scored
 
     def _refilled_round(self, size: int) -> dict:
