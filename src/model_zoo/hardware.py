@@ -21,3 +21,16 @@ def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     except OSError:
         return False
     return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+
+
+def cpu_bf16(requested: bool, use_cpu: bool) -> bool:
+    """The ``bf16`` a config gets: as ``requested``, except for a CPU run on a CPU without
+    native bf16 units, where bf16 autocast would be slower than fp32: then False, with a
+    printed note saying so."""
+    if requested and use_cpu and not cpu_has_native_bf16():
+        print(
+            "note: bf16 off: this CPU has no native bf16 units (avx512_bf16 / amx_bf16), "
+            "where bf16 autocast runs slower than fp32; training in fp32"
+        )
+        return False
+    return requested

@@ -15,6 +15,7 @@ from typing import Any
 
 from trl import GRPOConfig
 
+from model_zoo.hardware import cpu_bf16
 from observe_r1.group_filter import DROP_RULES
 from yaml_config import (
     AT_LEAST_1,
@@ -160,6 +161,7 @@ class ObserveR1Config(GRPOConfig):
                 key="loss_type",
             )
         self.shuffle_dataset = self.curriculum == "shuffled"
+        self.bf16 = cpu_bf16(self.bf16, self.use_cpu)
         super().__post_init__()
         per_device = self.per_device_train_batch_size * self.steps_per_generation
         if self.filter_groups and per_device % self.num_generations:

@@ -1,5 +1,7 @@
 """Native bf16 detection from /proc/cpuinfo flags."""
 
+from pathlib import Path
+
 from model_zoo.hardware import cpu_has_native_bf16
 
 
@@ -13,3 +15,33 @@ def test_native_bf16_needs_an_avx512_bf16_or_amx_flag(tmp_path):
     assert not cpu_has_native_bf16(str(avx2))
     assert cpu_has_native_bf16(str(zen4)) and cpu_has_native_bf16(str(sapphire))
     assert not cpu_has_native_bf16(str(tmp_path / "missing"))
+
+
+def test_cpu_bf16_turns_off_only_for_cpu_runs_without_native_bf16(monkeypatch, capsys):
+    from model_zoo import hardware
+
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
+    assert hardware.cpu_bf16(True, use_cpu=True) is False
+    assert "note: bf16 off" in capsys.readouterr().out
+    assert hardware.cpu_bf16(True, use_cpu=False) is True  # a GPU run keeps it
+    assert hardware.cpu_bf16(False, use_cpu=True) is False
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
+    assert hardware.cpu_bf16(True, use_cpu=True) is True
+    assert capsys.readouterr().out == ""
+
+
+def test_both_configs_apply_the_cpu_bf16_rule(monkeypatch, tmp_path):
+    from eager_llm.training.config import load_config as load_eager
+    from model_zoo import hardware
+    from observe_r1.config import load_config as load_observe
+
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
+    configs = Path(__file__).parents[2] / "configs"
+    observe = load_observe(
+        configs / "observe_r1" / "smol-cpu.yaml", ["bf16=true", f"output_dir={tmp_path}/o"]
+    )
+    assert observe.bf16 is False
+    eager = load_eager(
+        configs / "eager_llm" / "smol-ml100k.yaml", "train", output_dir=str(tmp_path)
+    )
+    assert eager.bf16 is False

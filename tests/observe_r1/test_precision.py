@@ -9,6 +9,15 @@ from observe_r1.train import engine_keeps_fp32_master, policy_dtype
 from tests.observe_r1.test_trainer import RecordingObserveR1, _trainer, config_for
 
 
+@pytest.fixture(autouse=True)
+def native_bf16(monkeypatch):
+    """The mechanism under test runs on any CPU (emulated where it has no bf16 units), so the
+    configs keep ``bf16: true`` here instead of turning it off as on a real AVX2-only run."""
+    from model_zoo import hardware
+
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
+
+
 def test_bf16_at_the_paper_learning_rate_moves_the_weights(tmp_path):
     config = config_for(
         tmp_path, bf16="true", learning_rate="1e-6", max_steps=2, max_completion_length=8

@@ -21,7 +21,7 @@ from transformers import TrainingArguments
 
 from eager_llm.indexing.token_init import INITS
 from eager_llm.tasks import SEQREC_LABELS, TASKS, templates
-from model_zoo.hardware import cpu_has_native_bf16
+from model_zoo.hardware import cpu_bf16
 from yaml_config import (
     AT_LEAST_1,
     NON_NEGATIVE,
@@ -128,12 +128,7 @@ class EagerConfig(TrainingArguments):
             check_lora_block(self.lora, [f.name for f in dataclasses.fields(LoraSettings)])
         if self.load_best_model_at_end and self.metric_for_best_model is None:
             self.metric_for_best_model, self.greater_is_better = "eval_recall@10", True
-        if self.bf16 and self.use_cpu and not cpu_has_native_bf16():
-            print(
-                "note: bf16 off: this CPU has no native bf16 units (avx512_bf16 / amx_bf16), "
-                "where bf16 autocast runs slower than fp32; training in fp32"
-            )
-            self.bf16 = False
+        self.bf16 = cpu_bf16(self.bf16, self.use_cpu)
         _ = self.lora_settings  # validate the nested block before any model is loaded
         self.remove_unused_columns = False  # the collator reads Sample records
         super().__post_init__()
