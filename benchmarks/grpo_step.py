@@ -1,16 +1,17 @@
 """GRPO step time of the default model: today's ``smol.yaml`` vs ``smol-cpu.yaml``, one run.
 
-Same model (smolvlm-dino), same synth rows (levels 1-5, seed 0) and seed for both. Each
-config reads every row as many times in a row as it has prompts per step, so that step k
-of either samples 8 completions of the same question k (today: 2 copies x 4, new: 1 x 8)
-and only the sampling differs. The two configs run interleaved (today, new, today, new,
-...), each round a fresh trainer of ``--steps`` optimizer steps, so that machine noise hits
-both alike. Prints the median step time of each (``step_seconds`` of ``metrics.jsonl``),
-completions per second and the ratio today / new; both make 8 completions per step, so
-the ratio is also that of completions per second. ``--warmup`` steps at the start of every
-run are left out (default 1; a step of the default model takes tens of seconds, so
-``--warmup 0`` with few steps is a fair short measurement). Threads: torch's default, or
-``OMP_NUM_THREADS``; printed.
+Same model (smolvlm-dino), same synth rows (levels 1-5, seed 0) and seed for every arm.
+Each config reads every row as many times in a row as it has prompts per step, so that step
+k of any arm samples 8 completions of the same question k (today: 2 copies x 4, new: 1 x 8)
+and only the sampling differs. The arms: today's ``smol.yaml`` (fp32), ``smol-cpu.yaml`` in
+fp32 and, where the CPU has native bf16 units, ``smol-cpu.yaml`` with bf16 autocast (fp32
+master weights). They run interleaved, each round a fresh trainer of ``--steps`` optimizer
+steps, so that machine noise hits all alike. Prints the median step time of each
+(``step_seconds`` of ``metrics.jsonl``), completions per second and the ratio today / arm;
+all make 8 completions per step, so the ratio is also that of completions per second.
+``--warmup`` steps at the start of every run are left out (default 1; a step of the default
+model takes tens of seconds, so ``--warmup 0`` with few steps is a fair short measurement).
+Threads: torch's default, or ``OMP_NUM_THREADS``; printed.
 
     .venv/bin/python benchmarks/grpo_step.py [--rounds 2] [--steps 3] [--warmup 1]
 """
@@ -26,20 +27,27 @@ from pathlib import Path
 
 import torch
 
+from model_zoo.hardware import cpu_has_native_bf16
 from observe_r1.config import load_config
 from observe_r1.synth import synthesize
 from observe_r1.train import build_trainer
 
 CONFIGS = Path(__file__).parents[1] / "configs" / "observe_r1"
+# name -> (config, overrides); the first is today's default, the others are timed against it.
 RUNS = {
-    "today (smol.yaml)": CONFIGS / "smol.yaml",
-    "new (smol-cpu.yaml)": CONFIGS / "smol-cpu.yaml",
+    "today (smol.yaml)": (CONFIGS / "smol.yaml", ["bf16=false"]),
+    "new fp32": (CONFIGS / "smol-cpu.yaml", ["bf16=false"]),
 }
+if cpu_has_native_bf16():
+    RUNS["new bf16 autocast"] = (CONFIGS / "smol-cpu.yaml", ["bf16=true"])
 
 
-def step_seconds(config_path: Path, data: Path, out: Path, steps: int, model: str) -> list[dict]:
+def step_seconds(
+    config_path: Path, extra: list[str], data: Path, out: Path, steps: int, model: str
+) -> list[dict]:
     """One fresh run of ``steps`` optimizer steps: its ``metrics.jsonl`` records."""
     overrides = [
+        *extra,
         f"model={model}",
         f"train_file={data}",
         f"output_dir={out}",
@@ -87,30 +95,32 @@ def main() -> None:
     lengths: dict[str, list[float]] = {name: [] for name in RUNS}
     with tempfile.TemporaryDirectory() as tmp:
         rows = synthesize(Path(tmp) / "data", args.steps, seed=0)
-        data = {name: repeated_rows(rows, prompts_per_step(path)) for name, path in RUNS.items()}
+        data = {
+            name: repeated_rows(rows, prompts_per_step(path)) for name, (path, _) in RUNS.items()
+        }
         for round_index in range(args.rounds):
-            for index, (name, path) in enumerate(RUNS.items()):
+            for index, (name, (path, extra)) in enumerate(RUNS.items()):
                 out = Path(tmp) / f"run-{round_index}-{index}"
-                records = step_seconds(path, data[name], out, args.steps, args.model)
+                records = step_seconds(path, extra, data[name], out, args.steps, args.model)
                 records = records[args.warmup :]
                 times[name] += [r["step_seconds"] for r in records]
                 lengths[name] += [r["completion_length_mean"] for r in records]
                 print(f"round {round_index} {name}: " + ", ".join(f"{t:.1f}" for t in times[name]))
     medians = {name: statistics.median(values) for name, values in times.items()}
-    today, new = medians.values()
+    today = next(iter(medians.values()))
     print(
         f"\nmedian GRPO step time, {args.model}, {torch.get_num_threads()} torch thread(s), "
         f"{len(times[next(iter(RUNS))])} steps each ({args.rounds} rounds x "
         f"{args.steps - args.warmup} measured steps), {time.perf_counter() - began:.0f} s in all"
     )
-    for name, path in RUNS.items():
+    for name, (path, _) in RUNS.items():
         n = completions_per_step(path)
         mean_length = statistics.mean(lengths[name])
         print(
             f"  {name:22s} {medians[name]:7.1f} s   {n / medians[name]:.3f} completions/s   "
-            f"mean completion {mean_length:.0f} tokens"
+            f"mean completion {mean_length:.0f} tokens   ratio today / this "
+            f"{today / medians[name]:.2f}x"
         )
-    print(f"  ratio today / new      {today / new:.2f}x")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@
 #   no-weight, no-bonus, no-observe, no-order run only when named); PREP=only stops after the
 #   data, the ladder and the starting model's tests; PREP=skip-start-tests leaves those tests
 #   to a PREP=only run (on a third job slot or later); CONFIG=configs/observe_r1/tiny.yaml
-#   (with its MODEL=tiny-qwen2.5-vl, small STEPS and TEST_N) is a smoke check of the pipeline.
+#   (with its MODEL=tiny-qwen2.5-vl, small STEPS and TEST_N) is a smoke check of the pipeline;
+#   SETS="beta=0.01 bf16=true" adds these settings to every arm (use a fresh OUT for them).
 # Resumable: rerun the same command; finished steps are skipped, a stopped run resumes from
 # its newest checkpoint (save_steps 25). Then:
 #   .venv/bin/python experiments/observe_r1_starter_report.py OUT
@@ -52,7 +53,7 @@ for name in ${ARMS:-observe-r1 grpo}; do
   run=$R/$name
   sets=(--set "train_file=$R/ladder.jsonl" --set "eval_file=$R/valid/rows.jsonl"
     --set eval_limit=60 --set eval_steps=25 --set rollout_texts=true)
-  for kv in ${variants[$name]}; do sets+=(--set "$kv"); done
+  for kv in ${variants[$name]} ${SETS:-}; do sets+=(--set "$kv"); done
   format=observe; [[ "${variants[$name]}" == *think* ]] && format=think
   if [ ! -d "$run/final" ]; then
     how=(); compgen -G "$run/checkpoint-*" > /dev/null && how=(--resume)

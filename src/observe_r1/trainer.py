@@ -227,15 +227,28 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
         return rewards_per_func
 
     def _generate(self, prompts):
+        with self._generation_autocast():
+            result = super()._generate(prompts)
         # TRL 1.16 marks a prompt without images as None in the images it returns, then hands
         # them to the processor, which refuses None: a text-only row in a round with images.
         # The processor takes [] for it (no image), as TRL's dataset path does.
-        result = super()._generate(prompts)
         images = result[GENERATED_IMAGES]
         if images is not None and any(image_list is None for image_list in images):
             images = [image_list or [] for image_list in images]
             result = (*result[:GENERATED_IMAGES], images, *result[GENERATED_IMAGES + 1 :])
         return result
+
+    def _generation_autocast(self) -> torch.autocast:
+        """One bf16 autocast region around a whole generation, where ``bf16`` trains fp32
+        weights under autocast. Autocast keeps the bf16 cast of each fp32 weight until its
+        outermost region ends; accelerate opens a region per forward, so each decoded token
+        would cast every weight again: the same casts, made once per rollout."""
+        fp32_weights = next(self.model.parameters()).dtype == torch.float32
+        return torch.autocast(
+            self.accelerator.device.type,
+            dtype=torch.bfloat16,
+            enabled=bool(self.args.bf16) and fp32_weights,
+        )
 
     def _bounded(self, example: dict) -> dict:
         bounds = self.pixel_bounds

@@ -75,3 +75,11 @@ def test_lora_under_bf16_trains_fp32_adapters_over_a_bf16_base(tmp_path):
     params = list(trainer.model.named_parameters())
     assert {p.dtype for _, p in params if p.requires_grad} == {torch.float32}
     assert {p.dtype for _, p in params if not p.requires_grad} == {torch.bfloat16}
+
+
+@pytest.mark.parametrize("bf16", ["true", "false"])
+def test_generation_is_one_bf16_autocast_region_only_under_bf16(tmp_path, bf16):
+    trainer = _trainer(config_for(tmp_path, bf16=bf16), RecordingObserveR1)
+    with trainer._generation_autocast():
+        inside = torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
+    assert inside == ((True, torch.bfloat16) if bf16 == "true" else (False, inside[1]))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from model_zoo.hardware import cpu_has_native_bf16
 from observe_r1.config import load_config, rollout_shape
 from observe_r1.shaping import bonus_mask, difficulty_weight
 
@@ -74,11 +75,11 @@ def test_a_group_of_8_weighs_every_mixed_outcome():
     assert round(0.9**4, 2) == 0.66 and round(0.9**8, 2) == 0.43
 
 
-def test_speed_settings_no_reference_model_no_recompute_fp32_on_cpu():
+def test_speed_settings_no_reference_model_no_recompute_bf16_where_native():
     config = cpu_config()
     assert config.beta == 0.0  # TRL loads no reference model
     assert config.gradient_checkpointing is False
-    assert config.bf16 is False and config.use_cpu is True
+    assert config.bf16 is cpu_has_native_bf16() and config.use_cpu is True  # see cpu_bf16
     assert config.max_completion_length == 96 and config.temperature == 1.0
     assert config.curriculum == "ordered" and config.shuffle_dataset is False
     assert config.response_format == "observe"
