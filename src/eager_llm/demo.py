@@ -230,7 +230,7 @@ def render_report(
             f"Expect little: the LLM has seen {budget.stage1_steps * batch_size} stage-1 "
             "samples, a few minutes of CPU. configs/eager_llm/smol-ml100k.yaml trains 300 + 30 "
             "steps (2,400 + 240 samples; one thread: ~2 h in fp32, 42 min with native bf16) "
-            "to test Recall@10 0.082-0.095 on all 943 users (two seeds), 1.6-1.9x most-popular "
+            "to test Recall@10 0.082-0.095 on all 943 users (three runs), 1.6-1.9x most-popular "
             "(results/eager_ml100k.md); the paper trains 3 epochs on GPUs. The demo shows the "
             "pipeline end to end (index, both stages, constrained decoding, evaluation) and "
             "whether validation rises, not the method's accuracy; "
