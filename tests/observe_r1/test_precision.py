@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from trl import GRPOTrainer
 
 from observe_r1.train import engine_keeps_fp32_master, policy_dtype
 from tests.observe_r1.test_trainer import RecordingObserveR1, _trainer, config_for
@@ -77,9 +78,21 @@ def test_lora_under_bf16_trains_fp32_adapters_over_a_bf16_base(tmp_path):
     assert {p.dtype for _, p in params if not p.requires_grad} == {torch.bfloat16}
 
 
-@pytest.mark.parametrize("bf16", ["true", "false"])
-def test_generation_is_one_bf16_autocast_region_only_under_bf16(tmp_path, bf16):
-    trainer = _trainer(config_for(tmp_path, bf16=bf16), RecordingObserveR1)
-    with trainer._generation_autocast():
-        inside = torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
-    assert inside == ((True, torch.bfloat16) if bf16 == "true" else (False, inside[1]))
+@pytest.mark.parametrize("bf16", [True, False])
+def test_generation_runs_in_one_bf16_autocast_region_only_under_bf16(tmp_path, monkeypatch, bf16):
+    """TRL's generation is entered inside the region, so autocast (and its weight-cast cache)
+    spans every decoded token; accelerate's per-forward regions would not be open there."""
+    seen: list[tuple[bool, torch.dtype]] = []
+    stock = GRPOTrainer._generate
+
+    def recording(self, prompts):
+        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return stock(self, prompts)
+
+    monkeypatch.setattr(GRPOTrainer, "_generate", recording)
+    config = config_for(tmp_path, bf16=str(bf16).lower(), max_steps=1, max_completion_length=4)
+    _trainer(config, RecordingObserveR1).train()
+    assert seen, "no generation ran"
+    assert {enabled for enabled, _ in seen} == {bf16}
+    if bf16:
+        assert {dtype for _, dtype in seen} == {torch.bfloat16}
