@@ -4,10 +4,12 @@ Same model (smolvlm-dino), same synth rows (levels 1-5, seed 0) and seed for eve
 Each config reads every row as many times in a row as it has prompts per step, so that step
 k of any arm samples 8 completions of the same question k (today: 2 copies x 4, new: 1 x 8)
 and only the sampling differs. The arms: today's ``smol.yaml`` (fp32), ``smol-cpu.yaml`` in
-fp32 and, where the CPU has native bf16 units, ``smol-cpu.yaml`` with bf16 autocast (fp32
-master weights). They run interleaved, each round a fresh trainer of ``--steps`` optimizer
-steps, so that machine noise hits all alike. Prints the median step time of each
-(``step_seconds`` of ``metrics.jsonl``), completions per second and the ratio today / arm;
+fp32 and, where the CPU has native bf16 units, with bf16 autocast (fp32 master weights), both
+with TRL's loss forward over G prompt copies, and ``smol-cpu.yaml`` as shipped (bf16 where
+native, each group's prompt run once: ``share_prompt_forward``). They run interleaved, each
+round a fresh trainer of ``--steps`` optimizer steps, so that machine noise hits all alike.
+Prints the median step time of each (``step_seconds`` of ``metrics.jsonl``), completions per
+second and the ratio today / arm;
 all make 8 completions per step, so the ratio is also that of completions per second.
 ``--warmup`` steps at the start of every run are left out (default 1; a step of the default
 model takes tens of seconds, so ``--warmup 0`` with few steps is a fair short measurement).
@@ -36,10 +38,17 @@ CONFIGS = Path(__file__).parents[1] / "configs" / "observe_r1"
 # name -> (config, overrides); the first is today's default, the others are timed against it.
 RUNS = {
     "today (smol.yaml)": (CONFIGS / "smol.yaml", ["bf16=false"]),
-    "new fp32": (CONFIGS / "smol-cpu.yaml", ["bf16=false"]),
+    "new fp32, prompt x G": (
+        CONFIGS / "smol-cpu.yaml",
+        ["bf16=false", "share_prompt_forward=false"],
+    ),
 }
 if cpu_has_native_bf16():
-    RUNS["new bf16 autocast"] = (CONFIGS / "smol-cpu.yaml", ["bf16=true"])
+    RUNS["new bf16, prompt x G"] = (
+        CONFIGS / "smol-cpu.yaml",
+        ["bf16=true", "share_prompt_forward=false"],
+    )
+RUNS["new as shipped"] = (CONFIGS / "smol-cpu.yaml", [])  # bf16 where native, prompt once
 
 
 def step_seconds(

@@ -120,6 +120,10 @@ class ObserveR1Config(GRPOConfig):
     # Keep the vision encoder's weights fixed (and LoRA off it); the projector still trains
     # where it lies outside the encoder (LLaVA), not where it is part of it (Qwen-VL's merger).
     freeze_vision: bool = False
+    # Run each group's prompt once in the loss forward (observe_r1.shared_prompt): the same
+    # log-probabilities and gradients as TRL's forward over G prompt copies, for less compute
+    # when prompts are long against completions. LLaVA and text models (1-D positions) only.
+    share_prompt_forward: bool = False
     # Write each completion's text into rollouts.jsonl ("text"): what a collapsing run
     # says, read without re-generating. Off by default: a GPU run's file would hold GBs.
     rollout_texts: bool = False
@@ -171,6 +175,13 @@ class ObserveR1Config(GRPOConfig):
                 f"steps_per_generation) must be whole groups of num_generations "
                 f"({self.num_generations})",
                 key="filter_groups",
+            )
+        if self.share_prompt_forward and self.gradient_checkpointing:
+            raise ConfigError(
+                "share_prompt_forward reuses the prompt's key/value cache, which gradient "
+                "checkpointing turns off: set gradient_checkpointing false (or "
+                "share_prompt_forward false)",
+                key="share_prompt_forward",
             )
         if self.scale_rewards not in ("group", "none"):
             raise ConfigError(

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from accelerate.utils import gather_object, send_to_device
+from accelerate.utils import gather_object, is_peft_model, send_to_device
 from trl import GRPOTrainer
 
 from model_zoo.checkpoints import RenamedWeightsResume
@@ -33,11 +33,32 @@ from observe_r1.pixels import PixelBounds, bounded_image
 from observe_r1.rewards import completion_text
 from observe_r1.round_merge import merge_rounds
 from observe_r1.shaping import bonus_mask, difficulty_weight, shape_advantages
+from observe_r1.shared_prompt import add_shared_prompt_forward
 
 _HOOKS = {
     "_calculate_rewards": ["self", "inputs", "prompts", "completions", "completion_ids_list"],
     "_generate_and_score_completions": ["self", "inputs"],
     "_generate": ["self", "prompts"],  # only for text-only rows: see ObserveR1Trainer._generate
+    "_get_per_token_logps_and_entropies": [  # share_prompt_forward
+        "self",
+        "model",
+        "input_ids",
+        "attention_mask",
+        "logits_to_keep",
+        "batch_size",
+        "compute_entropy",
+        "compute_aux_loss",
+        "pixel_values",
+        "image_grid_thw",
+        "num_images",
+        "pixel_attention_mask",
+        "spatial_shapes",
+        "num_tiles",
+        "image_sizes",
+        "token_type_ids",
+        "mm_token_type_ids",
+        "image_position_ids",
+    ],
 }
 GENERATED_IMAGES = 6  # the position of the prompts' images in what TRL's _generate returns
 
@@ -138,6 +159,13 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
         engine = self.is_deepspeed_enabled or self.is_fsdp_enabled
         if self.args.bf16 and self.ref_model is not None and not engine:
             self.ref_model.to(torch.bfloat16)
+        if self.args.share_prompt_forward:
+            for model in (self.model, self.ref_model):
+                if model is not None:
+                    base = model.get_base_model() if is_peft_model(model) else model
+                    add_shared_prompt_forward(
+                        base, self.temperature, self.args.cast_lm_head_to_fp32
+                    )
         self._prompt_order = None
         if self.args.filter_groups:  # dynamic sampling deals the prompts itself
             order = PromptOrder(
@@ -237,6 +265,53 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
             images = [image_list or [] for image_list in images]
             result = (*result[:GENERATED_IMAGES], images, *result[GENERATED_IMAGES + 1 :])
         return result
+
+    def _get_per_token_logps_and_entropies(
+        self,
+        model,
+        input_ids,
+        attention_mask,
+        logits_to_keep,
+        batch_size=None,
+        compute_entropy=False,
+        compute_aux_loss=False,
+        pixel_values=None,
+        num_images=None,
+        **other_inputs,
+    ):
+        """With ``share_prompt_forward``: each group's prompt runs once
+        (`observe_r1.shared_prompt`; the stock path chunks by ``batch_size``, this one by
+        group). Log-probabilities and entropies ``(B, T)``, no auxiliary loss."""
+        if not self.args.share_prompt_forward:
+            return super()._get_per_token_logps_and_entropies(
+                model,
+                input_ids,
+                attention_mask,
+                logits_to_keep,
+                batch_size,
+                compute_entropy,
+                compute_aux_loss,
+                pixel_values=pixel_values,
+                num_images=num_images,
+                **other_inputs,
+            )
+        given = sorted(name for name, value in other_inputs.items() if value is not None)
+        if given or compute_aux_loss:
+            raise RuntimeError(
+                f"share_prompt_forward takes images as pixel_values alone, got "
+                f"{given or ['an MoE auxiliary loss']}: set share_prompt_forward false"
+            )
+        with self.accelerator.autocast():
+            output = model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                logits_to_keep=logits_to_keep,
+                pixel_values=pixel_values,
+                num_images=num_images,
+                compute_entropy=compute_entropy,
+                shared_prompt=True,
+            )
+        return output.log_probs, output.entropy, None
 
     def _generation_autocast(self) -> torch.autocast:
         """One bf16 autocast region around a whole generation, where ``bf16`` trains fp32

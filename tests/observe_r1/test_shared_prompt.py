@@ -1,0 +1,175 @@
+"""``share_prompt_forward``: each group's prompt run once gives the stock path's completion
+log-probabilities, entropies and gradients (tiny real models), and groups are found right."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
+from trl.trainer.utils import add_fused_lm_head
+
+from model_zoo import resolve
+from model_zoo.processors import load_processor
+from observe_r1 import shared_prompt
+from observe_r1.shared_prompt import add_shared_prompt_forward, check_supported, prompt_groups
+from observe_r1.trainer import ObserveR1Trainer
+from tests.observe_r1.test_trainer import _trainer, config_for
+from yaml_config import ConfigError
+
+QUESTIONS = ["How many circles are there?", "What colour is the largest square in the image?"]
+
+
+def batch_of_groups(processor, vision: bool, group: int = 3, completion: int = 7):
+    """TRL's layout: two prompts of different lengths (left-padded), ``group`` right-padded
+    random completions each -> (input_ids, attention_mask, pixel_values or None, T)."""
+    tokenizer = processor.tokenizer if vision else processor
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    content = [{"type": "image"}] if vision else []
+    texts = [
+        processor.apply_chat_template(
+            [{"role": "user", "content": [*content, {"type": "text", "text": q}]}]
+            if vision
+            else [{"role": "user", "content": q}],
+            add_generation_prompt=True,
+            tokenize=False,
+        )
+        for q in QUESTIONS
+    ]
+    if vision:
+        images = [Image.new("RGB", (32, 32), colour) for colour in ("red", "blue")]
+        inputs = processor(text=texts, images=images, padding=True, return_tensors="pt")
+    else:
+        inputs = tokenizer(texts, padding=True, return_tensors="pt")
+    assert (inputs["attention_mask"] == 0).any(), "the prompts must differ in length"
+    generator = torch.Generator().manual_seed(0)
+    vocab = len(tokenizer) - 8
+    completions = torch.randint(3, vocab, (2 * group, completion), generator=generator)
+    completion_mask = torch.ones_like(completions)
+    completion_mask[1, 4:] = 0  # right padding, as TRL masks after EOS
+    completion_mask[4, 2:] = 0
+    input_ids = torch.cat([inputs["input_ids"].repeat_interleave(group, 0), completions], 1)
+    mask = torch.cat([inputs["attention_mask"].repeat_interleave(group, 0), completion_mask], 1)
+    pixels = inputs["pixel_values"].repeat_interleave(group, 0) if vision else None
+    shuffled = torch.randperm(2 * group, generator=generator)  # TRL shuffles a round's rows
+    pixels = pixels[shuffled] if vision else None
+    return input_ids[shuffled], mask[shuffled], pixels, completion
+
+
+def stock_and_shared(name: str, vision: bool):
+    folder = resolve(name)
+    loader = AutoModelForImageTextToText if vision else AutoModelForCausalLM
+    torch.manual_seed(0)
+    model = loader.from_pretrained(folder, dtype=torch.float32)
+    processor = load_processor(folder) if vision else AutoTokenizer.from_pretrained(folder)
+    input_ids, mask, pixels, keep = batch_of_groups(processor, vision)
+    add_fused_lm_head(model, temperature=0.9, outputs=("log_probs", "entropy"))
+    add_shared_prompt_forward(model, temperature=0.9)
+    extra = {"pixel_values": pixels} if vision else {}
+    labels = input_ids.masked_fill(mask == 0, -100)
+    labels[:, :-keep] = -100
+    stock = model(
+        input_ids=input_ids, attention_mask=mask, labels=labels, fused_lm_head=True, **extra
+    )
+    stock_logps = stock.log_probs[:, -keep:]
+    stock_entropy = stock.entropy[:, -keep:]
+    valid = mask[:, -keep:].bool()
+    (stock_logps[valid].sum()).backward()
+    stock_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    shared = model(
+        input_ids=input_ids,
+        attention_mask=mask,
+        logits_to_keep=keep,
+        shared_prompt=True,
+        compute_entropy=True,
+        **extra,
+    )
+    (shared.log_probs[valid].sum()).backward()
+    shared_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return (
+        (stock_logps, stock_entropy, stock_grads),
+        (shared.log_probs, shared.entropy, shared_grads),
+        valid,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "vision"), [("tiny-llava", True), ("tiny-llama", False), ("tiny-qwen2", False)]
+)
+def test_shared_prompt_matches_the_stock_forward_in_values_and_gradients(name, vision):
+    (logps, entropy, grads), (s_logps, s_entropy, s_grads), valid = stock_and_shared(name, vision)
+    assert s_logps.shape == logps.shape
+    torch.testing.assert_close(s_logps[valid], logps[valid], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(s_entropy[valid], entropy[valid], rtol=1e-4, atol=1e-4)
+    assert (s_logps[~valid] == 0).all()
+    assert grads.keys() == s_grads.keys()
+    for parameter, grad in grads.items():
+        torch.testing.assert_close(s_grads[parameter], grad, rtol=1e-3, atol=1e-5, msg=parameter)
+    if vision:  # the image reaches the loss through the one prompt pass
+        assert any("vision" in n and g.abs().sum() > 0 for n, g in s_grads.items())
+
+
+def test_groups_are_the_rows_of_one_prompt_and_image_wherever_they_lie():
+    ids = torch.tensor([[0, 5, 6], [7, 5, 6], [0, 5, 6], [7, 5, 6], [7, 5, 6]])
+    mask = torch.tensor([[0, 1, 1], [1, 1, 1], [0, 1, 1], [1, 1, 1], [1, 1, 1]])
+    images = [
+        torch.zeros(1, 2),
+        torch.ones(1, 2),
+        torch.zeros(1, 2),
+        torch.zeros(1, 2),
+        torch.ones(1, 2),
+    ]
+    assert prompt_groups(ids, mask, images) == [[0, 2], [1, 4], [3]]  # row 3: same text, new image
+
+
+def test_models_with_3d_positions_are_refused():
+    with pytest.raises(ConfigError, match="qwen2_5_vl"):
+        check_supported("qwen2_5_vl")
+
+
+def test_a_training_step_with_a_shared_prompt_moves_the_weights_as_the_stock_one(
+    tmp_path, monkeypatch
+):
+    """Same seed, so the same rollouts; beta 0.01 sends the reference through the path too."""
+    calls = []
+    taken = shared_prompt.completion_log_probs
+    monkeypatch.setattr(
+        shared_prompt, "completion_log_probs", lambda *a, **k: calls.append(1) or taken(*a, **k)
+    )
+    after = {}
+    for shared in (False, True):
+        config = config_for(
+            tmp_path / str(shared),
+            model="tiny-llava",
+            max_steps=1,
+            max_completion_length=16,
+            learning_rate=1e-3,
+            share_prompt_forward=shared,
+            gradient_checkpointing=False,
+            save_strategy="'no'",
+        )
+        trainer = _trainer(config, ObserveR1Trainer)
+        before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+        trainer.train()
+        after[shared] = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+        assert bool(calls) == shared  # the policy's and the reference's forward
+    moved = [n for n in before if not torch.equal(after[False][n], before[n])]
+    assert len(moved) > 0.5 * len(before)
+    for name in before:
+        torch.testing.assert_close(after[True][name], after[False][name], rtol=1e-4, atol=1e-6)
+
+
+def test_a_model_with_3d_positions_is_refused_at_trainer_start(tmp_path):
+    config = config_for(
+        tmp_path, model="tiny-qwen2.5-vl", share_prompt_forward=True, gradient_checkpointing=False
+    )
+    with pytest.raises(ConfigError, match="share_prompt_forward"):
+        _trainer(config, ObserveR1Trainer)
+
+
+def test_gradient_checkpointing_is_refused_with_a_shared_prompt(tmp_path):
+    with pytest.raises(ConfigError, match="gradient checkpointing"):
+        config_for(tmp_path, share_prompt_forward=True, gradient_checkpointing=True)
