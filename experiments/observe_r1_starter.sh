@@ -29,7 +29,7 @@ mkdir -p "$R"
 [ -f "$R/valid/rows.jsonl" ] || $cli synth --out "$R/valid" --n 60 --seed 32 \
   --families $families --levels $levels --choice-share 0
 [ -f "$R/ladder.jsonl" ] || $cli ladder --input "$R/data/rows.jsonl" --model $model \
-  --out "$R/ladder.jsonl" --rollouts 8 --max-new-tokens 96 --batch-size 8 --no-greedy-filter
+  --out "$R/ladder.jsonl" --rollouts 8 --max-new-tokens 96 --batch-size "${LADDER_BATCH:-8}" --no-greedy-filter
 
 test_once() {  # test_once MODEL FOLDER FORMAT
   [ -f "$2/eval.json" ] || $cli eval --model "$1" --data "$R/data/test.jsonl" --out "$2" \

@@ -9,7 +9,8 @@ each model's greedy test accuracy, format rate, mean response tokens and observa
 McNemar tests against the starting model (asked in the run's own format) and against the GRPO
 baseline, with a paired bootstrap 95 % interval of the accuracy difference; accuracy per family
 and level; answer collapse (each model's share of answers equal to its most common one per
-family, beside the family-majority accuracy); per run the share of zero-signal groups and,
+family, beside the family-majority accuracy) and accuracy on the rows a family-prior answer
+gets wrong, with McNemar against the start there; per run the share of zero-signal groups and,
 per 25 steps of its rollouts, sampled accuracy, format rate, length and the share cut at the
 length cap. Writes OUT_DIR/curves.png (reward, zero-signal share and validation accuracy
 against the optimizer step, one line per run).
@@ -120,6 +121,33 @@ def family_prior_lines(models: dict[str, list[dict]]) -> list[str]:
     lines += [
         f"| {name} | {top_share(records, 'prediction'):.3f} |" for name, records in models.items()
     ]
+    return lines
+
+
+def off_prior_lines(models: dict[str, list[dict]], start_of: dict[str, list[dict]]) -> list[str]:
+    """Accuracy on the rows whose gold answer is not its family's most common gold answer:
+    there a policy that answers each family's prior is always wrong, so a gain has to come
+    from the image. ``start_of`` maps a model to the starting model in its format (McNemar
+    against it on the same rows)."""
+    first = next(iter(models.values()))
+    prior = {}
+    for family in {r["family"] for r in first}:
+        golds = [str(r["gold"]) for r in first if r["family"] == family]
+        prior[family] = max(set(golds), key=golds.count)
+    rows = [i for i, r in enumerate(first) if str(r["gold"]) != prior[r["family"]]]
+    lines = [
+        f"Rows whose gold answer is not the family's most common one: {len(rows)} of "
+        f"{len(first)}.",
+        "",
+        "| model | accuracy there | vs its start there: diff [95 % CI], only here / there, p |",
+        "| --- | --- | --- |",
+    ]
+    for name, records in models.items():
+        chosen = [records[i] for i in rows]
+        start = start_of.get(name)
+        versus = comparison(chosen, [start[i] for i in rows]) if start is not None else "-"
+        accuracy = np.mean([r["correct"] for r in chosen])
+        lines.append(f"| {name} | {accuracy:.3f} | {versus} |")
     return lines
 
 
@@ -244,6 +272,8 @@ def main() -> None:
     if models:
         print("\n" + "\n".join(breakdown_lines(models)))
         print("\n" + "\n".join(family_prior_lines(models)))
+        start_of = {name: starts[RUNS[name]] for name in tested if RUNS[name] in starts}
+        print("\n" + "\n".join(off_prior_lines(models, start_of)))
     runs = {name: run_metrics(out / name) for name in RUNS if (out / name).is_dir()}
     if runs:
         print(
