@@ -3,6 +3,12 @@ log-probabilities, entropies and gradients (tiny real models), and groups are fo
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from PIL import Image
@@ -14,7 +20,8 @@ from model_zoo.processors import load_processor
 from observe_r1 import shared_prompt
 from observe_r1.shared_prompt import add_shared_prompt_forward, check_supported, prompt_groups
 from observe_r1.trainer import ObserveR1Trainer
-from tests.observe_r1.test_trainer import _trainer, config_for
+from tests.observe_r1.test_distributed import REPO, SCRIPT
+from tests.observe_r1.test_trainer import TINY, _trainer, config_for, write_rows
 from yaml_config import ConfigError
 
 QUESTIONS = ["How many circles are there?", "What colour is the largest square in the image?"]
@@ -173,3 +180,29 @@ def test_a_model_with_3d_positions_is_refused_at_trainer_start(tmp_path):
 def test_gradient_checkpointing_is_refused_with_a_shared_prompt(tmp_path):
     with pytest.raises(ConfigError, match="gradient checkpointing"):
         config_for(tmp_path, share_prompt_forward=True, gradient_checkpointing=True)
+
+
+def test_two_processes_train_through_the_wrapper_as_with_the_stock_forward(tmp_path):
+    """torchrun, 2 CPU processes (DDP, gloo): the shared path goes through DDP's forward, so
+    gradients are all-reduced; both ranks end with the stock run's weights."""
+    data = write_rows(tmp_path, n=4)
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    trained = {}
+    for shared in (False, True):
+        out = tmp_path / f"run-{shared}"
+        command = [
+            torchrun, "--nproc_per_node", "2", str(SCRIPT), str(TINY), f"train_file={data}",
+            f"output_dir={out}", "model=tiny-llava", "max_steps=1", "max_completion_length=16",
+            "learning_rate=1e-3", "gradient_checkpointing=false",
+            f"share_prompt_forward={str(shared).lower()}",
+        ]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        trained[shared] = [torch.load(out / f"trained-{rank}.pt") for rank in (0, 1)]
+    stock, shared_runs = trained[False], trained[True]
+    for name, tensor in stock[0].items():
+        torch.testing.assert_close(stock[1][name], tensor, rtol=0, atol=0)  # DDP: ranks equal
+        torch.testing.assert_close(shared_runs[1][name], shared_runs[0][name], rtol=0, atol=0)
+        # 1 % of the learning rate: a rank that missed the all-reduce would be ~lr away
+        torch.testing.assert_close(shared_runs[0][name], tensor, rtol=1e-4, atol=1e-5)
