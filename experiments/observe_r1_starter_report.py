@@ -9,8 +9,8 @@ each model's greedy test accuracy, format rate, mean response tokens and observa
 McNemar tests against the starting model (asked in the run's own format) and against the GRPO
 baseline, with a paired bootstrap 95 % interval of the accuracy difference; accuracy per family
 and level; answer collapse (each model's share of answers equal to its most common one per
-family, beside the family-majority accuracy) and accuracy on the rows a family-prior answer
-gets wrong, with McNemar against the start there; per run the share of zero-signal groups and,
+family, beside the family-majority accuracy) and how much of each model's accuracy depends on
+the image (its answers permuted within each family); per run the share of zero-signal groups and,
 per 25 steps of its rollouts, sampled accuracy, format rate, length and the share cut at the
 length cap. Writes OUT_DIR/curves.png (reward, zero-signal share and validation accuracy
 against the optimizer step, one line per run).
@@ -38,6 +38,8 @@ RUNS = {  # run -> the format it answers in
     "no-bonus": "observe",
     "no-observe": "think",
     "no-order": "observe",
+    "observe-r1-refill": "observe",
+    "observe-r1-frozen-vision": "observe",
 }
 
 
@@ -124,30 +126,39 @@ def family_prior_lines(models: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
-def off_prior_lines(models: dict[str, list[dict]], start_of: dict[str, list[dict]]) -> list[str]:
-    """Accuracy on the rows whose gold answer is not its family's most common gold answer:
-    there a policy that answers each family's prior is always wrong, so a gain has to come
-    from the image. ``start_of`` maps a model to the starting model in its format (McNemar
-    against it on the same rows)."""
-    first = next(iter(models.values()))
-    prior = {}
-    for family in {r["family"] for r in first}:
-        golds = [str(r["gold"]) for r in first if r["family"] == family]
-        prior[family] = max(set(golds), key=golds.count)
-    rows = [i for i, r in enumerate(first) if str(r["gold"]) != prior[r["family"]]]
+def answer(value) -> str:
+    return str(value).strip().rstrip(".")
+
+
+def image_use_lines(models: dict[str, list[dict]], permutations: int = 2000) -> list[str]:
+    """Does a model's accuracy depend on the image? Its answers are permuted across the rows
+    of each family (keeping how often it gives each answer there, cutting the link to the
+    image): the mean permuted accuracy is what its answer distribution alone earns; the p
+    value is the share of permutations that score at least its accuracy (exact string match
+    of answers; the integer answers here match as the judge does)."""
+    rng = np.random.default_rng(0)
     lines = [
-        f"Rows whose gold answer is not the family's most common one: {len(rows)} of "
-        f"{len(first)}.",
-        "",
-        "| model | accuracy there | vs its start there: diff [95 % CI], only here / there, p |",
-        "| --- | --- | --- |",
+        "| model | accuracy | from its answer distribution alone (answers permuted within "
+        "family) | beyond it | permutation p |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for name, records in models.items():
-        chosen = [records[i] for i in rows]
-        start = start_of.get(name)
-        versus = comparison(chosen, [start[i] for i in rows]) if start is not None else "-"
-        accuracy = np.mean([r["correct"] for r in chosen])
-        lines.append(f"| {name} | {accuracy:.3f} | {versus} |")
+        family = np.array([r["family"] for r in records])
+        gold = np.array([answer(r["gold"]) for r in records])
+        said = np.array([answer(r["prediction"]) for r in records])
+        observed = float(np.mean(said == gold))
+        scores = np.empty(permutations)
+        for k in range(permutations):
+            shuffled = said.copy()
+            for value in np.unique(family):
+                rows = np.flatnonzero(family == value)
+                shuffled[rows] = said[rng.permutation(rows)]
+            scores[k] = np.mean(shuffled == gold)
+        p = (1 + np.sum(scores >= observed)) / (1 + permutations)
+        lines.append(
+            f"| {name} | {observed:.3f} | {scores.mean():.3f} | {observed - scores.mean():+.3f} "
+            f"| {p:.3g} |"
+        )
     return lines
 
 
@@ -272,8 +283,7 @@ def main() -> None:
     if models:
         print("\n" + "\n".join(breakdown_lines(models)))
         print("\n" + "\n".join(family_prior_lines(models)))
-        start_of = {name: starts[RUNS[name]] for name in tested if RUNS[name] in starts}
-        print("\n" + "\n".join(off_prior_lines(models, start_of)))
+        print("\n" + "\n".join(image_use_lines(models)))
     runs = {name: run_metrics(out / name) for name in RUNS if (out / name).is_dir()}
     if runs:
         print(
