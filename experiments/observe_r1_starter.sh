@@ -10,8 +10,8 @@
 #   experiments/observe_r1_starter.sh [OUT=runs/observe_r1_starter] [STEPS=100] [TEST_N=600]
 #   ARMS="observe-r1" runs one arm (the other on the other core; the single ablations
 #   no-weight, no-bonus, no-observe, no-order, and the variants observe-r1-refill (dynamic
-#   sampling of the groups its weight zeroes) and observe-r1-frozen-vision, run only when
-#   named); PREP=only stops after the
+#   sampling of the groups its weight zeroes), observe-r1-frozen-vision and
+#   grpo-frozen-vision, run only when named); PREP=only stops after the
 #   data, the ladder and the starting model's tests; PREP=skip-start-tests leaves those tests
 #   to a PREP=only run (on a third job slot or later); CONFIG=configs/observe_r1/tiny.yaml
 #   (with its MODEL=tiny-qwen2.5-vl, small STEPS and TEST_N) is a smoke check of the pipeline;
@@ -52,6 +52,7 @@ declare -A variants=(  # the arms: Observe-R1, the GRPO baseline, the single abl
   [no-order]="curriculum=shuffled"
   [observe-r1-refill]="filter_groups=[all_wrong,all_correct]"  # + dynamic sampling (DAPO)
   [observe-r1-frozen-vision]="freeze_vision=true"  # the vision encoder kept as loaded
+  [grpo-frozen-vision]="curriculum=shuffled response_format=think use_bonus=false use_dynamic_weight=false freeze_vision=true"
 )
 for name in ${ARMS:-observe-r1 grpo}; do
   run=$R/$name

@@ -40,6 +40,7 @@ RUNS = {  # run -> the format it answers in
     "no-order": "observe",
     "observe-r1-refill": "observe",
     "observe-r1-frozen-vision": "observe",
+    "grpo-frozen-vision": "think",
 }
 
 
