@@ -64,8 +64,7 @@ def prompt_groups(
             if (
                 torch.equal(prompt_ids[row], prompt_ids[first])
                 and torch.equal(prompt_mask[row], prompt_mask[first])
-                and images[row].shape == images[first].shape
-                and torch.equal(images[row], images[first])
+                and torch.equal(images[row], images[first])  # False when shapes differ
             ):
                 group.append(row)
                 break
@@ -74,7 +73,7 @@ def prompt_groups(
     return groups
 
 
-def row_images(pixel_values: torch.Tensor | None, num_images: list[int] | None, rows: int):
+def images_per_row(pixel_values: torch.Tensor | None, num_images: list[int] | None, rows: int):
     """Each row's slice of ``pixel_values`` (images stacked along dim 0; one per row when
     ``num_images`` is None)."""
     if pixel_values is None:
@@ -101,7 +100,7 @@ def completion_log_probs(
     prompt_ids, completion_ids = input_ids[:, :-logits_to_keep], input_ids[:, -logits_to_keep:]
     prompt_mask = attention_mask[:, :-logits_to_keep]
     completion_mask = attention_mask[:, -logits_to_keep:].bool()
-    images = row_images(pixel_values, num_images, input_ids.size(0))
+    images = images_per_row(pixel_values, num_images, input_ids.size(0))
     backbone = model.base_model
     lm_head = model.get_output_embeddings()
     log_probs, entropies = [], []
