@@ -3,6 +3,10 @@
 Without them PyTorch emulates bf16 matmuls, several times slower than fp32 (measured on an
 AVX2-only AMD EPYC: a 1176 x 576 x 1536 matmul 0.055 s fp32, 0.43 s bf16, 0.30 s autocast),
 so bf16 autocast on such a CPU costs speed instead of saving it.
+
+A CPU with the flags still counts as without them when torch is held below AVX512
+(``ATEN_CPU_CAPABILITY=avx2``, with ``ONEDNN_MAX_CPU_ISA=AVX2`` for oneDNN's matmuls): that
+is how an AVX2-only machine is emulated on a newer one (CONTRIBUTING.md).
 """
 
 from __future__ import annotations
@@ -15,12 +19,21 @@ NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 @cache
 def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """Whether ``cpuinfo`` (Linux) lists a native bf16 flag; False where it is unreadable."""
+    """Whether ``cpuinfo`` (Linux) lists a native bf16 flag and torch may use AVX512 kernels;
+    False where the file is unreadable."""
     try:
         flags = Path(cpuinfo).read_text().split()
     except OSError:
         return False
-    return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+    return any(flag in flags for flag in NATIVE_BF16_FLAGS) and torch_uses_avx512()
+
+
+def torch_uses_avx512() -> bool:
+    """Whether torch's CPU kernels run at AVX512 or above (not held to AVX2 by
+    ``ATEN_CPU_CAPABILITY`` or by the CPU)."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
 def cpu_bf16(requested: bool, use_cpu: bool) -> bool:

@@ -1,5 +1,8 @@
 """Native bf16 detection from /proc/cpuinfo flags."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from model_zoo.hardware import cpu_has_native_bf16
@@ -15,6 +18,19 @@ def test_native_bf16_needs_an_avx512_bf16_or_amx_flag(tmp_path):
     assert not cpu_has_native_bf16(str(avx2))
     assert cpu_has_native_bf16(str(zen4)) and cpu_has_native_bf16(str(sapphire))
     assert not cpu_has_native_bf16(str(tmp_path / "missing"))
+
+
+def test_torch_held_to_avx2_counts_as_a_cpu_without_native_bf16(tmp_path):
+    """``ATEN_CPU_CAPABILITY=avx2`` emulates an AVX2-only machine: bf16 is then not native."""
+    zen4 = tmp_path / "zen4"
+    zen4.write_text("flags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    probe = (
+        "from model_zoo.hardware import cpu_has_native_bf16, torch_uses_avx512;"
+        f"print(torch_uses_avx512(), cpu_has_native_bf16({str(zen4)!r}))"
+    )
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert result.stdout.split() == ["False", "False"], result.stderr
 
 
 def test_cpu_bf16_turns_off_only_for_cpu_runs_without_native_bf16(monkeypatch, capsys):
