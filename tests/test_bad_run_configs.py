@@ -163,11 +163,11 @@ CASES: dict[str, tuple[tuple[str, Callable[[Path], list[str]]], list[str]]] = {
     ),
     "observe_batch_size_negative": (
         observe(SET, "per_device_train_batch_size=-8"),
-        ["'per_device_train_batch_size' must be an integer >= 1, got -8"],
+        ["'per_device_train_batch_size' must be an integer >= 1 and <= 65536, got -8"],
     ),
     "observe_num_generations_0": (
         observe(SET, "num_generations=0"),
-        ["--set num_generations=0: 'num_generations' must be an integer >= 2, got 0"],
+        ["--set num_generations=0: 'num_generations' must be an integer >= 2 and <= 65536, got 0"],
     ),
     "observe_num_generations_yes": (
         observe(SET, "num_generations=yes"),
@@ -183,11 +183,11 @@ CASES: dict[str, tuple[tuple[str, Callable[[Path], list[str]]], list[str]]] = {
     ),
     "observe_max_completion_length_0": (
         observe(SET, "max_completion_length=0"),
-        ["'max_completion_length' must be an integer >= 1, got 0"],
+        ["'max_completion_length' must be an integer >= 1 and <= 131072, got 0"],
     ),
     "observe_lora_r_0": (
         observe(SET, "lora={r: 0}"),
-        ["--set lora={r: 0}: 'lora.r' must be an integer >= 1, got 0"],
+        ["--set lora={r: 0}: 'lora.r' must be an integer >= 1 and <= 4096, got 0"],
     ),
     "observe_lora_dropout_1": (
         observe(SET, "lora={dropout: 1.0}"),
@@ -195,7 +195,7 @@ CASES: dict[str, tuple[tuple[str, Callable[[Path], list[str]]], list[str]]] = {
     ),
     "observe_temperature_0": (
         observe(SET, "temperature=0"),
-        ["'temperature' must be a number > 0, got 0"],
+        ["'temperature' must be a number > 0 and <= 100, got 0"],
     ),
     "observe_bool_field_given_a_number": (
         observe(SET, "use_bonus=2"),
@@ -203,7 +203,32 @@ CASES: dict[str, tuple[tuple[str, Callable[[Path], list[str]]], list[str]]] = {
     ),
     "observe_max_steps_option_0": (
         observe("--max-steps", "0"),
-        ["--max-steps 0: 'max_steps' must be an integer >= 1 (or -1), got 0"],
+        ["--max-steps 0: 'max_steps' must be an integer >= 1 and <= 10000000 (or -1), got 0"],
+    ),
+    # sizes over their caps fail before the run folder is touched (issue 31, items 6, 7)
+    "observe_seed_over_2_32": (
+        observe(SET, "seed=4294967296"),
+        ["--set seed=4294967296: 'seed' must be an integer >= 0 and <= 4294967295"],
+    ),
+    "observe_temperature_1e308": (
+        observe(SET, "temperature=1e308"),
+        ["--set temperature=1e308: 'temperature' must be a number > 0 and <= 100"],
+    ),
+    "observe_batch_size_a_billion": (
+        observe(SET, "per_device_train_batch_size=1000000000"),
+        ["'per_device_train_batch_size' must be an integer >= 1 and <= 65536"],
+    ),
+    "observe_lora_r_a_billion": (
+        observe(SET, "lora={r: 1000000000}"),
+        ["--set lora={r: 1000000000}: 'lora.r' must be an integer >= 1 and <= 4096"],
+    ),
+    "observe_max_steps_1e20": (
+        observe("--max-steps", str(10**20)),
+        [f"--max-steps {10**20}: 'max_steps' must be an integer >= 1 and <= 10000000"],
+    ),
+    "observe_epochs_1e300": (
+        observe(SET, "max_steps=-1", SET, "num_train_epochs=1e300"),
+        ["'num_train_epochs' must be a number > 0 and <= 10000"],
     ),
     "observe_duplicate_yaml_key": (
         with_file(
@@ -281,11 +306,11 @@ CASES: dict[str, tuple[tuple[str, Callable[[Path], list[str]]], list[str]]] = {
     ),
     "eager_max_history_0": (
         eager(SET, "max_history=0"),
-        ["--set max_history=0: 'max_history' must be an integer >= 1, got 0"],
+        ["--set max_history=0: 'max_history' must be an integer >= 1 and <= 131072, got 0"],
     ),
     "eager_gct_negatives_negative": (
         eager(SET, "gct_negatives=-1"),
-        ["--set gct_negatives=-1: 'gct_negatives' must be an integer >= 0, got -1"],
+        ["--set gct_negatives=-1: 'gct_negatives' must be an integer >= 0 and <= 10000000, got -1"],
     ),
     "eager_max_length_4": (
         eager(SET, "max_length=4"),
@@ -305,11 +330,11 @@ CASES: dict[str, tuple[tuple[str, Callable[[Path], list[str]]], list[str]]] = {
     ),
     "eager_max_steps_option_0": (
         eager("--max-steps", "-3"),
-        ["--max-steps -3: 'max_steps' must be an integer >= 1 (or -1), got -3"],
+        ["--max-steps -3: 'max_steps' must be an integer >= 1 and <= 10000000 (or -1), got -3"],
     ),
     "eager_anneal_lora_r_0": (
         eager(SET, "lora={r: 0}", verb="anneal", out="arun"),
-        ["--set lora={r: 0}: 'lora.r' must be an integer >= 1, got 0"],
+        ["--set lora={r: 0}: 'lora.r' must be an integer >= 1 and <= 4096, got 0"],
     ),
     "eager_anneal_without_a_stage1_model": (
         eager(verb="anneal", out="arun"),
@@ -318,6 +343,22 @@ CASES: dict[str, tuple[tuple[str, Callable[[Path], list[str]]], list[str]]] = {
     "eager_set_string_for_number": (
         eager(SET, "learning_rate=fast"),
         ["--set learning_rate=fast: 'learning_rate' must be float, got 'fast'"],
+    ),
+    "eager_seed_over_2_32": (
+        eager(SET, "seed=4294967296"),
+        ["--set seed=4294967296: 'seed' must be an integer >= 0 and <= 4294967295"],
+    ),
+    "eager_batch_size_a_billion": (
+        eager(SET, "per_device_train_batch_size=1000000000"),
+        ["'per_device_train_batch_size' must be an integer >= 1 and <= 65536"],
+    ),
+    "eager_max_steps_1e20": (
+        eager("--max-steps", str(10**20)),
+        [f"--max-steps {10**20}: 'max_steps' must be an integer >= 1 and <= 10000000"],
+    ),
+    "eager_anneal_lora_r_a_billion": (
+        eager(SET, "lora={r: 1000000000}", verb="anneal", out="arun"),
+        ["'lora.r' must be an integer >= 1 and <= 4096, got 1000000000"],
     ),
     "eager_duplicate_yaml_key": (
         with_file(
@@ -346,6 +387,14 @@ CASES: dict[str, tuple[tuple[str, Callable[[Path], list[str]]], list[str]]] = {
             lambda i: (i / "item_index.json").write_text('{"i0": ["<a>"], "i1": ["<a>"]}')
         ),
         ["bad-index/item_index.json: not an item index (items 'i0' and 'i1' share"],
+    ),
+    "eager_index_codes_not_tokens": (
+        corrupt_index(
+            lambda i: (i / "item_index.json").write_text(
+                json.dumps({f"i{n}": ["hello world", f"<b_{n}>"] for n in range(10)})
+            )
+        ),
+        ["bad-index/item_index.json: not an item index ('hello world' is not an index token"],
     ),
     "eager_missing_items_file": (
         corrupt_index(lambda i: (i / "items.json").unlink()),

@@ -1,7 +1,8 @@
 """The error path both command-line tools share.
 
 - An expected failure (bad input, config value, unwritable output, disk full) is one line
-  ``error: <where>: <what>`` on stderr and exit status 2 (:func:`expected_errors`).
+  ``error: <where>: <what>`` on stderr and exit status 2 (:func:`expected_errors`), cut
+  to :data:`MAX_LINE` characters (:func:`error_line`).
 - An unexpected exception is a bug: one line saying so, with the exception's type and
   message and where to report it, and exit status 1 (:func:`reporting_group`, the typer
   group class of both apps). ``OBSERVE_EAGER_DEBUG=1`` lets the traceback through instead.
@@ -26,7 +27,15 @@ from typer.exceptions import Abort, Exit, TyperException
 DEBUG_ENV = "OBSERVE_EAGER_DEBUG"
 REPORT_TO = "the project's issue tracker"
 
-__all__ = ["DEBUG_ENV", "REPORT_TO", "bug_line", "expected_errors", "reporting_group"]
+__all__ = [
+    "DEBUG_ENV",
+    "MAX_LINE",
+    "REPORT_TO",
+    "bug_line",
+    "error_line",
+    "expected_errors",
+    "reporting_group",
+]
 
 
 def bug_line(tool: str, error: BaseException) -> str:
@@ -82,6 +91,17 @@ def reporting_group(tool: str) -> type[TyperGroup]:
     return ReportingGroup
 
 
+MAX_LINE = 2_000  # characters of an error line: a message quoting a huge value is cut
+
+
+def error_line(message: str) -> str:
+    """``error: <message>`` on one line of at most :data:`MAX_LINE` characters."""
+    text = " ".join(str(message).split("\n"))
+    if len(text) > MAX_LINE:
+        text = f"{text[:MAX_LINE]}... ({len(text) - MAX_LINE} characters cut)"
+    return f"error: {text}"
+
+
 @contextmanager
 def expected_errors(*kinds: type[Exception]) -> Iterator[None]:
     """Turn an exception of ``kinds`` into ``error: <message>`` and an `OSError` met during
@@ -89,9 +109,9 @@ def expected_errors(*kinds: type[Exception]) -> Iterator[None]:
     try:
         yield
     except kinds as error:
-        typer.echo(f"error: {error}", err=True)
+        typer.echo(error_line(str(error)), err=True)
         raise Exit(2) from None
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
-        typer.echo(f"error: {where}{error.strerror or error}", err=True)
+        typer.echo(error_line(f"{where}{error.strerror or error}"), err=True)
         raise Exit(2) from None

@@ -19,6 +19,7 @@ from model_zoo.hardware import cpu_bf16
 from observe_r1.group_filter import DROP_RULES
 from yaml_config import (
     AT_LEAST_1,
+    BATCH,
     NON_NEGATIVE,
     POSITIVE,
     TRAINING_RANGES,
@@ -30,6 +31,7 @@ from yaml_config import (
     parse_override,
     read_mapping,
 )
+from yaml_config.limits import MAX_BATCH, MAX_TEMPERATURE, MAX_TOKENS
 
 # TRL's GRPOConfig sets the old name; transformers warns on every config built. Not ours to fix.
 warnings.filterwarnings(
@@ -62,23 +64,23 @@ class LoraSettings:
 # Checked (with TRAINING_RANGES) before TRL's own __post_init__, which divides by some.
 RANGES: dict[str, Range] = {
     **TRAINING_RANGES,
-    "num_generations": Range(2, integer=True),
-    "max_completion_length": AT_LEAST_1,
-    "generation_batch_size": AT_LEAST_1,
-    "steps_per_generation": AT_LEAST_1,
-    "num_iterations": AT_LEAST_1,
-    "temperature": POSITIVE,
+    "num_generations": Range(2, MAX_BATCH, integer=True),
+    "max_completion_length": Range(1, MAX_TOKENS, integer=True),
+    "generation_batch_size": BATCH,
+    "steps_per_generation": BATCH,
+    "num_iterations": Range(1, 1_000, integer=True),
+    "temperature": Range(0, MAX_TEMPERATURE, low_open=True),
     "top_p": Range(0, 1, low_open=True),
     "top_k": Range(0, integer=True),
     "beta": NON_NEGATIVE,
     "epsilon": POSITIVE,
     "format_value": Range(),
     "bonus": NON_NEGATIVE,
-    "bonus_min_length": Range(0, integer=True),
+    "bonus_min_length": Range(0, MAX_TOKENS, integer=True),
     "sigma": POSITIVE,
     "advantage_eps": POSITIVE,
     "eval_limit": AT_LEAST_1,
-    "max_refill_rounds": Range(0, integer=True),
+    "max_refill_rounds": Range(0, 1_000, integer=True),
 }
 
 

@@ -5,7 +5,8 @@ YAML 1.1 (PyYAML) resolves a float only when it has a dot, so ``learning_rate: 1
 would load as the string ``"1e-5"`` and fail deep inside ``TrainingArguments``.
 :class:`ConfigLoader` also reads exponent-only numbers (``1e-5``, ``3E+4``) as floats, as
 YAML 1.2 does, and refuses a key given twice in one mapping (PyYAML keeps the last one
-silently); every other value resolves as in ``yaml.safe_load``.
+silently); every other value resolves as in ``yaml.safe_load``. Reading is bounded
+(:mod:`yaml_config.bounds`): regular files under a size cap, aliases expanded under a cap.
 
 Values are checked before any model is loaded: :func:`build_config` checks types (a bool
 or a string where a number is wanted, ``null`` where it is not allowed), a config's
@@ -28,8 +29,18 @@ from typing import Any
 
 import yaml
 
+from yaml_config.bounds import check_expansion, read_text
+from yaml_config.limits import (
+    MAX_BATCH,
+    MAX_EPOCHS,
+    MAX_LORA_RANK,
+    MAX_SEED,
+    MAX_STEPS,
+)
+
 __all__ = [
     "AT_LEAST_1",
+    "BATCH",
     "LORA_RANGES",
     "NON_NEGATIVE",
     "POSITIVE",
@@ -85,6 +96,11 @@ class ConfigLoader(yaml.SafeLoader):
                 seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
 
+    def get_single_data(self):
+        node = self.get_single_node()
+        check_expansion(node)  # before anything is built: an alias bomb fails here
+        return None if node is None else self.construct_document(node)
+
 
 ConfigLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
@@ -94,8 +110,12 @@ ConfigLoader.add_implicit_resolver(
 
 
 def load_value(text: str) -> Any:
-    """One YAML document (a file's text or an override's value) with :class:`ConfigLoader`."""
-    return yaml.load(text, Loader=ConfigLoader)
+    """One YAML document (a file's text or an override's value) with :class:`ConfigLoader`;
+    a document nested too deeply to compose is a ``yaml.YAMLError``."""
+    try:
+        return yaml.load(text, Loader=ConfigLoader)
+    except RecursionError:
+        raise yaml.YAMLError("nested too deeply for a config") from None
 
 
 def _yaml_problem(error: yaml.YAMLError) -> tuple[int | None, str]:
@@ -112,11 +132,11 @@ def read_mapping(path: str | Path | None) -> dict[str, Any]:
     if not path:
         return {}
     try:
-        loaded = load_value(Path(path).read_text()) or {}
+        loaded = load_value(read_text(path)) or {}
     except OSError as error:
         raise ConfigError(f"{path}: cannot read config: {error.strerror or error}") from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"{path}: cannot read config: not UTF-8 text ({error})") from None
+    except ValueError as error:  # not a regular file, over the size cap, not UTF-8
+        raise ConfigError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
         line, reason = _yaml_problem(error)
         where = f"{path}:{line}" if line else str(path)
@@ -223,6 +243,11 @@ def build_config(config_class, values: dict[str, Any], source: str, extra_keys=(
         raise ConfigError(f"{source}: {str(error).splitlines()[0]}") from None
 
 
+def _number(value: float) -> str:
+    """``value`` as typed: whole numbers in full (4294967295, not 4.29497e+09)."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e16 else f"{value:g}"
+
+
 @dataclass(frozen=True)
 class Range:
     """Allowed values of a number key: ``low <= value`` (``low < value`` when
@@ -240,9 +265,9 @@ class Range:
         kind = "an integer" if self.integer else "a number"
         bounds = []
         if self.low is not None:
-            bounds.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+            bounds.append(f"{'>' if self.low_open else '>='} {_number(self.low)}")
         if self.high is not None:
-            bounds.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+            bounds.append(f"{'<' if self.high_open else '<='} {_number(self.high)}")
         text = f"{kind} {' and '.join(bounds)}" if bounds else f"a finite {kind[2:]}"
         return text + "".join(f" (or {value})" for value in self.also)
 
@@ -264,31 +289,39 @@ AT_LEAST_1 = Range(1, integer=True)
 POSITIVE = Range(0, low_open=True)
 NON_NEGATIVE = Range(0)
 PROBABILITY = Range(0, 1, high_open=True)
+BATCH = Range(1, MAX_BATCH, integer=True)
+STEPS = Range(0, MAX_STEPS, low_open=True)  # a step count or interval (< 1: a ratio)
 
-# TrainingArguments keys both systems use; a config adds its own.
+# TrainingArguments keys both systems use; a config adds its own. Sizes are capped
+# (yaml_config.limits) so that a typo cannot allocate or train without bound.
 TRAINING_RANGES: dict[str, Range] = {
-    "per_device_train_batch_size": AT_LEAST_1,
-    "per_device_eval_batch_size": AT_LEAST_1,
-    "gradient_accumulation_steps": AT_LEAST_1,
+    "per_device_train_batch_size": BATCH,
+    "per_device_eval_batch_size": BATCH,
+    "gradient_accumulation_steps": BATCH,
     "learning_rate": POSITIVE,
     "weight_decay": NON_NEGATIVE,
     "adam_beta1": PROBABILITY,
     "adam_beta2": PROBABILITY,
     "adam_epsilon": POSITIVE,
     "max_grad_norm": NON_NEGATIVE,
-    "num_train_epochs": POSITIVE,
-    "max_steps": Range(1, integer=True, also=(-1,)),
-    "warmup_steps": NON_NEGATIVE,
-    "logging_steps": POSITIVE,
-    "save_steps": POSITIVE,
-    "eval_steps": POSITIVE,
+    "num_train_epochs": Range(0, MAX_EPOCHS, low_open=True),
+    "max_steps": Range(1, MAX_STEPS, integer=True, also=(-1,)),
+    "warmup_steps": Range(0, MAX_STEPS),
+    "logging_steps": STEPS,
+    "save_steps": STEPS,
+    "eval_steps": STEPS,
     "save_total_limit": AT_LEAST_1,
-    "seed": Range(0, integer=True),
-    "dataloader_num_workers": Range(0, integer=True),
+    "seed": Range(0, MAX_SEED, integer=True),
+    "data_seed": Range(0, MAX_SEED, integer=True),
+    "dataloader_num_workers": Range(0, 256, integer=True),
 }
 
 # A ``lora:`` block (both systems: r, alpha, dropout, targets).
-LORA_RANGES: dict[str, Range] = {"r": AT_LEAST_1, "alpha": POSITIVE, "dropout": PROBABILITY}
+LORA_RANGES: dict[str, Range] = {
+    "r": Range(1, MAX_LORA_RANK, integer=True),
+    "alpha": Range(0, 1e6, low_open=True),
+    "dropout": PROBABILITY,
+}
 
 
 def check_ranges(config: Any, ranges: Mapping[str, Range], prefix: str = "") -> None:

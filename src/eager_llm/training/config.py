@@ -23,7 +23,6 @@ from eager_llm.indexing.token_init import INITS
 from eager_llm.tasks import SEQREC_LABELS, TASKS, templates
 from model_zoo.hardware import cpu_bf16
 from yaml_config import (
-    AT_LEAST_1,
     NON_NEGATIVE,
     POSITIVE,
     TRAINING_RANGES,
@@ -35,6 +34,7 @@ from yaml_config import (
     parse_override,
     read_mapping,
 )
+from yaml_config.limits import MAX_BEAMS, MAX_ROWS, MAX_TOKENS
 
 from .model import DTYPES, LoraSettings
 
@@ -42,16 +42,16 @@ from .model import DTYPES, LoraSettings
 # against the prompt and index lengths once the index is known (training.preflight).
 RANGES: dict[str, Range] = {
     **TRAINING_RANGES,
-    "max_history": AT_LEAST_1,
-    "prefixes_per_user": AT_LEAST_1,
-    "description_words": Range(0, integer=True),
-    "max_length": AT_LEAST_1,
+    "max_history": Range(1, MAX_TOKENS, integer=True),
+    "prefixes_per_user": Range(1, MAX_ROWS, integer=True),
+    "description_words": Range(0, MAX_TOKENS, integer=True),
+    "max_length": Range(1, MAX_TOKENS, integer=True),
     "gct_semantic_weight": NON_NEGATIVE,
     "gct_behaviour_weight": NON_NEGATIVE,
     "gct_temperature": POSITIVE,
-    "gct_negatives": Range(0, integer=True),
-    "valid_users": AT_LEAST_1,
-    "valid_beams": Range(10, integer=True),
+    "gct_negatives": Range(0, MAX_ROWS, integer=True),
+    "valid_users": Range(1, MAX_ROWS, integer=True),
+    "valid_beams": Range(10, MAX_BEAMS, integer=True),
     "index_token_lr": POSITIVE,  # None: learning_rate
     "projector_lr": POSITIVE,
 }

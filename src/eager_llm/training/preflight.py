@@ -2,10 +2,10 @@
 
 :func:`check_run_inputs` raises :class:`~yaml_config.ConfigError` naming the file, or the
 config key to blame (the CLI then names the ``--set``, option or config file that gave it),
-and the problem: no index, an index file that is missing, not JSON or not an item index, embeddings
-that do not match the items, a dataset that differs from the one the index was built on, only
-review tasks on a dataset without review text, an unknown model, or a ``max_length`` too short
-for the shortest seqrec row.
+and the problem: no index, an index file that is missing, not JSON or not an item index
+(codes that are not index tokens), embeddings that do not match the items, a dataset that
+differs from the one the index was built on, only review tasks on a dataset without review
+text, an unknown model, or a ``max_length`` too short for the shortest seqrec row.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from eager_llm.data import review_file
-from eager_llm.indexing import load_item_index
+from eager_llm.indexing import index_vocabulary, load_item_index
 from eager_llm.tasks import REVIEW_TASKS, recommendation_prompt
 from model_zoo.lookup import model_problem
 from yaml_config import ConfigError
@@ -55,6 +55,10 @@ def read_index(folder: str | Path) -> IndexFiles:
         for tokens in index.values()
     ):
         raise _index_error(f"{item_index}: not an item index (item id -> list of tokens)")
+    try:
+        index_vocabulary(index)  # every code a token the model can learn: <letter_number>
+    except ValueError as error:
+        raise _index_error(f"{item_index}: not an item index ({error})") from None
     for name in ARRAYS:
         try:
             array = np.load(folder / name, allow_pickle=False)
