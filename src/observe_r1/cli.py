@@ -19,6 +19,17 @@ import typer
 
 from model_zoo.cli import models
 from model_zoo.cli_errors import expected_errors, reporting_group
+from yaml_config.limits import (
+    MAX_BATCH,
+    MAX_ROWS,
+    MAX_SAMPLES,
+    MAX_SEED,
+    MAX_STEPS,
+    MAX_TEMPERATURE,
+    MAX_TOKENS,
+    SizeError,
+    check_size,
+)
 
 app = typer.Typer(
     help="Observe-R1: observe-then-reason RL for multimodal LLMs.",
@@ -36,19 +47,19 @@ def main() -> None:
 
 @contextmanager
 def _clean_errors(*kinds: type[Exception]) -> Iterator[None]:
-    """Turn an `InputError` (or one of `kinds`) into ``error: <message>``, an `OSError` met
-    during the work (disk full, permissions) into ``error: <file>: <reason>``; exit 2."""
+    """Turn an `InputError`, a size over its cap (or one of `kinds`) into ``error:
+    <message>``, an `OSError` met during the work (disk full, permissions) into ``error:
+    <file>: <reason>``; exit 2."""
     from observe_r1.rows import InputError
 
-    with expected_errors(InputError, *kinds):
+    with expected_errors(InputError, SizeError, *kinds):
         yield
 
 
-def _at_least(option: str, value: int | None, low: int) -> None:
-    from observe_r1.rows import InputError
-
-    if value is not None and value < low:
-        raise InputError(f"{option}: must be at least {low}, got {value}")
+def _sampling(temperature: float, seed: int) -> None:
+    _positive("--temperature", temperature)
+    check_size("--temperature", temperature, MAX_TEMPERATURE, low=0)
+    check_size("--seed", seed, MAX_SEED, low=0)
 
 
 def _positive(option: str, value: float) -> None:
@@ -73,6 +84,7 @@ def train(
 ) -> None:
     """GRPO training with Observe-R1 shaping; writes metrics, checkpoints and final/."""
     from model_zoo.run_folder import RunFolderError
+    from model_zoo.training_guards import NonFiniteError
     from observe_r1.config import ConfigError, load_config
     from observe_r1.evaluate import check_model
     from observe_r1.rows import InputError, check_writable
@@ -84,7 +96,7 @@ def train(
         given["max_steps"] = f"--max-steps {max_steps}"
     if output_dir is not None:
         given["output_dir"] = f"--output-dir {output_dir}"
-    with _clean_errors(ConfigError, RunFolderError, ResumeError):
+    with _clean_errors(ConfigError, RunFolderError, ResumeError, NonFiniteError):
         try:
             settings = load_config(
                 config,
@@ -135,11 +147,11 @@ def evaluate(
 
     out = out or Path("runs") / f"eval-{data.stem}"
     with _clean_errors():
-        for option, value in [("--samples", samples), ("--max-new-tokens", max_new_tokens)]:
-            _at_least(option, value, 1)
-        _at_least("--batch-size", batch_size, 1)
-        _at_least("--limit", limit, 1)
-        _positive("--temperature", temperature)
+        check_size("--samples", samples, MAX_SAMPLES)
+        check_size("--max-new-tokens", max_new_tokens, MAX_TOKENS)
+        check_size("--batch-size", batch_size, MAX_BATCH)
+        check_size("--limit", limit, MAX_ROWS)
+        _sampling(temperature, seed)
         if response_format not in TAGS:
             formats = " or ".join(TAGS)
             raise InputError(f"--response-format: {response_format!r} is not {formats}")
@@ -216,9 +228,9 @@ def align(
     from observe_r1.rows import InputError, check_writable, read_rows
 
     with _clean_errors():
-        _at_least("--projector-steps", projector_steps, 0)
-        _at_least("--format-steps", format_steps, 0)
-        _at_least("--batch-size", batch_size, 1)
+        check_size("--projector-steps", projector_steps, MAX_STEPS, low=0)
+        check_size("--format-steps", format_steps, MAX_STEPS, low=0)
+        check_size("--batch-size", batch_size, MAX_BATCH)
         _positive("--projector-lr", projector_lr)
         _positive("--lora-lr", lora_lr)
         check_writable(out or assets_folder(), "--out", folder=True)
@@ -266,6 +278,9 @@ def synth(
     from observe_r1.synth import parse_levels, synthesize
 
     with _clean_errors():
+        check_size("--n", n, MAX_ROWS)
+        check_size("--test-n", test_n, MAX_ROWS, low=0)
+        check_size("--seed", seed, MAX_SEED, low=0)
         rows = synthesize(
             out,
             n,
@@ -311,6 +326,11 @@ def ladder(
     from observe_r1.ladder.build import LadderConfig, build_ladder, side_paths
 
     with _clean_errors():
+        check_size("--rollouts", rollouts, MAX_SAMPLES)
+        check_size("--size", size, MAX_ROWS)
+        check_size("--batch-size", batch_size, MAX_BATCH)
+        check_size("--max-new-tokens", max_new_tokens, MAX_TOKENS)
+        _sampling(temperature, seed)
         config = LadderConfig(
             input=input_,
             model=model,
@@ -363,7 +383,8 @@ def import_rows(
     from observe_r1.rows import RowError
 
     with _clean_errors():
-        _at_least("--limit", limit, 1)
+        check_size("--limit", limit, MAX_ROWS)
+        check_size("--seed", seed, MAX_SEED, low=0)
         if format_ == "official":
             if input_ is None:
                 raise RowError("--format official needs --input FILE.jsonl")
@@ -412,10 +433,10 @@ def demo(
     from observe_r1.rows import check_writable
 
     with _clean_errors():
-        for option, value in [("--steps", steps), ("--train-rows", train_rows)]:
-            _at_least(option, value, 1)
-        _at_least("--test-rows", test_rows, 1)
-        _at_least("--rollouts", rollouts, 1)
+        check_size("--steps", steps, MAX_STEPS)
+        check_size("--train-rows", train_rows, MAX_ROWS)
+        check_size("--test-rows", test_rows, MAX_ROWS)
+        check_size("--rollouts", rollouts, MAX_SAMPLES)
         check_writable(out, "--out", folder=True)
         check_model(model)
         report = run_demo(

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from model_zoo.training_guards import json_line
+
 # metrics.jsonl key <- TRL log key. TRL logs these once per generation round, at the step
 # that generates; the other steps of the round carry the round's values.
 _ROUND_KEYS = {
@@ -82,7 +84,7 @@ class MetricsFile(TrainerCallback):
         record["step_seconds"] = sum(seconds) / len(seconds)
         self._step_seconds = []
         with self.path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+            handle.write(json_line(record))
 
 
 def read_records(path: Path) -> list[dict]:

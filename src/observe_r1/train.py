@@ -23,6 +23,7 @@ from transformers import AutoModelForImageTextToText
 from model_zoo import resolve
 from model_zoo.processors import load_processor, save_processor
 from model_zoo.run_folder import apply_plan, config_fingerprint, plan_run
+from model_zoo.training_guards import written
 from observe_r1.config import ConfigError, ObserveR1Config
 from observe_r1.evaluate import question_and_gold, row_conversation
 from observe_r1.pixels import pixel_bounds
@@ -257,7 +258,8 @@ def train(config: ObserveR1Config, *, resume: bool = False, overwrite: bool = Fa
     trainer = build_trainer(config, data=data, eval_rows=eval_rows)
     trainer.train(resume_from_checkpoint=checkpoint)
     final = output_dir / "final"
-    save_final(trainer, final)
+    with written(final):
+        save_final(trainer, final)
     if trainer.accelerator.is_main_process and (output_dir / "metrics.jsonl").is_file():
         plot_reward_curve(output_dir / "metrics.jsonl", output_dir / "reward_curve.png")
     return final

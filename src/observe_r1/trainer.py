@@ -18,7 +18,6 @@ call ``[]`` instead of ``None`` for a text-only row's images):
 from __future__ import annotations
 
 import inspect
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from accelerate.utils import gather_object, is_peft_model, send_to_device
 from trl import GRPOTrainer
 
 from model_zoo.checkpoints import RenamedWeightsResume
+from model_zoo.training_guards import GuardedTrainer, json_line, written
 from observe_r1.group_filter import PromptOrder, keep_groups, take_groups
 from observe_r1.pixels import PixelBounds, bounded_image
 from observe_r1.rewards import completion_text
@@ -128,7 +128,7 @@ class _Pass:
     taken: torch.Tensor
 
 
-class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
+class ObserveR1Trainer(GuardedTrainer, RenamedWeightsResume, GRPOTrainer):
     """GRPO with the Observe-R1 bonus and dynamic weighting (see ``ObserveR1Config``).
 
     Needs a reward function named ``"accuracy"`` (1.0 = correct). When ``rollout_log`` is set,
@@ -196,8 +196,9 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
             "prompt_position": self._prompt_order and self._prompt_order.position,
         }
         path = folder / ROUND_STATE.format(rank=self.accelerator.process_index)
-        torch.save(state, path.with_suffix(".tmp"))
-        os.replace(path.with_suffix(".tmp"), path)
+        with written(folder):
+            torch.save(state, path.with_suffix(".tmp"))
+            os.replace(path.with_suffix(".tmp"), path)
         self.accelerator.wait_for_everyone()
         super()._save_checkpoint(model, trial)
 
@@ -467,4 +468,4 @@ class ObserveR1Trainer(RenamedWeightsResume, GRPOTrainer):
                     record["trained"] = bool(trained[index])
                 if scored.texts is not None:
                     record["text"] = scored.texts[index]
-                handle.write(json.dumps(record) + "\n")
+                handle.write(json_line(record))

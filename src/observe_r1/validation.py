@@ -10,7 +10,6 @@ restored anyway, so a run with validation trains exactly as one without.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import torch
 from accelerate.utils import gather_object
 from transformers import TrainerCallback
 
+from model_zoo.training_guards import json_line
 from observe_r1.evaluate import Responses, generate_responses, score
 from observe_r1.rows import read_rows
 
@@ -115,5 +115,5 @@ class Validation(TrainerCallback):
         )
         record = validation_record(step, metrics, time.perf_counter() - started)
         with self.path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+            handle.write(json_line(record))
         return record

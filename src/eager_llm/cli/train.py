@@ -27,6 +27,7 @@ def _run(
     from eager_llm.training import ConfigError, load_config, run, stage1_final
     from model_zoo.cli_errors import expected_errors
     from model_zoo.run_folder import RunFolderError
+    from model_zoo.training_guards import NonFiniteError
     from yaml_config import blame_override
 
     flags = {  # config key -> the option that set it, to blame
@@ -34,7 +35,7 @@ def _run(
         for key, value in explicit.items()
         if value is not None
     }
-    with expected_errors(ConfigError, RunFolderError):
+    with expected_errors(ConfigError, RunFolderError, NonFiniteError):
         try:
             settings = load_config(config, stage, overrides, **explicit)
             base = str(stage1_final(base_dir)) if base_dir else None

@@ -38,7 +38,8 @@ class IndexFiles:
 
 
 def load_index(folder: str | Path) -> IndexFiles:
-    """Read an index folder; raises ``FileNotFoundError`` naming a missing file."""
+    """Read an index folder; raises ``FileNotFoundError`` naming a missing file, ``ValueError``
+    naming embeddings without one finite row per item."""
     folder = Path(folder)
     names = [
         "item_index.json",
@@ -61,8 +62,15 @@ def load_index(folder: str | Path) -> IndexFiles:
         level_sources=tuple(stats.get("level_sources", ())),
     )
     for name in ("semantic", "behaviour"):
-        if len(getattr(files, name)) != len(files.item_ids):
+        vectors = getattr(files, name)
+        if len(vectors) != len(files.item_ids):
             raise ValueError(f"{folder}: {name} embeddings do not have one row per item")
+        if not (finite := np.isfinite(vectors).all(axis=1)).all():
+            row = int(np.flatnonzero(~finite)[0])
+            raise ValueError(
+                f"{folder / f'{name}_embeddings.npy'}: row {row} (item {files.item_ids[row]}) "
+                "holds a NaN or infinite value (rebuild the index)"
+            )
     return files
 
 

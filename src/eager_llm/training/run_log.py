@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from transformers import TrainerCallback
 
+from model_zoo.training_guards import json_line
+
 KEYS = ("loss", "lm_loss", "gct_sem", "gct_beh", "learning_rate")
 VALID_KEYS = ("eval_recall@10", "eval_ndcg@10")
 VALIDATION_RANKS = "validation_ranks.jsonl"
@@ -54,7 +56,7 @@ class MetricsFile(TrainerCallback):
 
     def _write(self, record: dict) -> None:
         with self.path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+            handle.write(json_line(record))
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if state.is_world_process_zero and metrics and VALID_KEYS[0] in metrics:

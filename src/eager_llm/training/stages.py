@@ -33,6 +33,7 @@ from eager_llm.indexing.token_init import code_vectors
 from eager_llm.tasks import REVIEW_TASKS, Sample, TaskData, build_samples
 from model_zoo import resolve
 from model_zoo.run_folder import apply_plan, config_fingerprint, plan_run
+from model_zoo.training_guards import written
 
 from .collator import ResponseCollator
 from .config import ConfigError, EagerConfig
@@ -262,7 +263,8 @@ def run(
     _barrier()
     trainer = build_trainer(config, base)
     trainer.train(resume_from_checkpoint=str(plan.checkpoint) if plan.checkpoint else None)
-    return save_final(trainer, config)
+    with written(output_dir / "final"):
+        return save_final(trainer, config)
 
 
 def _weights(folder: str) -> list[Path]:

@@ -28,6 +28,8 @@ from transformers import Trainer
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.trainer_pt_utils import LengthGroupedSampler, nested_gather
 
+from model_zoo.training_guards import GuardedTrainer
+
 from .run_log import append_validation_ranks
 
 PROJECTORS = "projectors.safetensors"
@@ -65,7 +67,7 @@ class RowLearningRate:
             param[ids] = before + self.ratio * (param[ids] - before)
 
 
-class EagerTrainer(Trainer):
+class EagerTrainer(GuardedTrainer, Trainer):
     """``Trainer`` + loss parts in the logs, learning rates per part, ranking validation.
 
     ``validation``: a :class:`~.validation.RankingValidation` (None: no ``evaluate``);

@@ -1,0 +1,35 @@
+"""training_guards: a failed checkpoint write named as an OSError, NaN-free JSON lines."""
+
+import errno
+import json
+
+import pytest
+from safetensors import SafetensorError
+
+from model_zoo.training_guards import json_line, written
+
+
+@pytest.mark.parametrize(
+    ("raised", "code"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), errno.ENOSPC),
+        (SafetensorError("Error while serializing: I/O error: (os error 28)"), errno.ENOSPC),
+        (RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704"), errno.EIO),
+        (RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed"), 5),
+    ],
+)
+def test_a_failed_write_is_an_os_error_naming_the_folder(tmp_path, raised, code):
+    folder = tmp_path / "checkpoint-3"
+    with pytest.raises(OSError, match="could not be written") as caught, written(folder):
+        raise raised
+    assert caught.value.errno == code and caught.value.filename == str(folder)
+
+
+def test_other_errors_pass_through(tmp_path):
+    with pytest.raises(RuntimeError, match="share memory"), written(tmp_path):
+        raise RuntimeError("Some tensors share memory")
+
+
+def test_json_lines_have_no_bare_nan():
+    line = json_line({"loss": float("nan"), "parts": {"gct": [1.0, float("-inf")]}, "step": 3})
+    assert json.loads(line) == {"loss": None, "parts": {"gct": [1.0, None]}, "step": 3}
