@@ -3,16 +3,19 @@
 Input, one JSON object a line: ``{"user": "A1B2", "history": ["item id", ...]}``, oldest
 first (``user`` optional: the 1-based line number by default; item ids may be JSON
 numbers). Output, one line per input line and in its order: ``{"line": 1, "user": "A1B2",
-"items": [...], "scores": [...]}`` (best first; scores are log-probabilities).
+"history_digest": "…", "items": [...], "scores": [...]}`` (best first; scores are
+log-probabilities; ``history_digest``: :attr:`Request.digest`).
 
 The whole input is checked before the model loads; a bad line is a ``ValueError`` naming
 the file and line. The output is append-only and written a batch at a time, so a killed
 run loses at most the batch in flight: a rerun keeps the complete lines (a half-written
-last line is cut off), checks that they belong to this input and ``k``, and continues.
+last line is cut off), checks that they belong to this input (line, user and history)
+and ``k``, and continues.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +33,11 @@ class Request:
     line: int
     user: object
     history: list[str]
+
+    @property
+    def digest(self) -> str:
+        """The history's fingerprint: the first 16 hex digits of the SHA-256 of its ids."""
+        return hashlib.sha256(json.dumps(self.history).encode()).hexdigest()[:16]
 
 
 def _item_ids(value, where: str) -> list[str]:
@@ -65,10 +73,14 @@ def read_requests(path: str | Path, item_index: Mapping[str, Sequence[str]]) -> 
     return requests
 
 
+def _identity(line: int, user: object, digest: str) -> str:
+    return f"line {line}, user {user!r}, history {digest}"
+
+
 def completed(output: Path, requests: Sequence[Request], n_items: int) -> int:
     """How many requests ``output`` already answers (``n_items`` each); a half-written last
     line is cut off. Raises ``ValueError`` naming the first line written for another input
-    or list length."""
+    (line, user or history) or list length."""
     if not output.is_file():
         return 0
     data = output.read_bytes()
@@ -79,14 +91,16 @@ def completed(output: Path, requests: Sequence[Request], n_items: int) -> int:
     for number, (text, request) in enumerate(zip(lines, requests, strict=False), 1):
         try:
             record = json.loads(text)
-            same = (record["line"], record["user"]) == (request.line, request.user)
+            written = (record["line"], record["user"], record["history_digest"])
+            same = written == (request.line, request.user, request.digest)
             length = len(record["items"])
         except (ValueError, KeyError, TypeError):
             raise ValueError(f"{output} line {number}: not a line of `recommend`") from None
         if not same:
+            ours = (request.line, request.user, request.digest)
             raise ValueError(
-                f"{output} line {number}: answers another input (line {record['line']}, user "
-                f"{record['user']!r}); remove it or choose another --output"
+                f"{output} line {number}: answers another input ({_identity(*written)}; this "
+                f"input: {_identity(*ours)}); remove it or choose another --output"
             )
         if length != n_items:
             raise ValueError(
@@ -120,6 +134,7 @@ def recommend_file(
             found = decoder.top_k(prompts, k, batch_size)
             for request, items in zip(batch, found, strict=True):
                 record = {"line": request.line, "user": request.user,
+                          "history_digest": request.digest,
                           "items": [item for item, _ in items],
                           "scores": [round(score, 4) for _, score in items]}  # fmt: skip
                 sink.write(json.dumps(record) + "\n")

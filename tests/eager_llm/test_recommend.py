@@ -69,6 +69,21 @@ def test_a_killed_run_continues_where_it_stopped(run, histories, tmp_path):
     assert "(5 were there before)" in again.output and out.read_text() == text
 
 
+def test_a_rerun_with_other_histories_for_the_same_users_keeps_no_stale_answer(
+    run, histories, tmp_path
+):
+    out = tmp_path / "topk.jsonl"
+    cli("recommend", "--run", run, "--input", histories, "--output", out, "--k", 3)
+    before = out.read_text()
+    changed = [{"user": f"u{n}", "history": h} for n, h in enumerate(HISTORIES)]
+    changed[1]["history"] = ["i7", "i8"]  # same users, line 2 another history
+    changed = write_lines(tmp_path / "changed.jsonl", changed)
+    result = cli("recommend", "--run", run, "--input", changed, "--output", out, "--k", 3)
+    assert result.exit_code == 2, result.output
+    assert "topk.jsonl line 2: answers another input" in result.output
+    assert out.read_text() == before
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
@@ -102,7 +117,10 @@ def test_completed_keeps_whole_lines_of_this_input_only(tmp_path):
     out = tmp_path / "topk.jsonl"
     assert completed(out, requests, 2) == 0  # no file yet
     two = ["x", "y"]
-    rows = [{"line": 1, "user": "a", "items": two}, {"line": 2, "user": 2, "items": two}]
+    rows = [
+        {"line": r.line, "user": r.user, "history_digest": r.digest, "items": two}
+        for r in requests[:2]
+    ]
     write_lines(out, rows)
     assert completed(out, requests, 2) == 2
     out.write_text(out.read_text() + '{"line": 3, "us')
@@ -111,6 +129,9 @@ def test_completed_keeps_whole_lines_of_this_input_only(tmp_path):
         completed(out, requests, 3)
     write_lines(out, [{**rows[0], "user": "b"}])
     with pytest.raises(ValueError, match="topk.jsonl line 1: answers another input"):
+        completed(out, requests, 2)
+    write_lines(out, [{**rows[0], "history_digest": Request(1, "a", ["i9"]).digest}])
+    with pytest.raises(ValueError, match="line 1: answers another input .*, history "):
         completed(out, requests, 2)
     write_lines(out, [rows[0], rows[1], rows[1], rows[1]])
     with pytest.raises(ValueError, match="4 lines, more than the input's 3"):
