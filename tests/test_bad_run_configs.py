@@ -1,7 +1,9 @@
 """Bad configs, overrides, output folders and run folders for ``observe-r1 train``,
 ``eager-llm train`` / ``anneal`` / ``tiger``: each ends in one ``error: <where>: <what>``
 line on stderr and exit status 2 before any model is loaded, and leaves every file as it
-was (issue 19, items 1, 2, 4). Runs nothing but the checks: seconds in all."""
+was (issue 19, items 1, 2, 4). Also the other verbs that write (issue 31): an output that
+is or holds an input, or holds an earlier run's outputs, is refused (item 3); every size a
+user types is capped (item 6). Runs nothing but the checks: seconds in all."""
 
 from __future__ import annotations
 
@@ -408,7 +410,10 @@ CASES: dict[str, tuple[tuple[str, Callable[[Path], list[str]]], list[str]]] = {
     "tiger_corrupt_item_index": (
         corrupt_index(
             lambda i: (i / "item_index.json").write_text("{"),
-            ("eager", lambda w: ["tiger", "--index", str(w / "bad-index"), "--output-dir", str(w)]),
+            (
+                "eager",
+                lambda w: ["tiger", "--index", str(w / "bad-index"), "--output-dir", f"{w}/t"],
+            ),
         ),
         ["bad-index/item_index.json: not valid JSON"],
     ),
@@ -444,6 +449,129 @@ CASES: dict[str, tuple[tuple[str, Callable[[Path], list[str]]], list[str]]] = {
         ["bad-index/items.json: not valid JSON"],
     ),
 }
+
+
+def verb(app: str, line: str):
+    """``app``'s command ``line`` (split on spaces), ``{w}`` standing for the work folder."""
+    return app, lambda work: [word.format(w=work) for word in line.split()]
+
+
+def holding(name: str, make):
+    """``make``'s case after writing an earlier output ``work/name``."""
+    return with_file(name, "earlier\n", make)
+
+
+def with_users(line: str):
+    return with_file("users.jsonl", '{"history": ["i1"]}\n', verb("eager", line))
+
+
+ROWS = "{w}/rows/train.jsonl"
+EVAL = f"eval --model tiny-qwen2.5-vl --data {ROWS}"
+LADDER = f"ladder --input {ROWS} --model tiny-qwen2.5-vl --out {{w}}/l.jsonl"
+RECOMMEND = "recommend --run {w}/index --input {w}/users.jsonl"
+EARLIER = "holds an earlier run's outputs"
+OUTPUT_CASES = {
+    "import_out_is_the_input_folder": (
+        verb("observe", f"import --format official --input {ROWS} --out {{w}}/rows"),
+        ["--out", "rows: is or contains the input", "rows/train.jsonl"],
+    ),
+    "import_into_earlier_rows": (
+        holding(
+            "o/rows.jsonl",
+            verb("observe", f"import --format official --input {ROWS} --out {{w}}/o"),
+        ),  # fmt: skip
+        ["--out", f"o: {EARLIER} (rows.jsonl); pass --overwrite"],
+    ),
+    "synth_into_earlier_rows": (
+        holding("s/rows.jsonl", verb("observe", "synth --out {w}/s --n 2")),
+        ["--out", f"s: {EARLIER} (rows.jsonl); pass --overwrite"],
+    ),
+    "eval_into_an_earlier_report": (
+        holding("r/eval.json", verb("observe", f"{EVAL} --out {{w}}/r")),
+        ["--out", f"r: {EARLIER} (eval.json); pass --overwrite"],
+    ),
+    "eval_out_holds_the_data": (
+        verb("observe", f"{EVAL} --out {{w}}"),
+        ["is or contains the input", "rows/train.jsonl"],
+    ),
+    "tiger_into_the_index": (
+        verb("eager", "tiger --index {w}/index --output-dir {w}/index"),
+        ["--output-dir", "index: is or contains the input"],
+    ),
+    "tiger_into_an_earlier_model": (
+        holding("t/tiger.json", verb("eager", "tiger --index {w}/index --output-dir {w}/t")),
+        ["--output-dir", f"t: {EARLIER} (tiger.json); pass --overwrite"],
+    ),
+    "tiger_output_dir_is_a_file": (
+        verb("eager", "tiger --index {w}/index --output-dir {w}/a-file"),
+        ["--output-dir", "a-file: exists and is not a folder"],
+    ),
+    "index_into_the_dataset": (
+        verb("eager", "index --dataset {w}/data --out {w}/data"),
+        ["--out", "data: is or contains the input"],
+    ),
+    "index_into_an_earlier_index": (
+        verb("eager", "index --dataset {w}/data --out {w}/index"),
+        ["--out", f"index: {EARLIER}", "item_index.json"],
+    ),
+    "recommend_output_is_the_input": (
+        with_users(f"{RECOMMEND} --output {{w}}/users.jsonl"),
+        ["--output", "users.jsonl: is the --input file"],
+    ),
+    "recommend_output_is_a_folder": (
+        with_users(f"{RECOMMEND} --output {{w}}/index"),
+        ["--output", "index: is a folder; give a file name"],
+    ),
+}
+
+BIG = "1000000000"
+CAP_CASES = {
+    "recommend_k_1e8": (
+        verb("eager", "recommend --run {w}/index --history i1 --k 100000000"),
+        ["--k: 100000000 is over the cap of 1,000"],
+    ),
+    "eager_eval_beams_1e9": (
+        verb("eager", f"eval --run {{w}}/index --beams {BIG}"),
+        [f"--beams: {BIG} is over the cap of 1,000"],
+    ),
+    "repeat_batch_size_1e9": (
+        verb(
+            "eager",
+            f"repeat --config {EAGER_CONFIG} --seeds 0 --output-dir {{w}}/rep --batch-size {BIG}",
+        ),  # fmt: skip
+        [f"--batch-size: {BIG} is over the cap of 65,536"],
+    ),
+    "tiger_d_model_1e9": (
+        verb("eager", f"tiger --index {{w}}/index --output-dir {{w}}/t --d-model {BIG}"),
+        [f"--d-model: {BIG} is over the cap of 65,536"],
+    ),
+    "index_k_1e9": (
+        verb("eager", f"index --dataset {{w}}/data --out {{w}}/i --k {BIG}"),
+        [f"--k: {BIG} is over the cap of 65,536"],
+    ),
+    "observe_eval_samples_1e9": (
+        verb("observe", f"{EVAL} --out {{w}}/r --samples {BIG}"),
+        [f"--samples: {BIG} is over the cap of 1,024"],
+    ),
+    "observe_eval_seed_2_32": (
+        verb("observe", f"{EVAL} --out {{w}}/r --seed {2**32}"),
+        [f"--seed: {2**32} is over the cap of 4,294,967,295"],
+    ),
+    "synth_n_1e11": (
+        verb("observe", f"synth --out {{w}}/s --n {10**11}"),
+        [f"--n: {10**11} is over the cap of 10,000,000"],
+    ),
+    "ladder_rollouts_1e9": (
+        verb("observe", f"{LADDER} --rollouts {BIG}"),
+        [f"--rollouts: {BIG} is over the cap of 1,024"],
+    ),
+    "ladder_temperature_1e308": (
+        verb("observe", f"{LADDER} --temperature 1e308"),
+        ["--temperature: 1e+308 is over the cap of 100"],
+    ),
+}
+CASES.update(OUTPUT_CASES)
+CASES.update(CAP_CASES)
 
 
 def snapshot(root: Path) -> dict[str, tuple[bool, int, int]]:

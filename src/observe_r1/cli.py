@@ -38,6 +38,7 @@ app = typer.Typer(
     cls=reporting_group("observe-r1"),
 )
 app.command()(models)
+OVERWRITE_HELP = "Replace the outputs an earlier run left in the output folder."
 
 
 @app.callback()
@@ -47,12 +48,13 @@ def main() -> None:
 
 @contextmanager
 def _clean_errors(*kinds: type[Exception]) -> Iterator[None]:
-    """Turn an `InputError`, a size over its cap (or one of `kinds`) into ``error:
-    <message>``, an `OSError` met during the work (disk full, permissions) into ``error:
-    <file>: <reason>``; exit 2."""
+    """Turn an `InputError`, a size over its cap, an output refused (or one of `kinds`)
+    into ``error: <message>``, an `OSError` met during the work (disk full, permissions)
+    into ``error: <file>: <reason>``; exit 2."""
+    from model_zoo.outputs import OutputError
     from observe_r1.rows import InputError
 
-    with expected_errors(InputError, SizeError, *kinds):
+    with expected_errors(InputError, SizeError, OutputError, *kinds):
         yield
 
 
@@ -132,6 +134,7 @@ def evaluate(
     limit: int = typer.Option(None, help="Evaluate only the first N rows."),
     skip_invalid: bool = typer.Option(False, help="Skip bad rows and count them."),
     seed: int = typer.Option(0, help="Sampling seed (samples > 1); each batch seeded apart."),
+    overwrite: bool = typer.Option(False, help=OVERWRITE_HELP),
 ) -> None:
     """Accuracy, format rate, response length, per level and family: JSON, markdown, plot.
 
@@ -140,6 +143,7 @@ def evaluate(
     from rich.progress import Progress
 
     from model_zoo.cache import file_sha256
+    from model_zoo.outputs import prepare_outputs, remove_outputs
     from observe_r1.eval_resume import PARTIAL_FILE, PartialResponses
     from observe_r1.evaluate import REPORT_FILES, check_model, evaluate_model, write_report
     from observe_r1.prompts import TAGS
@@ -155,7 +159,14 @@ def evaluate(
         if response_format not in TAGS:
             formats = " or ".join(TAGS)
             raise InputError(f"--response-format: {response_format!r} is not {formats}")
-        check_writable(out, "--out", folder=True)
+        model_folder = Path(model) if Path(model).exists() else None
+        earlier = prepare_outputs(
+            out,
+            option="--out",
+            inputs=[data, model_folder],
+            products=REPORT_FILES,
+            overwrite=overwrite,
+        )
         for name in (*REPORT_FILES, PARTIAL_FILE):
             check_writable(out / name, f"--out's {name}")
         check_model(model)
@@ -180,6 +191,7 @@ def evaluate(
             "seed": seed,
         }
         partial = PartialResponses(out / PARTIAL_FILE, settings)
+        remove_outputs(earlier)  # --overwrite: the inputs check out; no stale report stays
         if partial.batches:
             typer.echo(f"resuming: {len(partial.batches)} batches answered before", err=True)
         with Progress() as progress:
@@ -272,15 +284,19 @@ def synth(
         help="Levels to cycle through: comma-separated levels and ranges a:b from -1 to 5, "
         "'starter' (-1, 0) or 'all' (-1 to 5), e.g. starter,1:5.",
     ),
+    overwrite: bool = typer.Option(False, help=OVERWRITE_HELP),
 ) -> None:
     """Procedural image questions with checkable answers and intrinsic levels (default 1-5,
     starter levels -1 and 0 below them)."""
+    from model_zoo.outputs import prepare_outputs
     from observe_r1.synth import parse_levels, synthesize
 
     with _clean_errors():
         check_size("--n", n, MAX_ROWS)
         check_size("--test-n", test_n, MAX_ROWS, low=0)
         check_size("--seed", seed, MAX_SEED, low=0)
+        products = ("rows.jsonl", "test.jsonl", "images")
+        prepare_outputs(out, option="--out", products=products, overwrite=overwrite)
         rows = synthesize(
             out,
             n,
@@ -377,14 +393,20 @@ def import_rows(
     choices_column: str = typer.Option(None, help="hf: options column, if multiple choice."),
     seed: int = typer.Option(0, help="easy-vqa: seed of the colour options."),
     skip_invalid: bool = typer.Option(False, help="Skip bad rows and count them."),
+    overwrite: bool = typer.Option(False, help=OVERWRITE_HELP),
 ) -> None:
     """Canonical rows from the official Observe-R1 JSONL, a saved HF dataset or easy-vqa."""
+    from model_zoo.outputs import prepare_outputs
     from observe_r1 import importers
     from observe_r1.rows import RowError
 
     with _clean_errors():
         check_size("--limit", limit, MAX_ROWS)
         check_size("--seed", seed, MAX_SEED, low=0)
+        products = ("rows.jsonl", "images")
+        prepare_outputs(
+            out, option="--out", inputs=[input_], products=products, overwrite=overwrite
+        )
         if format_ == "official":
             if input_ is None:
                 raise RowError("--format official needs --input FILE.jsonl")

@@ -51,4 +51,5 @@ def check_size(option: str, value: float | None, cap: float, low: float = 1) -> 
     if not math.isfinite(value) or value < low:
         raise SizeError(f"{option}: must be at least {low:g}, got {value}")
     if value > cap:
-        raise SizeError(f"{option}: {value} is over the cap of {cap:g}")
+        shown = f"{cap:,}" if float(cap).is_integer() else f"{cap:g}"
+        raise SizeError(f"{option}: {value} is over the cap of {shown}")

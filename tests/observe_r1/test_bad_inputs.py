@@ -152,7 +152,7 @@ def out_is_file(command: str) -> Callable[[Path], list[str]]:
 
 def report_file_is_folder(work: Path) -> list[str]:
     (work / "report" / "eval.json").mkdir(parents=True)
-    return evaluate(work, GOOD)
+    return evaluate(work, GOOD, extra=("--overwrite",))
 
 
 def corrupt_cache(work: Path) -> list[str]:

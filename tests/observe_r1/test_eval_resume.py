@@ -103,11 +103,14 @@ def test_eval_cli_resumes_and_removes_the_partial_file(tmp_path, monkeypatch):
         raise Stop
 
     monkeypatch.setattr(PartialResponses, "add", add_then_stop)
-    stopped = CliRunner().invoke(app, args)
+    refused = CliRunner().invoke(app, args)  # the finished report is not replaced silently
+    assert refused.exit_code == 2 and "holds an earlier run's outputs" in refused.output
+    stopped = CliRunner().invoke(app, [*args, "--overwrite"])
     assert stopped.exit_code != 0  # the stop, reported by the CLI
     monkeypatch.undo()
     lines = partial_path.read_text().splitlines()
     assert len(lines) == 2  # the settings and the first batch
+    assert not (out / "eval.json").exists()  # the replaced report is gone
     batch = json.loads(lines[1])
     batch["texts"] = [["kept"], ["kept"]]  # marks what a resumed run must not generate again
     partial_path.write_text(lines[0] + "\n" + json.dumps(batch) + "\n")

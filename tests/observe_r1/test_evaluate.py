@@ -173,8 +173,9 @@ def test_eval_cli_reports_and_names_bad_lines(tmp_path):
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 2
 
     data.write_text(data.read_text() + "{not json\n")
-    bad = CliRunner().invoke(app, args)
+    bad = CliRunner().invoke(app, [*args, "--overwrite"])
     assert bad.exit_code == 2 and "train.jsonl:3:" in bad.output
+    assert (out / "eval.json").is_file()  # a failed --overwrite keeps the earlier report
 
 
 def test_eval_cli_skips_a_truncated_image_up_front_and_counts_it(tmp_path):

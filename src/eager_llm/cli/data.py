@@ -12,8 +12,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from model_zoo.cli_errors import error_line
+from yaml_config.limits import MAX_EPOCHS, MAX_SEED, MAX_WIDTH, check_size
+
 DATASET_HELP = "movielens-100k, movielens-1m, or a folder of RecBole / Amazon files."
 K_CORE_HELP = "Iterative k-core threshold for users and items."
+INDEX_FILES = ("item_index.json", "items.json", "index_stats.json", "*_embeddings.npy", "sasrec")
 
 data_app = typer.Typer(help="Inspect recommendation datasets.", no_args_is_help=True)
 
@@ -56,14 +60,27 @@ def index_command(
     epochs: int = typer.Option(40, help="SASRec epochs (early stopping on validation NDCG@10)."),
     seed: int = typer.Option(0, help="Seed of SASRec and k-means."),
     cache_dir: Path | None = typer.Option(None, help="Embedding cache (default: zoo cache)."),
+    overwrite: bool = typer.Option(False, help="Replace the index files an earlier run left."),
 ) -> None:
     """Build the item indices (semantic then behaviour codes by hierarchical k-means)."""
     from eager_llm.encoders import TrainConfig
     from eager_llm.indexing import IndexConfig, build_index
+    from model_zoo.outputs import prepare_outputs
 
     if k != "auto" and not k.isdigit():
         typer.echo(f"error: --k must be an integer >= 2 or 'auto', got {k!r}", err=True)
         raise typer.Exit(2)
+    try:
+        check_size("--k", None if k == "auto" else int(k), MAX_WIDTH, low=2)
+        check_size("--epochs", epochs, MAX_EPOCHS)
+        check_size("--seed", seed, MAX_SEED, low=0)
+        source = Path(dataset) if Path(dataset).exists() else None
+        prepare_outputs(
+            out, option="--out", inputs=[source], products=INDEX_FILES, overwrite=overwrite
+        )
+    except ValueError as error:
+        typer.echo(error_line(str(error)), err=True)
+        raise typer.Exit(2) from None
     config = IndexConfig(
         indexer=indexer,
         k=k if k == "auto" else int(k),
@@ -77,7 +94,7 @@ def index_command(
     try:
         stats = build_index(dataset, out, config)
     except (ValueError, FileNotFoundError) as error:
-        typer.echo(f"error: {error}", err=True)
+        typer.echo(error_line(str(error)), err=True)
         raise typer.Exit(2) from None
     table = Table(title=f"{dataset}: {indexer} index (K={stats['k']}) -> {out}", show_header=False)
     for key in ("num_items", "levels", "collision_rate", "extra_levels", "num_tokens"):

@@ -10,20 +10,30 @@ from pathlib import Path
 
 import typer
 
+from model_zoo.cli_errors import error_line
+from yaml_config.limits import MAX_BATCH, MAX_BEAMS, MAX_ROWS, check_size
+
 RUN_HELP = "Run folder of `eager-llm train` or `anneal` (holds final/)."
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(error_line(message), err=True)
     return typer.Exit(2)
+
+
+def check_decoding(beams: int, batch_size: int, limit_users: int | None = None) -> None:
+    """Raise ``SizeError`` for a ``--beams``, ``--batch-size`` or ``--limit-users`` out of range."""
+    check_size("--beams", beams, MAX_BEAMS)
+    check_size("--batch-size", batch_size, MAX_BATCH)
+    check_size("--limit-users", limit_users, MAX_ROWS)
 
 
 def eval_command(
     run: Path = typer.Option(..., exists=True, file_okay=False, help=RUN_HELP),
     split: str = typer.Option("test", help="test or valid."),
-    beams: int = typer.Option(20, min=1, help="Beams = items ranked per user."),
-    batch_size: int = typer.Option(16, min=1, help="Users decoded together."),
-    limit_users: int = typer.Option(None, min=1, help="Only the first N users of the split."),
+    beams: int = typer.Option(20, help="Beams = items ranked per user."),
+    batch_size: int = typer.Option(16, help="Users decoded together."),
+    limit_users: int = typer.Option(None, help="Only the first N users of the split."),
     compare: list[str] = typer.Option(
         None, help="Another run to evaluate: NAME=FOLDER (repeatable)."
     ),
@@ -43,6 +53,7 @@ def eval_command(
     from eager_llm.training.preflight import check_trained_run
 
     try:
+        check_decoding(beams, batch_size, limit_users)
         chosen = parse_instructions(instructions)
         check_trained_run(run)  # errors name the file
         shard, device = current_shard()
@@ -87,8 +98,8 @@ def recommend_command(
     output: Path = typer.Option(
         None, help="JSON lines of the top-k per input line (with --input; a rerun continues)."
     ),
-    k: int = typer.Option(10, min=1, help="Items to recommend."),
-    batch_size: int = typer.Option(16, min=1, help="Users decoded together (with --input)."),
+    k: int = typer.Option(10, help="Items to recommend."),
+    batch_size: int = typer.Option(16, help="Users decoded together (with --input)."),
     dtype: str = typer.Option("float32", help="float32 or bfloat16."),
 ) -> None:
     """The top-k next items of one history (printed with titles), or of every history of
@@ -101,6 +112,7 @@ def recommend_command(
     from eager_llm.training.model import DTYPES
     from eager_llm.training.preflight import check_trained_run
     from model_zoo.cli_errors import expected_errors
+    from model_zoo.outputs import check_input_and_output
 
     run = _run_folder(run)
     if (history is None) == (input_ is None):
@@ -113,6 +125,10 @@ def recommend_command(
     if history is not None and not item_ids:
         raise _fail("--history is empty: give item ids separated by commas, e.g. 1,50,172")
     try:
+        check_size("--k", k, MAX_BEAMS)
+        check_size("--batch-size", batch_size, MAX_BATCH)
+        if input_ is not None:
+            check_input_and_output(input_, output)
         check_trained_run(run)  # errors name the file
         loaded = load_run(run)
         if input_ is not None:  # the input and what the output holds, before the model

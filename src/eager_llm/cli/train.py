@@ -107,13 +107,14 @@ def repeat_command(
     resume: bool = typer.Option(False, help=RESUME_HELP),
     overwrite: bool = typer.Option(False, help=OVERWRITE_HELP),
     split: str = typer.Option("test", help="Split evaluated: test or valid."),
-    beams: int = typer.Option(20, min=1, help="Beams = items ranked per user."),
-    batch_size: int = typer.Option(16, min=1, help="Users decoded together."),
-    limit_users: int = typer.Option(None, min=1, help="Only the first N users of the split."),
+    beams: int = typer.Option(20, help="Beams = items ranked per user."),
+    batch_size: int = typer.Option(16, help="Users decoded together."),
+    limit_users: int = typer.Option(None, help="Only the first N users of the split."),
     dtype: str = typer.Option("float32", help="float32 or bfloat16 decoding."),
 ) -> None:
     """Train (--anneal: and anneal) then evaluate one run per seed; writes
     OUTPUT_DIR/seed-S/ and OUTPUT_DIR/seeds.{json,md}: mean and std of each metric."""
+    from eager_llm.cli.evaluate import check_decoding
     from eager_llm.repeats import parse_seeds, repeat, summary_table
     from eager_llm.training import ConfigError
     from eager_llm.training.model import DTYPES
@@ -122,6 +123,7 @@ def repeat_command(
     from yaml_config import blame_override
 
     try:
+        check_decoding(beams, batch_size, limit_users)
         chosen = parse_seeds(seeds)
         if split not in ("test", "valid"):
             raise ValueError(f"--split {split!r}: test or valid")
@@ -158,26 +160,44 @@ def repeat_command(
 def tiger_command(
     index: Path = typer.Option(..., exists=True, file_okay=False, help="Index folder."),
     output_dir: Path = typer.Option(..., help="Folder for the trained T5 and tiger.json."),
-    epochs: int = typer.Option(10, min=1, help="Passes over all training examples."),
-    layers: int = typer.Option(4, min=1, help="Encoder and decoder layers (TIGER: 4)."),
-    d_model: int = typer.Option(128, min=8, help="Model width (TIGER: 128)."),
-    d_ff: int = typer.Option(1024, min=8, help="MLP width (TIGER: 1024)."),
-    heads: int = typer.Option(6, min=1, help="Attention heads of 64 dims (TIGER: 6)."),
-    valid_users: int = typer.Option(200, min=1, help="Validation users (fixed sample)."),
+    epochs: int = typer.Option(10, help="Passes over all training examples."),
+    layers: int = typer.Option(4, help="Encoder and decoder layers (TIGER: 4)."),
+    d_model: int = typer.Option(128, help="Model width (TIGER: 128)."),
+    d_ff: int = typer.Option(1024, help="MLP width (TIGER: 1024)."),
+    heads: int = typer.Option(6, help="Attention heads of 64 dims (TIGER: 6)."),
+    valid_users: int = typer.Option(200, help="Validation users (fixed sample)."),
     seed: int = typer.Option(0, help="Seed of the weights, the order and the user sample."),
+    overwrite: bool = typer.Option(False, help="Replace the model an earlier run left."),
 ) -> None:
     """TIGER baseline: a T5 trained from scratch on the index's codes (best epoch kept)."""
     from eager_llm.data import leave_one_out
-    from eager_llm.tiger import TigerConfig, train
+    from eager_llm.tiger import STATE, TigerConfig, train
     from eager_llm.training.index_files import load_indexed_dataset
     from eager_llm.training.preflight import read_index
     from eager_llm.training.validation import sample_users
+    from model_zoo.cli_errors import error_line
+    from model_zoo.outputs import prepare_outputs
+    from yaml_config.limits import MAX_EPOCHS, MAX_ROWS, MAX_SEED, MAX_WIDTH, check_size
 
     try:
+        check_size("--epochs", epochs, MAX_EPOCHS)
+        for option, value, low in [("--layers", layers, 1), ("--d-model", d_model, 8),
+                                   ("--d-ff", d_ff, 8), ("--heads", heads, 1)]:  # fmt: skip
+            check_size(option, value, MAX_WIDTH, low=low)
+        check_size("--valid-users", valid_users, MAX_ROWS)
+        check_size("--seed", seed, MAX_SEED, low=0)
+        products = (STATE, "config.json", "*.safetensors", "item_index.json")
+        prepare_outputs(
+            output_dir,
+            option="--output-dir",
+            inputs=[index],
+            products=products,
+            overwrite=overwrite,
+        )
         files = read_index(index)  # errors name the index file
         interactions, _ = load_indexed_dataset(files)
     except (ValueError, FileNotFoundError) as error:
-        typer.echo(f"error: {error}", err=True)
+        typer.echo(error_line(str(error)), err=True)
         raise typer.Exit(2) from None
     config = TigerConfig(
         epochs=epochs, layers=layers, d_model=d_model, d_ff=d_ff, heads=heads, seed=seed
