@@ -223,8 +223,9 @@ def build_config(config_class, values: dict[str, Any], source: str, extra_keys=(
     unless set. An unknown key (in ``values`` or ``extra_keys``), a value of the wrong kind
     for a plain ``int`` / ``float`` / ``bool`` field (also ``X | None``: a bool or a string
     where a number is wanted, ``null`` where None is not allowed), and the class's own
-    ``TypeError`` or ``ValueError`` become one :class:`ConfigError` line starting with
-    ``source``, with its ``key`` set where one key is to blame."""
+    ``TypeError`` or ``ValueError``, then a NaN or infinity in any number key, become one
+    :class:`ConfigError` line starting with ``source``, with its ``key`` set where one key
+    is to blame."""
     fields = {field.name: field for field in dataclasses.fields(config_class) if field.init}
     if unknown := [key for key in [*values, *extra_keys] if key not in fields]:
         detail = f"unknown config key '{unknown[0]}'"
@@ -236,11 +237,17 @@ def build_config(config_class, values: dict[str, Any], source: str, extra_keys=(
             raise ConfigError(f"{source}: {detail}", key=key, detail=detail)
     values = {"report_to": "none", **values}
     try:
-        return config_class(**values)
+        config = config_class(**values)
     except ConfigError as error:
         raise error.at(source) from None
     except (TypeError, ValueError, ZeroDivisionError) as error:
         raise ConfigError(f"{source}: {str(error).splitlines()[0]}") from None
+    # after the class's own range checks, which say more about the keys they know
+    for key, value in values.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            detail = f"'{key}' must be a finite number, got {value!r}"
+            raise ConfigError(f"{source}: {detail}", key=key, detail=detail)
+    return config
 
 
 def _number(value: float) -> str:
