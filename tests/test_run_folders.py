@@ -166,6 +166,37 @@ def test_an_unexpected_exception_is_one_bug_line_exit_1(tmp_path, monkeypatch, t
     assert isinstance(debugged.exception, KeyError)  # the traceback is let through
 
 
+@pytest.mark.parametrize("tool", ["observe-r1", "eager-llm"])
+def test_a_start_that_fails_before_its_first_checkpoint_leaves_no_run(tmp_path, monkeypatch, tool):
+    """Issue 31, item 7: a failure no check foresaw, after the folder was prepared (here the
+    first step, once it logged), leaves no fingerprint or records: the rerun is accepted."""
+    import eager_llm.training.stages
+    import observe_r1.train
+
+    class FailsInStep1:
+        def __init__(self, out: Path, error: Exception):
+            self.out, self.error = out, error
+
+        def train(self, resume_from_checkpoint=None):
+            (self.out / "metrics.jsonl").write_text('{"step": 1}\n')
+            raise self.error
+
+    out = tmp_path / "run"
+    module = observe_r1.train if tool == "observe-r1" else eager_llm.training.stages
+    if tool == "observe-r1":
+        data = write_rows(tmp_path / "data", n=2)
+        run = lambda: observe_train(data, out)  # noqa: E731
+    else:
+        index = toy_index(tmp_path)
+        run = lambda: eager_train(index, out)  # noqa: E731
+    for error in (MemoryError("first"), KeyError("second")):
+        monkeypatch.setattr(module, "build_trainer", lambda *a, e=error, **k: FailsInStep1(out, e))
+        result = run()
+        assert result.exit_code == 1 and type(error).__name__ in result.stderr, result.output
+        assert "holds an earlier run" not in result.stderr  # the second start was accepted
+        assert sorted(path.name for path in out.iterdir()) == []
+
+
 @pytest.mark.parametrize("app", [observe_app, eager_app], ids=["observe-r1", "eager-llm"])
 def test_usage_errors_stay_typers(app):
     result = CliRunner().invoke(app, ["train"])

@@ -15,7 +15,10 @@ data files. :func:`plan_run` decides, reading the folder only, what a new start 
 - ``overwrite``: remove the old run's files (only those a run writes), then start.
 
 Callers validate their inputs first, then :func:`plan_run`, then :func:`apply_plan` on the
-main process: nothing in the folder changes before the new run is known to be sound.
+main process: nothing in the folder changes before the new run is known to be sound. What no
+check foresees (a model that does not load, a first step that fails) is undone by
+:func:`undone_on_failure`: a new run that fails before its first checkpoint leaves no
+fingerprint or records behind, so the corrected rerun into the folder is accepted.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ import shutil
 import struct
 import time
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +50,7 @@ __all__ = [
     "describe_difference",
     "plan_run",
     "run_files",
+    "undone_on_failure",
 ]
 
 FINGERPRINT = "run_fingerprint.json"
@@ -393,3 +398,22 @@ def apply_plan(plan: Plan, *, echo=print) -> None:
         partial = target.with_name(target.name + ".tmp")
         partial.write_text(json.dumps(plan.fingerprint, indent=1, sort_keys=True) + "\n")
         partial.replace(target)
+
+
+@contextmanager
+def undone_on_failure(
+    plan: Plan, records: Sequence[str] = (), *, main: bool = True
+) -> Iterator[None]:
+    """Around building the trainer and training: when a run that starts from step 0 in a
+    folder holding no earlier run fails before it saves its first checkpoint, the main
+    process removes the fingerprint and ``records`` it wrote (then the error goes on), so
+    the folder holds no run and a corrected rerun is not refused as "an earlier run"."""
+    try:
+        yield
+    except BaseException:
+        fresh = plan.write_fingerprint and plan.checkpoint is None and not plan.set_aside
+        if main and fresh and not _checkpoints(plan.folder):
+            for path in run_files(plan.folder, records):
+                if path.is_file():
+                    path.unlink(missing_ok=True)
+        raise

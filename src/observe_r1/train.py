@@ -22,7 +22,7 @@ from transformers import AutoModelForImageTextToText
 
 from model_zoo import resolve
 from model_zoo.processors import load_processor, save_processor
-from model_zoo.run_folder import apply_plan, config_fingerprint, plan_run
+from model_zoo.run_folder import apply_plan, config_fingerprint, plan_run, undone_on_failure
 from model_zoo.training_guards import written
 from observe_r1.config import ConfigError, ObserveR1Config
 from observe_r1.evaluate import question_and_gold, row_conversation
@@ -255,8 +255,9 @@ def train(config: ObserveR1Config, *, resume: bool = False, overwrite: bool = Fa
     output_dir = Path(config.output_dir)
     plan, data, eval_rows = prepare_run(config, resume=resume, overwrite=overwrite)
     checkpoint = str(plan.checkpoint) if plan.checkpoint else None
-    trainer = build_trainer(config, data=data, eval_rows=eval_rows)
-    trainer.train(resume_from_checkpoint=checkpoint)
+    with undone_on_failure(plan, RECORDS, main=config.process_index == 0):
+        trainer = build_trainer(config, data=data, eval_rows=eval_rows)
+        trainer.train(resume_from_checkpoint=checkpoint)
     final = output_dir / "final"
     with written(final):
         save_final(trainer, final)

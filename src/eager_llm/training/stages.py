@@ -32,7 +32,7 @@ from eager_llm.indexing.dki import BEHAVIOUR, SEMANTIC
 from eager_llm.indexing.token_init import code_vectors
 from eager_llm.tasks import REVIEW_TASKS, Sample, TaskData, build_samples
 from model_zoo import resolve
-from model_zoo.run_folder import apply_plan, config_fingerprint, plan_run
+from model_zoo.run_folder import apply_plan, config_fingerprint, plan_run, undone_on_failure
 from model_zoo.training_guards import written
 
 from .collator import ResponseCollator
@@ -261,8 +261,9 @@ def run(
         else:
             truncate_after(output_dir / METRICS, plan.step)
     _barrier()
-    trainer = build_trainer(config, base)
-    trainer.train(resume_from_checkpoint=str(plan.checkpoint) if plan.checkpoint else None)
+    with undone_on_failure(plan, [METRICS], main=config.process_index == 0):
+        trainer = build_trainer(config, base)
+        trainer.train(resume_from_checkpoint=str(plan.checkpoint) if plan.checkpoint else None)
     with written(output_dir / "final"):
         return save_final(trainer, config)
 
