@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 REQUIRED = ("question", "answer")  # the image is optional: `row_images`
@@ -133,8 +134,9 @@ def _check_choices(choices: Any, answer: str) -> None:
 
 def check_image(image: Path | str, field: str = "image") -> None:
     """Raise ValueError ``field 'image': ...`` unless `image` is a readable image file within
-    `MAX_IMAGE_PIXELS` and `MAX_ASPECT_RATIO`. The whole file is decoded (JPEGs at 1/8 scale:
-    every byte is still read), so a truncated or corrupt file fails here, not mid-run."""
+    `MAX_IMAGE_PIXELS` and `MAX_ASPECT_RATIO`, its pixels finite (float images: no NaN or
+    infinity). The whole file is decoded (JPEGs at 1/8 scale: every byte is still read), so
+    a truncated or corrupt file fails here, not mid-run."""
     if os.path.exists(image) and not os.path.isfile(image):  # a folder, a device, a pipe
         kind = "a folder" if os.path.isdir(image) else "not a regular file"
         raise ValueError(f"field '{field}': {image} is {kind}, not an image")
@@ -145,6 +147,7 @@ def check_image(image: Path | str, field: str = "image") -> None:
                 check_image_size(handle, image, field)
                 handle.draft("RGB", (1, 1))  # JPEG only: the smallest DCT scale
                 handle.load()
+                finite = handle.mode != "F" or np.isfinite(np.asarray(handle)).all()
     except FileNotFoundError:
         raise ValueError(f"field '{field}': no such file {image}") from None
     except Image.DecompressionBombError as error:  # over twice the limit: refused by PIL's open
@@ -155,6 +158,8 @@ def check_image(image: Path | str, field: str = "image") -> None:
         raise
     except Exception as error:  # noqa: BLE001 -- any decoder failure makes the image unusable
         raise ValueError(f"field '{field}': unreadable image {image} ({error})") from None
+    if not finite:
+        raise ValueError(f"field '{field}': {image} has NaN or infinite pixel values")
 
 
 class ImageOutOfBounds(ValueError):

@@ -69,3 +69,26 @@ def test_training_asks_a_choice_row_with_lettered_options(tmp_path, image):
     dataset, _ = training_dataset(config)
     question = dataset[0]["prompt"][-1]["content"][-1]["text"]
     assert "A. 10\nB. 12" in question and dataset[0]["answer"] == "B"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_float_image_with_non_finite_pixels_is_an_input_error(tmp_path, bad):
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from observe_r1.cli import app
+    from tests.observe_r1.test_trainer import TINY
+
+    pixels = np.ones((32, 32), dtype=np.float32)
+    pixels[3, 4] = bad
+    Image.fromarray(pixels, mode="F").save(tmp_path / "float.tiff")
+    rows = tmp_path / "rows.jsonl"
+    row = {"image": "float.tiff", "question": "How many?", "answer": "2"}
+    rows.write_text(json.dumps(row) + "\n")
+    out = tmp_path / "run"
+    args = ["train", "--config", str(TINY), "--output-dir", str(out), "--set", f"train_file={rows}"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {rows}:1: field 'image': ")
+    assert "float.tiff has NaN or infinite pixel values" in result.stderr
+    assert not out.exists()
