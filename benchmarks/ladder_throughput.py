@@ -1,17 +1,23 @@
-"""Rollouts/s of the NeuraLadder builder vs raw ``model.generate`` (target ratio >= 0.8).
+"""Ladder build and greedy evaluation rows/s: today's ``model.generate`` vs shared-prefix
+generation (`observe_r1.generation`), in one run, on the default model (targets: ladder
+>= 3x, greedy evaluation >= 2x).
 
-Same model, same synth rows, same batch size and generation settings. The builder is timed
-end to end (reading rows, prompts, generation, decoding, judging, cache writes, sorting,
-mixing, stats and plot) with an empty cache each round; raw is only the ``model.generate``
-calls of the same two passes (greedy answer-only, then N samples per row) on inputs
-prepared beforehand. Rounds alternate builder / raw; medians are printed.
+Rounds alternate the two paths on the same synth rows. The ladder is built end to end
+(greedy answer-only pass, then N sampled rollouts of the rows it misses; reading, judging,
+caching, mixing, stats and plot) from an empty cache each round. Evaluation answers the
+same rows greedily, today at ``--eval-batch-old`` rows per ``generate`` call, new at
+``--eval-batch``. The outputs are checked: greedy responses identical row by row, and the
+sampled rollouts from the same distribution (response length and correctness compared
+between the paths with a permutation test over rows).
 
-    .venv/bin/python benchmarks/ladder_throughput.py [--rows 32] [--rollouts 8] [--rounds 3]
+    .venv/bin/python benchmarks/ladder_throughput.py [--rows 16] [--rounds 2] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import platform
+import random
 import statistics
 import tempfile
 import time
@@ -19,96 +25,135 @@ from pathlib import Path
 
 import torch
 
+from model_zoo.hardware import torch_uses_avx512
+from observe_r1.evaluate import generate_responses, question_and_gold
+from observe_r1.ladder import steps
 from observe_r1.ladder.build import LadderConfig, build_ladder
-from observe_r1.ladder.rollouts import (
-    RolloutEngine,
-    Sampling,
-    answer_only_messages,
-    step_by_step_messages,
-)
+from observe_r1.ladder.rollouts import RolloutEngine
 from observe_r1.rows import read_rows
-from observe_r1.synth import synthesize
+from observe_r1.synth import STARTER_LEVELS, synthesize
 
 
-def raw_rate(engine: RolloutEngine, rows: list[dict], passes, batch_size: int) -> float:
-    """Rollouts/s of bare ``model.generate`` over the same batches as the builder."""
-    from PIL import Image
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
 
-    processor, generated, seconds = engine.processor, 0, 0.0
-    for make_messages, sampling in passes:
-        for start in range(0, len(rows), batch_size):
-            batch = rows[start : start + batch_size]
-            texts = [
-                processor.apply_chat_template(
-                    make_messages(row), add_generation_prompt=True, tokenize=False
-                )
-                for row in batch
-            ]
-            images = [Image.open(row["image"]).convert("RGB") for row in batch]
-            inputs = processor(text=texts, images=images, padding=True, return_tensors="pt")
-            inputs = inputs.to(engine.device)
-            began = time.perf_counter()
-            with torch.inference_mode():
-                engine.model.generate(
-                    **inputs,
-                    pad_token_id=processor.tokenizer.pad_token_id,
-                    **sampling.generate_kwargs(),
-                )
-            seconds += time.perf_counter() - began
-            generated += len(batch) * sampling.n
-    return generated / seconds
+
+class RecordingEngine(RolloutEngine):
+    """Keeps each sampled batch's (question, tokens, correct) per rollout."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sampled: dict[str, list[tuple[int, bool]]] = {}
+
+    def generate(self, prompts, rows, sampling):
+        results = super().generate(prompts, rows, sampling)
+        if sampling.n > 1:
+            for row, completions in zip(rows, results, strict=True):
+                gold = question_and_gold(row)[1]
+                self.sampled[row["question"]] = [
+                    (c.tokens, steps.response_correct(c.text, gold)) for c in completions
+                ]
+        return results
+
+
+def row_means(rollouts: list[tuple[int, bool]]) -> tuple[float, float]:
+    """(mean tokens, accuracy) of one row's rollouts."""
+    return (
+        statistics.fmean(tokens for tokens, _ in rollouts),
+        statistics.fmean(float(correct) for _, correct in rollouts),
+    )
+
+
+def sign_flip_p(differences: list[float], draws: int = 5000) -> float:
+    """Two-sided p of a mean paired difference of 0 (random sign flips)."""
+    observed, rng, extreme = abs(statistics.fmean(differences)), random.Random(0), 0
+    for _ in range(draws):
+        flipped = [d if rng.random() < 0.5 else -d for d in differences]
+        extreme += abs(statistics.fmean(flipped)) >= observed
+    return (extreme + 1) / (draws + 1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="tiny-qwen2.5-vl")
-    parser.add_argument("--rows", type=int, default=32)
+    parser.add_argument("--model", default="smolvlm-dino")
+    parser.add_argument("--rows", type=int, default=16)
     parser.add_argument("--rollouts", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=8, help="ladder prompts per call")
+    parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--eval-batch-old", type=int, default=8)
+    parser.add_argument("--eval-batch", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    engine = RolloutEngine(args.model)
-    engine.load()
-    answer_tokens = 32
-    passes = [
-        (answer_only_messages, Sampling(n=1, do_sample=False, max_new_tokens=answer_tokens)),
-        (
-            step_by_step_messages,
-            Sampling(n=args.rollouts, do_sample=True, max_new_tokens=args.max_new_tokens),
-        ),
-    ]
-    builder_rates, phase_rates, raw_rates = [], [], []
+    engines = {old: RecordingEngine(args.model, shared_prefix=not old) for old in (True, False)}
+    for engine in engines.values():
+        engine.load()
+    ladder_rate = {True: [], False: []}
+    eval_rate = {True: [], False: []}
+    paired = []  # per round and sampled row: (today, new) mean tokens and accuracy
+    greedy = {}
     with tempfile.TemporaryDirectory() as tmp:
-        data = synthesize(Path(tmp) / "data", args.rows, seed=0)
+        data = synthesize(Path(tmp) / "data", args.rows, seed=3, levels=STARTER_LEVELS)
         rows = read_rows(data).rows
         for index in range(args.rounds):
-            config = LadderConfig(
-                input=data,
-                model=args.model,
-                out=Path(tmp) / f"round-{index}" / "ladder.jsonl",
-                rollouts=args.rollouts,
-                batch_size=args.batch_size,
-                max_new_tokens=args.max_new_tokens,
-                answer_max_new_tokens=answer_tokens,
-            )
-            began = time.perf_counter()
-            stats = build_ladder(config, engine)
-            builder_rates.append(stats["rollouts"]["generated"] / (time.perf_counter() - began))
-            phase_rates.append(stats["rollouts"]["per_second"])
-            raw_rates.append(raw_rate(engine, rows, passes, args.batch_size))
-    builder, phase, raw = map(statistics.median, (builder_rates, phase_rates, raw_rates))
+            for old in (True, False) if index % 2 == 0 else (False, True):
+                out = Path(tmp) / f"round-{index}-{'old' if old else 'new'}" / "ladder.jsonl"
+                config = LadderConfig(
+                    input=data,
+                    model=args.model,
+                    out=out,
+                    rollouts=args.rollouts,
+                    batch_size=args.batch_size,
+                    max_new_tokens=args.max_new_tokens,
+                    seed=index,
+                )
+                began = time.perf_counter()
+                build_ladder(config, engines[old])
+                ladder_rate[old].append(len(rows) / (time.perf_counter() - began))
+                engine = engines[old]
+                began = time.perf_counter()
+                responses = generate_responses(
+                    engine.model,
+                    engine.processor,
+                    rows,
+                    max_new_tokens=args.max_new_tokens,
+                    batch_size=args.eval_batch_old if old else args.eval_batch,
+                    shared_prefix=not old,
+                )
+                eval_rate[old].append(len(rows) / (time.perf_counter() - began))
+                greedy[old] = responses.texts
+            today, new = engines[True].sampled, engines[False].sampled
+            for question in today.keys() & new.keys():
+                paired.append([row_means(runs[question]) for runs in (today, new)])
+            today.clear()
+            new.clear()
+    same = sum(a == b for a, b in zip(greedy[True], greedy[False], strict=True))
+    ladder = {old: statistics.median(rates) for old, rates in ladder_rate.items()}
+    evals = {old: statistics.median(rates) for old, rates in eval_rate.items()}
     print(
-        f"{args.model} on {engine.device}, {args.threads} thread(s): {args.rows} rows, "
-        f"batch {args.batch_size}, 1 greedy + {args.rollouts} sampled rollouts per row, "
-        f"<= {args.max_new_tokens} new tokens; medians of {args.rounds} rounds"
+        f"{args.model}, {cpu_name()} (torch kernels {torch.backends.cpu.get_cpu_capability()}"
+        f"{'' if torch_uses_avx512() else ', AVX2 emulated or native'}), {args.threads} "
+        f"thread(s), fp32; {args.rows} starter rows, ladder batch {args.batch_size} x "
+        f"{args.rollouts} rollouts, <= {args.max_new_tokens} new tokens; medians of "
+        f"{args.rounds} rounds"
     )
-    print(f"  raw model.generate          {raw:8.1f} rollouts/s")
-    print(f"  builder, generation phase   {phase:8.1f} rollouts/s  (ratio {phase / raw:.3f})")
-    print(f"  builder, end to end         {builder:8.1f} rollouts/s  (ratio {builder / raw:.3f})")
-    print("  target: ratio >= 0.8")
+    print(f"  ladder rows/s    today {ladder[True]:.3f}  new {ladder[False]:.3f}  "
+          f"ratio {ladder[False] / ladder[True]:.2f}  (target >= 3)")  # fmt: skip
+    print(f"  greedy eval rows/s  today (batch {args.eval_batch_old}) {evals[True]:.3f}  new "
+          f"(batch {args.eval_batch}) {evals[False]:.3f}  ratio {evals[False] / evals[True]:.2f}"
+          "  (target >= 2)")  # fmt: skip
+    print(f"  greedy responses identical: {same} of {len(rows)} rows")
+    for column, what in enumerate(("tokens", "accuracy")):
+        today = [pair[0][column] for pair in paired]
+        new = [pair[1][column] for pair in paired]
+        differences = [b - a for a, b in zip(today, new, strict=True)]
+        print(f"  sampled rollouts, {what} per row ({len(paired)} row-rounds): today "
+              f"{statistics.fmean(today):.3f}  new {statistics.fmean(new):.3f}  paired sign-flip "
+              f"p = {sign_flip_p(differences):.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":

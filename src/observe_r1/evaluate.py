@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 
 from observe_r1.eval_resume import PartialResponses
+from observe_r1.generation import Decoding, generate_ids, stop_ids
 from observe_r1.prompts import TAGS, conversation
 from observe_r1.rewards import accuracy_reward, extract_answer, format_reward
 from observe_r1.rows import InputError, row_images
@@ -32,6 +33,7 @@ LETTERS = "ABCDEFGH"
 REPORT_FILES = ("eval.json", "eval.md", "eval.png", "predictions.jsonl")  # in the --out folder
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
 OBSERVE_BLOCK = re.compile(r"<observe>(.*?)</observe>", re.S)
+EVAL_TOP_K = 50  # `generate`'s default, which sampled evaluation has always used
 
 
 @dataclass
@@ -183,7 +185,6 @@ def majority_baseline(golds: list[str]) -> float:
     return golds.count(most_common) / len(golds)
 
 
-@torch.no_grad()
 def generate_responses(
     model,
     processor,
@@ -197,8 +198,13 @@ def generate_responses(
     seed: int | None = None,
     partial: PartialResponses | None = None,
     progress=None,
+    shared_prefix: bool = True,
 ) -> Responses:
-    """Greedy (``samples=1``) or sampled responses for every row, batched.
+    """Greedy (``samples=1``) or sampled responses for every row, batched; each prompt
+    prefilled once and finished rows dropped from the batch (`observe_r1.generation`;
+    ``shared_prefix=False``: plain ``model.generate``). Sampling keeps ``generate``'s default
+    top-k of 50 that this evaluator has always drawn with. A response's ``tokens`` count
+    its stop token, as the ladder and the trainer count.
 
     ``seed``: sampling draws from ``torch.manual_seed(seed + first row of the batch)``, so a
     batch's samples do not depend on the batches before it (None: the global generator).
@@ -207,6 +213,8 @@ def generate_responses(
     """
     tokenizer = processor.tokenizer
     tokenizer.padding_side = "left"
+    decoding = Decoding(samples, max_new_tokens, samples > 1, temperature, top_k=EVAL_TOP_K)
+    stops = stop_ids(model, tokenizer)
     texts, tokens = [], []
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
@@ -224,21 +232,18 @@ def generate_responses(
         ]
         images = open_images(batch)
         inputs = processor(text=prompts, images=images, return_tensors="pt", padding=True)
-        inputs = inputs.to(model.device)
-        sampling = {"temperature": temperature} if samples > 1 else {}
         if samples > 1 and seed is not None:
             torch.manual_seed(seed + start)
-        output = model.generate(
-            **inputs,
-            max_new_tokens=max_new_tokens,
-            num_return_sequences=samples,
-            do_sample=samples > 1,
-            pad_token_id=tokenizer.pad_token_id,
-            **sampling,
+        completions = generate_ids(
+            model,
+            inputs.to(model.device),
+            decoding,
+            stops,
+            tokenizer.pad_token_id,
+            shared_prefix=shared_prefix,
         )
-        completions = output[:, inputs["input_ids"].shape[1] :]
-        lengths = (completions != tokenizer.pad_token_id).sum(dim=1).tolist()
         decoded = tokenizer.batch_decode(completions, skip_special_tokens=True)
+        lengths = [len(ids) for ids in completions]
         batch_texts = [decoded[i * samples : (i + 1) * samples] for i in range(len(batch))]
         batch_tokens = [lengths[i * samples : (i + 1) * samples] for i in range(len(batch))]
         texts += batch_texts

@@ -1,8 +1,9 @@
 """Batched generation with one vision-language model: the builder's only model code.
 
 `RolloutEngine.generate` answers a batch of (messages, row images) prompts with ``n`` responses
-each in one ``model.generate`` call (prompts left-padded, ``num_return_sequences=n``). The
-model loads on first use, so a builder whose rollouts are all cached never loads it.
+each (prompts left-padded; each prefilled once and its cache shared by its ``n`` responses,
+`observe_r1.generation`). The model loads on first use, so a builder whose rollouts are all
+cached never loads it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from model_zoo import resolve
 from model_zoo.cache import file_sha256
 from model_zoo.processors import load_processor
 from observe_r1.evaluate import open_images, row_conversation
+from observe_r1.generation import Decoding, generate_ids, stop_ids
 from observe_r1.rows import InputError
 
 Messages = list[dict[str, Any]]
@@ -55,11 +57,9 @@ class Sampling:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def generate_kwargs(self) -> dict[str, Any]:
-        kwargs = {"num_return_sequences": self.n, "max_new_tokens": self.max_new_tokens}
-        if self.do_sample:  # pure temperature sampling: no top-k / top-p truncation
-            return kwargs | {"do_sample": True, "temperature": self.temperature, "top_k": 0}
-        return kwargs | {"do_sample": False}
+    def decoding(self) -> Decoding:
+        """Pure temperature sampling (no top-k / top-p truncation), or greedy."""
+        return Decoding(self.n, self.max_new_tokens, self.do_sample, self.temperature, top_k=0)
 
 
 @dataclass(frozen=True)
@@ -71,11 +71,13 @@ class Completion:
 
 
 class RolloutEngine:
-    """A zoo name, hub id or folder, loaded lazily on ``device`` (CUDA when available)."""
+    """A zoo name, hub id or folder, loaded lazily on ``device`` (CUDA when available).
+    ``shared_prefix=False``: plain ``model.generate`` (each prompt copied ``n`` times)."""
 
-    def __init__(self, model: str, *, device: str | None = None):
+    def __init__(self, model: str, *, device: str | None = None, shared_prefix: bool = True):
         self.model_name = model
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.shared_prefix = shared_prefix
         self.model = None
         self.processor = None
 
@@ -109,11 +111,6 @@ class RolloutEngine:
         model = AutoModelForImageTextToText.from_pretrained(folder, dtype=dtype)
         self.model = model.to(self.device).eval()
 
-    def _stop_ids(self) -> set[int]:
-        eos = self.model.generation_config.eos_token_id
-        ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        return ids | {self.processor.tokenizer.eos_token_id}
-
     def generate(
         self, prompts: list[Messages], rows: list[dict[str, Any]], sampling: Sampling
     ) -> list[list[Completion]]:
@@ -127,24 +124,15 @@ class RolloutEngine:
         ]
         pictures = open_images(rows)  # None for a batch of text-only rows
         inputs = self.processor(text=texts, images=pictures, padding=True, return_tensors="pt")
-        inputs = inputs.to(self.device)
-        with torch.inference_mode():
-            output = self.model.generate(
-                **inputs,
-                pad_token_id=self.processor.tokenizer.pad_token_id,
-                **sampling.generate_kwargs(),
-            )
-        generated = output[:, inputs["input_ids"].shape[1] :].tolist()
-        stops = self._stop_ids()
-        trimmed = [_until_stop(ids, stops) for ids in generated]
+        tokenizer = self.processor.tokenizer
+        trimmed = generate_ids(
+            self.model,
+            inputs.to(self.device),
+            sampling.decoding(),
+            stop_ids(self.model, tokenizer),
+            tokenizer.pad_token_id,
+            shared_prefix=self.shared_prefix,
+        )
         decoded = self.processor.batch_decode(trimmed, skip_special_tokens=True)
         flat = [Completion(text, len(ids)) for text, ids in zip(decoded, trimmed, strict=True)]
         return [flat[i : i + sampling.n] for i in range(0, len(flat), sampling.n)]
-
-
-def _until_stop(ids: list[int], stops: set[int]) -> list[int]:
-    """The generated ids up to and including the first stop token (padding dropped)."""
-    for position, token in enumerate(ids):
-        if token in stops:
-            return ids[: position + 1]
-    return ids

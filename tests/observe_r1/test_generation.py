@@ -1,0 +1,140 @@
+"""`observe_r1.generation`: each prompt prefilled once, finished rows dropped, the same tokens
+as ``model.generate`` when greedy and the same draws when sampled (tiny real models)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
+
+from model_zoo import resolve
+from model_zoo.processors import load_processor
+from observe_r1 import generation
+from observe_r1.generation import Decoding, generate_ids, next_tokens, until_stop
+
+QUESTIONS = ["How many circles are there?", "Colour?", "What is the largest shape in it?"]
+NEVER = {10**9}  # a stop id no model emits: every row runs to max_new_tokens
+
+
+def model_and_inputs(name: str):
+    """A tiny model and a left-padded batch of three prompts of different lengths."""
+    folder = resolve(name)
+    torch.manual_seed(0)
+    if name == "tiny-llava":
+        model = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32)
+        processor = load_processor(folder)
+        tokenizer = processor.tokenizer
+        tokenizer.padding_side = "left"
+        messages = [
+            [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": q}]}]
+            for q in QUESTIONS
+        ]
+        texts = [processor.apply_chat_template(m, add_generation_prompt=True) for m in messages]
+        images = [Image.new("RGB", (32, 32), c) for c in ("red", "blue", "green")]
+        inputs = processor(text=texts, images=images, padding=True, return_tensors="pt")
+    else:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(folder, padding_side="left")
+        tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+        inputs = tokenizer(QUESTIONS, padding=True, return_tensors="pt")
+    assert (inputs["attention_mask"] == 0).any(), "the prompts must differ in length"
+    return model.eval(), dict(inputs), tokenizer.pad_token_id
+
+
+def stop_that_splits(free: list[list[int]]) -> int:
+    """A token of row 0 that, as a stop id, ends the rows at different steps."""
+    for token in free[0][1:]:
+        ends = {ids.index(token) if token in ids else len(ids) for ids in free}
+        if len(ends) > 1:
+            return token
+    raise AssertionError("no token splits the rows")
+
+
+def both_paths(model, inputs, decoding, stops, pad, seed=0):
+    runs = []
+    for shared in (False, True):
+        torch.manual_seed(seed)
+        runs.append(generate_ids(model, inputs, decoding, stops, pad, shared_prefix=shared))
+    return runs
+
+
+@pytest.mark.parametrize("name", ["tiny-llava", "tiny-llama"])  # tiny-qwen2 repeats one token
+def test_greedy_rows_that_stop_at_different_steps_get_generates_tokens(name):
+    model, inputs, pad = model_and_inputs(name)
+    free = generate_ids(model, inputs, Decoding(max_new_tokens=12), NEVER, pad)
+    stops = {stop_that_splits(free)}  # rows finish at different steps (or never)
+    stock, shared = both_paths(model, inputs, Decoding(max_new_tokens=12), stops, pad)
+    assert shared == stock
+    lengths = sorted(len(ids) for ids in shared)
+    assert lengths[0] < 12 and lengths[0] < lengths[-1], lengths  # some stop early, not all
+    assert all(ids[-1] in stops for ids in shared if len(ids) < 12)
+
+
+@pytest.mark.parametrize("name", ["tiny-llava", "tiny-llama", "tiny-qwen2"])
+def test_sampled_completions_are_generates_draws_when_no_row_stops(name):
+    """With every row decoded to the end, both paths draw the same random numbers over the
+    same (B * n, V) distributions in the same order: the same seed gives the same samples,
+    so each prompt's cache, repeated n times, is the n copies' prefill."""
+    model, inputs, pad = model_and_inputs(name)
+    decoding = Decoding(n=4, max_new_tokens=10, do_sample=True, temperature=1.3)
+    stock, shared = both_paths(model, inputs, decoding, NEVER, pad, seed=7)
+    assert len(shared) == 12 and shared == stock
+    assert len({tuple(ids) for ids in shared[:4]}) > 1  # real draws, not one repeated
+
+
+def test_a_row_that_stops_leaves_the_others_distribution_unchanged(monkeypatch):
+    """The logits the sampler sees for a continuing row are the same whether or not the
+    other rows are still in the batch (the dropped rows leave the cache with them)."""
+    model, inputs, pad = model_and_inputs("tiny-llama")
+    seen = []
+    monkeypatch.setattr(
+        generation,
+        "next_tokens",
+        lambda logits, d: seen.append(logits.clone()) or logits.argmax(-1),
+    )
+    free = generate_ids(model, inputs, Decoding(max_new_tokens=8), NEVER, pad)
+    alone = list(seen)
+    seen.clear()
+    stop_row0 = {free[0][2]} - set(free[1]) - set(free[2])
+    assert stop_row0, "row 0's third token must not occur in rows 1 and 2"
+    generate_ids(model, inputs, Decoding(max_new_tokens=8), stop_row0, pad)
+    assert seen[3].size(0) < alone[3].size(0)  # row 0 has left the batch
+    torch.testing.assert_close(seen[3], alone[3][-seen[3].size(0) :], rtol=1e-5, atol=1e-5)
+
+
+def test_the_prompt_is_prefilled_once_for_its_n_completions():
+    model, inputs, pad = model_and_inputs("tiny-llama")
+    lengths = []
+    hook = model.register_forward_pre_hook(
+        lambda _, args, kwargs: lengths.append(kwargs["input_ids"].shape), with_kwargs=True
+    )
+    generate_ids(model, inputs, Decoding(n=5, max_new_tokens=3, do_sample=True), NEVER, pad)
+    hook.remove()
+    prompt = inputs["input_ids"].shape
+    assert lengths == [prompt, (15, 1), (15, 1)]  # one prefill of 3 prompts, then 15 rows
+
+
+def test_models_with_3d_positions_take_generate(monkeypatch):
+    model, inputs, pad = model_and_inputs("tiny-llama")
+    monkeypatch.setattr(generation, "SHARED_PREFIX_TYPES", ())
+    called = []
+    original = model.generate
+    monkeypatch.setattr(model, "generate", lambda **k: called.append(k) or original(**k))
+    generate_ids(model, inputs, Decoding(n=2, max_new_tokens=3, do_sample=True), NEVER, pad)
+    assert called and called[0]["num_return_sequences"] == 2
+
+
+def test_sampling_keeps_only_the_top_k_tokens_and_greedy_takes_the_argmax():
+    logits = torch.tensor([[0.0, 3.0, 2.0, -1.0], [5.0, 0.0, 0.0, 4.9]])
+    assert next_tokens(logits, Decoding()).tolist() == [1, 0]
+    torch.manual_seed(0)
+    draws = torch.stack(
+        [next_tokens(logits, Decoding(do_sample=True, top_k=2)) for _ in range(300)]
+    )
+    assert set(draws[:, 0].tolist()) == {1, 2} and set(draws[:, 1].tolist()) == {0, 3}
+
+
+def test_until_stop_keeps_the_stop_token_and_drops_what_follows():
+    assert until_stop([5, 6, 2, 0, 0], {2}) == [5, 6, 2]
+    assert until_stop([5, 6], {2}) == [5, 6]
