@@ -6,7 +6,9 @@ gradient, a checkpoint that cannot be written, a bare ``NaN`` in a JSON record
 
 - The Trainer checks ``max_steps`` only after a step, so a run resumed from its last
   checkpoint (finished, or killed just after it) trained step ``max_steps + 1``.
-  ``_run_epoch`` now trains nothing once the restored step has reached ``max_steps``.
+  ``_run_epoch`` now trains nothing once the restored step has reached ``max_steps``; and
+  a resumed run does not validate its starting point again (``eval_on_start``: the run
+  validated it before that checkpoint was written), which added a metrics line.
 - A non-finite gradient norm (of the gradients all processes share, so every process stops)
   raises :class:`NonFiniteError` naming the step, before the optimizer step: the weights
   and the checkpoints written so far are those of the last good step.
@@ -77,6 +79,14 @@ def _finite(value):
 class GuardedTrainer:
     """Trainer mixin: stop at ``max_steps`` on resume, on a non-finite gradient, and name a
     checkpoint that cannot be written (see the module)."""
+
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        on_start = self.args.eval_on_start
+        self.args.eval_on_start = on_start and not resume_from_checkpoint  # done before
+        try:
+            return super().train(resume_from_checkpoint, *args, **kwargs)
+        finally:
+            self.args.eval_on_start = on_start
 
     def _run_epoch(self, *args, **kwargs):
         if self.state.global_step >= self.state.max_steps:

@@ -22,22 +22,42 @@ from eager_llm.training import EagerTrainer
 from tests.eager_llm.training.toy import CONFIG, toy_index
 
 FILES = ("final/model.safetensors", "projectors.safetensors")
+# a constant rate (a step past the end would change the weights); validation at the start
+# and with each checkpoint, as the shipped configs do
+SETTINGS = [
+    "lr_scheduler_type=constant",
+    "eval_strategy=steps",
+    "eval_steps=2",
+    "eval_on_start=true",
+    "valid_users=3",
+]
+
+
+def cli(args: list[str]):
+    app = typer.Typer()
+    app.command("train")(train_command)
+    app.command("anneal")(anneal_command)
+    return CliRunner().invoke(app, args)
 
 
 def train(index: Path, out: Path, *extra: str):
-    app = typer.Typer()
-    app.command("train")(train_command)
-    app.command("anneal")(anneal_command)  # two verbs: typer keeps the verb's name
     command = ["train", "--config", str(CONFIG), "--index", str(index), "--output-dir", str(out)]
-    return CliRunner().invoke(app, [*command, "--set", "lr_scheduler_type=constant", *extra])
+    settings = [item for setting in SETTINGS for item in ("--set", setting)]
+    return cli([*command, *settings, *extra])
 
 
 def digests(run: Path) -> dict[str, str]:
     return {name: hashlib.sha256((run / name).read_bytes()).hexdigest() for name in FILES}
 
 
+def records(run: Path) -> list[tuple[int, bool]]:
+    """(step, whether a validation) of each metrics.jsonl line."""
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [(r["step"], "eval_recall@10" in r) for r in map(json.loads, lines)]
+
+
 def steps(run: Path) -> list[int]:
-    return [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [step for step, validation in records(run) if not validation]
 
 
 def last_line(result) -> str:
@@ -64,8 +84,25 @@ def test_resuming_a_finished_run_trains_nothing_more(finished, tmp_path):
         result = train(index, run, "--resume")
         assert result.exit_code == 0, result.output
         assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
-        assert steps(run) == steps(reference) == [1, 2, 3, 4]
+        assert steps(run) == [1, 2, 3, 4] and records(run) == records(reference)
         assert digests(run) == digests(reference)
+
+
+def test_resuming_a_finished_anneal_trains_nothing_more(finished, tmp_path):
+    index, stage1 = finished
+    run = tmp_path / "anneal"
+    command = [
+        "anneal", "--config", str(CONFIG), "--from", str(stage1), "--index", str(index),
+        "--output-dir", str(run), "--max-steps", "2", "--set", "lr_scheduler_type=constant",
+    ]  # fmt: skip
+    result = cli(command)
+    assert result.exit_code == 0, result.output
+    final = (run / "final" / "model.safetensors").read_bytes()
+    result = cli([*command, "--resume"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-2"]
+    assert steps(run) == [1, 2]
+    assert (run / "final" / "model.safetensors").read_bytes() == final
 
 
 def test_a_non_finite_gradient_stops_naming_the_step(finished, tmp_path, monkeypatch):
@@ -109,7 +146,7 @@ def test_a_full_disk_during_a_save_is_an_error_and_resume_ends_as_the_run(
 
     result = train(index, run, "--resume")
     assert result.exit_code == 0, result.output
-    assert steps(run) == [1, 2, 3, 4]
+    assert steps(run) == [1, 2, 3, 4] and records(run) == records(reference)
     assert digests(run) == digests(reference)
 
 
