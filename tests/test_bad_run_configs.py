@@ -232,6 +232,17 @@ CASES: dict[str, tuple[tuple[str, Callable[[Path], list[str]]], list[str]]] = {
         observe(SET, "max_steps=-1", SET, "num_train_epochs=1e300"),
         ["'num_train_epochs' must be a number > 0 and <= 10000"],
     ),
+    # a name or path of the wrong kind (issue 31, item 9)
+    "observe_model_a_number": (
+        observe(SET, "model=5"),
+        ["--set model=5: 'model' must be a string"],
+    ),
+    "observe_model_null": (observe(SET, "model=null"), ["'model' must not be null"]),
+    "observe_eval_file_a_number": (
+        observe(SET, "eval_file=5"),
+        ["--set eval_file=5: 'eval_file' must be a string, got 5"],
+    ),
+    "eager_model_a_number": (eager(SET, "model=5"), ["--set model=5: 'model' must be a string"]),
     "observe_duplicate_yaml_key": (
         with_file(
             "dup.yaml",

@@ -181,12 +181,16 @@ def blame_override(
     return error
 
 
+def _members(annotation: Any) -> set[Any]:
+    """The members of a union annotation (``{annotation}`` for any other)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return set(typing.get_args(annotation))
+    return {annotation}
+
+
 def _plain_types(annotation: Any) -> tuple[set[type], bool]:
     """(the non-None member types, whether None is allowed) of a field annotation."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        members = set(typing.get_args(annotation))
-    else:
-        members = {annotation}
+    members = _members(annotation)
     optional = type(None) in members
     return {m for m in members if isinstance(m, type) and m is not type(None)}, optional
 
@@ -199,9 +203,13 @@ def _field_types(config_class) -> dict[str, Any]:
 
 
 def _type_problem(annotation: Any, value: Any) -> str | None:
-    """Why ``value`` does not fit a plain int / float / bool field (None: it fits or the
-    field is of another kind)."""
+    """Why ``value`` does not fit a plain int / float / bool / str field (None: it fits or
+    the field is of another kind)."""
     members, optional = _plain_types(annotation)
+    if _members(annotation) - {type(None)} == {str}:  # a path or a name: no number, no list
+        if value is None:
+            return None if optional else "must not be null"
+        return None if isinstance(value, str) else f"must be a string, got {value!r}"
     if not members or not members <= {int, float, bool}:
         return None  # strings, lists, dicts, enums: the class checks them
     if value is None:
@@ -221,8 +229,9 @@ def _type_problem(annotation: Any, value: Any) -> str | None:
 def build_config(config_class, values: dict[str, Any], source: str, extra_keys=()):
     """``config_class(**values)`` for a ``TrainingArguments`` subclass, ``report_to`` "none"
     unless set. An unknown key (in ``values`` or ``extra_keys``), a value of the wrong kind
-    for a plain ``int`` / ``float`` / ``bool`` field (also ``X | None``: a bool or a string
-    where a number is wanted, ``null`` where None is not allowed), and the class's own
+    for a plain ``int`` / ``float`` / ``bool`` / ``str`` field (also ``X | None``: a bool
+    or a string where a number is wanted, a number where a name or path is, ``null`` where
+    None is not allowed), and the class's own
     ``TypeError`` or ``ValueError``, then a NaN or infinity in any number key, become one
     :class:`ConfigError` line starting with ``source``, with its ``key`` set where one key
     is to blame."""
