@@ -1,6 +1,6 @@
 """What both tools' trainers guard against: a resume past ``max_steps``, a non-finite
-gradient, a checkpoint that cannot be written, a bare ``NaN`` in a JSON record
-(:func:`json_line`).
+gradient, a checkpoint or record that cannot be written, a bare ``NaN`` in a JSON record
+(:func:`json_line`, :func:`append_record`).
 
 :class:`GuardedTrainer` is a mixin for a transformers ``Trainer`` subclass:
 
@@ -40,24 +40,30 @@ class NonFiniteError(ArithmeticError):
 
 
 @contextmanager
-def written(folder: str | Path) -> Iterator[None]:
-    """Turn a failed write of files into ``folder`` into an ``OSError`` naming it."""
+def written(path: str | Path) -> Iterator[None]:
+    """Turn a failed write of the file or folder ``path`` into an ``OSError`` naming it."""
     try:
         yield
     except OSError as error:
-        raise _write_error(folder, error.errno, error.strerror or str(error)) from error
+        raise _write_error(path, error.errno, error.strerror or str(error)) from error
     except (RuntimeError, SafetensorError) as error:
         message = str(error)
         code = re.search(r"\(os error (\d+)\)", message)
         if code is None and not any(sign in message for sign in _TORCH_WRITE_FAILED):
             raise
         number = int(code.group(1)) if code else errno.EIO
-        raise _write_error(folder, number, message.strip().splitlines()[-1]) from error
+        raise _write_error(path, number, message.strip().splitlines()[-1]) from error
 
 
-def _write_error(folder: str | Path, number: int | None, reason: str) -> OSError:
+def _write_error(path: str | Path, number: int | None, reason: str) -> OSError:
     full = " (is the disk full?)" if number in (errno.EIO, None) else ""
-    return OSError(number, f"could not be written: {reason}{full}", str(folder))
+    return OSError(number, f"could not be written: {reason}{full}", str(path))
+
+
+def append_record(path: str | Path, record: dict) -> None:
+    """Append ``record`` to the JSON-lines file ``path`` (:func:`json_line`, :func:`written`)."""
+    with written(path), Path(path).open("a") as handle:
+        handle.write(json_line(record))
 
 
 def json_line(record: dict) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from model_zoo.training_guards import json_line
+from model_zoo.training_guards import append_record
 
 # metrics.jsonl key <- TRL log key. TRL logs these once per generation round, at the step
 # that generates; the other steps of the round carry the round's values.
@@ -83,8 +83,7 @@ class MetricsFile(TrainerCallback):
         seconds = self._step_seconds or [float("nan")]
         record["step_seconds"] = sum(seconds) / len(seconds)
         self._step_seconds = []
-        with self.path.open("a") as handle:
-            handle.write(json_line(record))
+        append_record(self.path, record)
 
 
 def read_records(path: Path) -> list[dict]:

@@ -452,7 +452,7 @@ class ObserveR1Trainer(GuardedTrainer, RenamedWeightsResume, GRPOTrainer):
         rewards_per_func, lengths = scored.rewards_per_func, scored.lengths.view(-1)
         correct, advantages = scored.correct.view(-1), scored.advantages.view(-1)
         step = self.state.global_step + 1
-        with self.rollout_log.open("a") as handle:
+        with written(self.rollout_log), self.rollout_log.open("a") as handle:
             for index, row_id in enumerate(row_ids):
                 record = {
                     "step": step,

@@ -18,7 +18,7 @@ import torch
 from accelerate.utils import gather_object
 from transformers import TrainerCallback
 
-from model_zoo.training_guards import json_line
+from model_zoo.training_guards import append_record
 from observe_r1.evaluate import Responses, generate_responses, score
 from observe_r1.rows import read_rows
 
@@ -114,6 +114,5 @@ class Validation(TrainerCallback):
             response_format=self.generation["response_format"],
         )
         record = validation_record(step, metrics, time.perf_counter() - started)
-        with self.path.open("a") as handle:
-            handle.write(json_line(record))
+        append_record(self.path, record)
         return record

@@ -6,7 +6,7 @@ import json
 import pytest
 from safetensors import SafetensorError
 
-from model_zoo.training_guards import json_line, written
+from model_zoo.training_guards import append_record, json_line, written
 
 
 @pytest.mark.parametrize(
@@ -33,3 +33,13 @@ def test_other_errors_pass_through(tmp_path):
 def test_json_lines_have_no_bare_nan():
     line = json_line({"loss": float("nan"), "parts": {"gct": [1.0, float("-inf")]}, "step": 3})
     assert json.loads(line) == {"loss": None, "parts": {"gct": [1.0, None]}, "step": 3}
+
+
+def test_append_record_names_the_file_it_could_not_write(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    append_record(path, {"step": 1, "loss": float("inf")})
+    assert path.read_text() == '{"step": 1, "loss": null}\n'
+    missing = tmp_path / "gone" / "metrics.jsonl"
+    with pytest.raises(OSError, match="could not be written") as caught:
+        append_record(missing, {"step": 2})
+    assert caught.value.filename == str(missing)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from transformers import TrainerCallback
 
-from model_zoo.training_guards import json_line
+from model_zoo.training_guards import append_record
 
 KEYS = ("loss", "lm_loss", "gct_sem", "gct_beh", "learning_rate")
 VALID_KEYS = ("eval_recall@10", "eval_ndcg@10")
@@ -55,8 +55,7 @@ class MetricsFile(TrainerCallback):
         self._since = (state.global_step, time.perf_counter())
 
     def _write(self, record: dict) -> None:
-        with self.path.open("a") as handle:
-            handle.write(json_line(record))
+        append_record(self.path, record)
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if state.is_world_process_zero and metrics and VALID_KEYS[0] in metrics:
