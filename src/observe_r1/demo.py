@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 
 from observe_r1.config import load_config
 from observe_r1.run_log import read_records
-from observe_r1.significance import mcnemar
+from observe_r1.significance import mcnemar, paired_bootstrap
 from observe_r1.synth import STARTER_LEVELS
 from observe_r1.train import train
 
@@ -163,9 +163,14 @@ def render_report(
     (before, right_before), (after, right_after) = before, after
     steps = len(steps_log)
     change = mcnemar(right_after, right_before)
+    interval = paired_bootstrap(right_after, right_before)
     groups = steps * groups_per_step
     silent = sum(r["zero_signal_groups"] for r in steps_log)
-    verdict = "Inside the noise" if change.p_value >= 0.05 else "Beyond the noise (p < 0.05)"
+    verdict = (
+        "a change beyond the noise"
+        if interval.excludes_zero
+        else "no change detected: the interval holds 0"
+    )
     rows = [
         ("accuracy", "accuracy"),
         ("format rate", "format_rate"),
@@ -191,11 +196,13 @@ def render_report(
             "",
             *table,
             "",
-            f"After against before, question by question: {change.a_only} right only after, "
-            f"{change.b_only} right only before, McNemar p = {change.p_value:.2f}. "
-            f"{verdict} (one question is {1 / test_n:.3f} here); {steps} steps of "
-            f"{groups_per_step} group(s) of completions are too few to train the model, the "
-            "training signal below is what they show.",
+            f"**What this shows: the pipeline end to end and the training signal below, not a "
+            f"gain.** {steps} steps of {groups_per_step} group(s) of completions are far too "
+            "few to train the model (results/observe_r1_starter.md trains 100 steps for that). "
+            f"After minus before, question by question: {interval.difference:+.3f}, 95 % "
+            f"paired bootstrap interval [{interval.low:+.3f}, {interval.high:+.3f}] "
+            f"({change.a_only} right only after, {change.b_only} right only before, McNemar "
+            f"p = {change.p_value:.2f}): {verdict} (one question is {1 / test_n:.3f} here).",
             "",
             "![before](eval_before/eval.png)",
             "![after](eval_after/eval.png)",

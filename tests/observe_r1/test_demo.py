@@ -24,8 +24,10 @@ def test_demo_writes_a_report_with_before_and_after(tmp_path):
     # the training signal: one table line per step, the groups with signal counted
     assert "| step | reward | sampled accuracy | groups with no signal |" in text
     assert "\n| 1 | " in text and " of 2 groups had some but not all completions right" in text
-    assert "After against before, question by question:" in text and "McNemar p = " in text
-    assert "Inside the noise (one question is 0.250 here)" in text  # 4 test rows, 1 step
+    assert "the pipeline end to end and the training signal below, not a gain" in text
+    assert "After minus before, question by question: " in text and "McNemar p = " in text
+    assert "95 % paired bootstrap interval [" in text
+    assert "no change detected: the interval holds 0 (one question is 0.250 here)" in text
     rows = [
         json.loads(line) for line in (tmp_path / "data" / "rows.jsonl").read_text().splitlines()
     ]
