@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from model_zoo.outputs import OutputError, check_input_and_output, prepare_outputs
 from observe_r1.cli import app as observe_app
+from tests.observe_r1.test_trainer import TINY
 
 ROOT = Path(__file__).parents[1]
 
@@ -59,29 +60,42 @@ def test_a_fifo_input_is_refused_without_opening_it(tmp_path):
         check_input_and_output(tmp_path / "fifo", tmp_path / "out.jsonl")
 
 
-RECOMMEND_FIFO = """
+FIFO_SCRIPT = """
 import json, sys
 from typer.testing import CliRunner
-from eager_llm.cli import app
-run, fifo, out = sys.argv[1:]
-result = CliRunner().invoke(app, ["recommend", "--run", run, "--input", fifo, "--output", out])
-print(json.dumps([result.exit_code, result.stderr]))
+from eager_llm.cli import app as eager
+from observe_r1.cli import app as observe
+results = {}
+for case, (tool, args) in json.loads(sys.argv[1]).items():
+    result = CliRunner().invoke(eager if tool == "eager" else observe, args)
+    results[case] = [result.exit_code, result.stderr]
+print(json.dumps(results))
 """
 
 
-def test_recommend_refuses_a_fifo_input_without_blocking(tmp_path):
+def test_fifo_inputs_are_refused_without_blocking(tmp_path):
+    """Reading a FIFO blocks until a writer comes: each verb must refuse it unopened."""
     (tmp_path / "run" / "final").mkdir(parents=True)
-    os.mkfifo(tmp_path / "fifo")
-    args = [str(tmp_path / "run"), str(tmp_path / "fifo"), str(tmp_path / "out.jsonl")]
+    fifo, out = str(tmp_path / "fifo"), str(tmp_path / "out")
+    os.mkfifo(fifo)
+    cases = {
+        "recommend": ("eager", ["recommend", "--run", str(tmp_path / "run"), "--input", fifo,
+                                "--output", f"{out}.jsonl"]),
+        "eval": ("observe", ["eval", "--model", "tiny-qwen2.5-vl", "--data", fifo, "--out", out]),
+        "train_file": ("observe", ["train", "--config", str(TINY), "--output-dir", out,
+                                   "--set", f"train_file={fifo}"]),
+        "import": ("observe", ["import", "--format", "official", "--input", fifo, "--out", out]),
+    }  # fmt: skip
     done = subprocess.run(
-        [sys.executable, "-c", RECOMMEND_FIFO, *args],
+        [sys.executable, "-c", FIFO_SCRIPT, json.dumps(cases)],
         capture_output=True,
         text=True,
-        timeout=300,  # reading the FIFO would block forever: fail here instead
+        timeout=300,  # a verb that opened the FIFO would block forever: fail here instead
         cwd=ROOT,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         check=True,
     )
-    code, stderr = json.loads(done.stdout.splitlines()[-1])
-    assert code == 2 and stderr.startswith("error: --input") and len(stderr.splitlines()) == 1
-    assert "fifo: is not a regular file" in stderr and not (tmp_path / "out.jsonl").exists()
+    for case, (code, stderr) in json.loads(done.stdout.splitlines()[-1]).items():
+        assert code == 2 and len(stderr.splitlines()) == 1, (case, stderr)
+        assert stderr.startswith("error: ") and "fifo: is not a regular file" in stderr, case
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["fifo", "run"]

@@ -326,10 +326,11 @@ def read_rows(
 
     ``convert`` turns each parsed line into a canonical row first (an importer's reader)."""
     path = Path(path)
-    if not path.is_file():
-        raise RowError(
-            f"{path}: {'is a folder, not a JSONL file' if path.is_dir() else 'no such file'}"
-        )
+    if not path.is_file():  # a FIFO or device too: refused before it is opened
+        what = "is a folder, not a JSONL file" if path.is_dir() else "no such file"
+        if path.exists() and not path.is_dir():
+            what = "is not a regular file (a FIFO, socket or device): give a file"
+        raise RowError(f"{path}: {what}")
     convert = convert or (lambda record: record)
     first = f"{path}:1"
 
