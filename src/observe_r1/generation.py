@@ -24,6 +24,7 @@ import torch
 # Model types whose positions are `attention_mask.cumsum(-1) - 1` (as `generate` derives
 # them): the continuation's positions are then the last prompt position + 1, + 2, ...
 SHARED_PREFIX_TYPES = ("llava", "llama", "qwen2", "qwen3")
+MIN_SHARED_PREFIX = 8  # shorter common prefixes are prefilled with the rest of the row
 
 
 @dataclass(frozen=True)
@@ -61,24 +62,14 @@ def generate_ids(
 
 def _decode_shared(model, inputs, decoding: Decoding, stop_ids: set[int]) -> list[list[int]]:
     mask = inputs["attention_mask"].long()
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
     extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
-    out = model(
-        input_ids=inputs["input_ids"],
-        attention_mask=mask,
-        position_ids=positions,
-        use_cache=True,
-        logits_to_keep=1,
-        **extra,
-    )
-    cache, logits = out.past_key_values, out.logits[:, -1]
+    cache, logits, mask, position = prefill(model, inputs["input_ids"], mask, extra)
     if decoding.n > 1:
         cache.batch_repeat_interleave(decoding.n)
         logits = logits.repeat_interleave(decoding.n, dim=0)
         mask = mask.repeat_interleave(decoding.n, dim=0)
-        positions = positions.repeat_interleave(decoding.n, dim=0)
+        position = position.repeat_interleave(decoding.n, dim=0)
     rows = torch.arange(logits.size(0))  # which completion each batch row is
-    position = positions[:, -1]
     stops = torch.tensor(sorted(stop_ids), device=logits.device)
     completions: list[list[int]] = [[] for _ in range(logits.size(0))]
     for made in range(decoding.max_new_tokens):
@@ -103,6 +94,84 @@ def _decode_shared(model, inputs, decoding: Decoding, stop_ids: set[int]) -> lis
         )
         logits = out.logits[:, -1]
     return completions
+
+
+def prefill(model, ids: torch.Tensor, mask: torch.Tensor, extra: dict):
+    """Run the prompts ``ids`` ``(B, P)`` (left-padded per ``mask``) through the model, the
+    tokens every row starts with (the system prompt) once: (cache, last logits ``(B, V)``,
+    attention mask ``(B, P')`` of the cached positions, last position ``(B,)``).
+
+    The common prefix ends before the first token the images fill in (``extra`` holds
+    their pixels) and leaves every row at least one token; the rows' remainders are
+    left-padded after it, so padding may sit mid-sequence: the mask hides it, and positions
+    count only real tokens, as ``generate`` counts them."""
+    shared = common_prefix_length(ids, mask, image_token_id(model.config))
+    if shared < MIN_SHARED_PREFIX or ids.size(0) == 1:
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+            **extra,
+        )
+        return out.past_key_values, out.logits[:, -1], mask, positions[:, -1]
+    first = int((mask[0] == 0).sum())
+    head = model(
+        input_ids=ids[:1, first : first + shared],
+        position_ids=torch.arange(shared, device=ids.device)[None],
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    cache = head.past_key_values
+    cache.batch_repeat_interleave(ids.size(0))
+    rest, rest_mask = _remainders(ids, mask, shared)
+    mask = torch.cat([rest_mask.new_ones(ids.size(0), shared), rest_mask], dim=1)
+    positions = (shared + rest_mask.cumsum(-1) - 1).clamp(min=shared)
+    out = model(
+        input_ids=rest,
+        attention_mask=mask,
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,
+        **extra,
+    )
+    return cache, out.logits[:, -1], mask, positions[:, -1]
+
+
+def common_prefix_length(ids: torch.Tensor, mask: torch.Tensor, image_token: int | None) -> int:
+    """How many tokens every row of ``ids`` ``(B, P)`` starts with after its left padding,
+    stopping before ``image_token`` and one token short of the shortest row."""
+    starts = (mask == 0).sum(dim=1).tolist()
+    rows = [ids[i, start:] for i, start in enumerate(starts)]
+    limit = min(len(row) for row in rows) - 1
+    first = rows[0][:limit]
+    same = torch.stack([row[:limit] == first for row in rows[1:]]).all(dim=0)
+    if image_token is not None:
+        same &= first != image_token
+    differs = (~same).nonzero()
+    return int(differs[0]) if len(differs) else limit
+
+
+def _remainders(ids: torch.Tensor, mask: torch.Tensor, shared: int):
+    """Each row's tokens after its padding and the ``shared`` prefix, left-padded again:
+    (ids, mask) ``(B, R)``."""
+    starts = (mask == 0).sum(dim=1).tolist()
+    rests = [ids[i, start + shared :] for i, start in enumerate(starts)]
+    width = max(len(rest) for rest in rests)
+    padded = ids.new_zeros(len(rests), width)
+    rest_mask = mask.new_zeros(len(rests), width)
+    for i, rest in enumerate(rests):
+        padded[i, width - len(rest) :] = rest
+        rest_mask[i, width - len(rest) :] = 1
+    return padded, rest_mask
+
+
+def image_token_id(config) -> int | None:
+    """The placeholder token a VLM fills with image features (None for a text model)."""
+    return getattr(config, "image_token_id", None)
 
 
 def next_tokens(logits: torch.Tensor, decoding: Decoding) -> torch.Tensor:

@@ -14,11 +14,13 @@ from observe_r1 import generation
 from observe_r1.generation import Decoding, generate_ids, next_tokens, until_stop
 
 QUESTIONS = ["How many circles are there?", "Colour?", "What is the largest shape in it?"]
+SYSTEM = "You answer questions about shapes, briefly and with care. Question: "
 NEVER = {10**9}  # a stop id no model emits: every row runs to max_new_tokens
 
 
-def model_and_inputs(name: str):
-    """A tiny model and a left-padded batch of three prompts of different lengths."""
+def model_and_inputs(name: str, system: str = ""):
+    """A tiny model and a left-padded batch of three prompts of different lengths (the
+    chat template's, or ``system`` before each question, as a common prefix)."""
     folder = resolve(name)
     torch.manual_seed(0)
     if name == "tiny-llava":
@@ -37,7 +39,7 @@ def model_and_inputs(name: str):
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(folder, padding_side="left")
         tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
-        inputs = tokenizer(QUESTIONS, padding=True, return_tensors="pt")
+        inputs = tokenizer([system + q for q in QUESTIONS], padding=True, return_tensors="pt")
     assert (inputs["attention_mask"] == 0).any(), "the prompts must differ in length"
     return model.eval(), dict(inputs), tokenizer.pad_token_id
 
@@ -59,9 +61,11 @@ def both_paths(model, inputs, decoding, stops, pad, seed=0):
     return runs
 
 
-@pytest.mark.parametrize("name", ["tiny-llava", "tiny-llama"])  # tiny-qwen2 repeats one token
-def test_greedy_rows_that_stop_at_different_steps_get_generates_tokens(name):
-    model, inputs, pad = model_and_inputs(name)
+@pytest.mark.parametrize(
+    ("name", "system"), [("tiny-llava", ""), ("tiny-llama", ""), ("tiny-llama", SYSTEM)]
+)  # tiny-qwen2 repeats one token
+def test_greedy_rows_that_stop_at_different_steps_get_generates_tokens(name, system):
+    model, inputs, pad = model_and_inputs(name, system)
     free = generate_ids(model, inputs, Decoding(max_new_tokens=12), NEVER, pad)
     stops = {stop_that_splits(free)}  # rows finish at different steps (or never)
     stock, shared = both_paths(model, inputs, Decoding(max_new_tokens=12), stops, pad)
@@ -71,12 +75,14 @@ def test_greedy_rows_that_stop_at_different_steps_get_generates_tokens(name):
     assert all(ids[-1] in stops for ids in shared if len(ids) < 12)
 
 
-@pytest.mark.parametrize("name", ["tiny-llava", "tiny-llama", "tiny-qwen2"])
-def test_sampled_completions_are_generates_draws_when_no_row_stops(name):
+@pytest.mark.parametrize(
+    ("name", "system"), [("tiny-llava", ""), ("tiny-llama", SYSTEM), ("tiny-qwen2", SYSTEM)]
+)
+def test_sampled_completions_are_generates_draws_when_no_row_stops(name, system):
     """With every row decoded to the end, both paths draw the same random numbers over the
     same (B * n, V) distributions in the same order: the same seed gives the same samples,
     so each prompt's cache, repeated n times, is the n copies' prefill."""
-    model, inputs, pad = model_and_inputs(name)
+    model, inputs, pad = model_and_inputs(name, system)
     decoding = Decoding(n=4, max_new_tokens=10, do_sample=True, temperature=1.3)
     stock, shared = both_paths(model, inputs, decoding, NEVER, pad, seed=7)
     assert len(shared) == 12 and shared == stock
@@ -104,7 +110,7 @@ def test_a_row_that_stops_leaves_the_others_distribution_unchanged(monkeypatch):
 
 
 def test_the_prompt_is_prefilled_once_for_its_n_completions():
-    model, inputs, pad = model_and_inputs("tiny-llama")
+    model, inputs, pad = model_and_inputs("tiny-llama")  # no common prefix
     lengths = []
     hook = model.register_forward_pre_hook(
         lambda _, args, kwargs: lengths.append(kwargs["input_ids"].shape), with_kwargs=True
@@ -138,3 +144,24 @@ def test_sampling_keeps_only_the_top_k_tokens_and_greedy_takes_the_argmax():
 def test_until_stop_keeps_the_stop_token_and_drops_what_follows():
     assert until_stop([5, 6, 2, 0, 0], {2}) == [5, 6, 2]
     assert until_stop([5, 6], {2}) == [5, 6]
+
+
+def test_the_common_prefix_of_the_rows_runs_once_and_stops_before_the_image():
+    model, inputs, pad = model_and_inputs("tiny-llama", SYSTEM)
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    shared = generation.common_prefix_length(ids, mask, image_token=None)
+    assert shared >= generation.MIN_SHARED_PREFIX
+    start = int((mask[0] == 0).sum())
+    for row in range(3):
+        first = int((mask[row] == 0).sum())
+        assert torch.equal(ids[row, first : first + shared], ids[0, start : start + shared])
+    image = int(ids[0, start + 3])
+    assert generation.common_prefix_length(ids, mask, image_token=image) == 3
+    lengths = []
+    hook = model.register_forward_pre_hook(
+        lambda _, args, kwargs: lengths.append(kwargs["input_ids"].shape), with_kwargs=True
+    )
+    generate_ids(model, inputs, Decoding(max_new_tokens=2), NEVER, pad)
+    hook.remove()
+    assert lengths[0] == (1, shared) and lengths[1][0] == 3  # the prefix once, then the rests
+    assert lengths[1][1] == ids.size(1) - shared - min(int((m == 0).sum()) for m in mask)
