@@ -243,6 +243,18 @@ CASES: dict[str, tuple[tuple[str, Callable[[Path], list[str]]], list[str]]] = {
         ["--set eval_file=5: 'eval_file' must be a string, got 5"],
     ),
     "eager_model_a_number": (eager(SET, "model=5"), ["--set model=5: 'model' must be a string"]),
+    "observe_set_dotted_lora_r_0": (
+        observe(SET, "lora.r=0"),
+        ["--set lora.r=0: 'lora.r' must be an integer >= 1 and <= 4096, got 0"],
+    ),
+    "observe_set_dotted_unknown_lora_key": (
+        observe(SET, "lora.rank=4"),
+        ["--set lora.rank=4: unknown key 'lora.rank' (known: alpha, dropout, r, targets)"],
+    ),
+    "eager_anneal_set_dotted_lora_dropout": (
+        eager(SET, "lora.dropout=2", verb="anneal", out="arun"),
+        ["--set lora.dropout=2: 'lora.dropout' must be a number >= 0 and < 1, got 2"],
+    ),
     "observe_duplicate_yaml_key": (
         with_file(
             "dup.yaml",

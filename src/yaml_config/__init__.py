@@ -174,7 +174,8 @@ def blame_override(
     if flags and error.key in flags:
         return error.at(flags[error.key])
     for item in reversed(overrides):
-        if item.split("=", 1)[0].strip() == error.key:
+        given = item.split("=", 1)[0].strip()
+        if given == error.key or given.startswith(f"{error.key}."):  # lora.r: key 'lora'
             return error.at(f"--set {item}")
     if source and str(error) == error.detail:
         return error.at(source)
@@ -226,9 +227,24 @@ def _type_problem(annotation: Any, value: Any) -> str | None:
     return f"must be {wanted}, got {value!r}"
 
 
+def _nested(values: dict[str, Any], fields: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """``values`` with each ``block.key`` (``--set lora.r=4``) of a known ``block`` set
+    inside that block's mapping (created when unset or null)."""
+    values = dict(values)
+    for dotted in [key for key in values if "." in key and key.split(".", 1)[0] in fields]:
+        block, key = dotted.split(".", 1)
+        current = values.get(block)
+        if current is not None and not isinstance(current, dict):
+            detail = f"'{block}' is {current!r}, not a mapping: cannot set '{dotted}'"
+            raise ConfigError(f"{source}: {detail}", key=dotted, detail=detail)
+        values[block] = {**(current or {}), key: values.pop(dotted)}
+    return values
+
+
 def build_config(config_class, values: dict[str, Any], source: str, extra_keys=()):
     """``config_class(**values)`` for a ``TrainingArguments`` subclass, ``report_to`` "none"
-    unless set. An unknown key (in ``values`` or ``extra_keys``), a value of the wrong kind
+    unless set; ``block.key`` sets ``key`` inside the mapping ``block``. An unknown key (in
+    ``values`` or ``extra_keys``), a value of the wrong kind
     for a plain ``int`` / ``float`` / ``bool`` / ``str`` field (also ``X | None``: a bool
     or a string where a number is wanted, a number where a name or path is, ``null`` where
     None is not allowed), and the class's own
@@ -236,6 +252,7 @@ def build_config(config_class, values: dict[str, Any], source: str, extra_keys=(
     :class:`ConfigError` line starting with ``source``, with its ``key`` set where one key
     is to blame."""
     fields = {field.name: field for field in dataclasses.fields(config_class) if field.init}
+    values = _nested(values, fields, source)
     if unknown := [key for key in [*values, *extra_keys] if key not in fields]:
         detail = f"unknown config key '{unknown[0]}'"
         raise ConfigError(f"{source}: {detail}", key=unknown[0], detail=detail)

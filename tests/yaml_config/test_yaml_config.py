@@ -79,3 +79,12 @@ def test_integers_are_numbers_for_float_fields(tmp_path):
     path.write_text("learning_rate: 1\nnum_train_epochs: 2\nprefixes_per_user: 3\n")
     config = load_eager_config(path)
     assert (config.learning_rate, config.num_train_epochs, config.prefixes_per_user) == (1, 2, 3)
+
+
+def test_a_dotted_override_sets_one_key_of_a_block():
+    from tests.eager_llm.training.toy import CONFIG
+
+    config = load_eager_config(CONFIG, "anneal", ["lora.r=4"], output_dir="x")
+    assert config.lora == {"r": 4, "alpha": 32, "dropout": 0.05}  # the file's block, r changed
+    observe = load_observe_config(None, ["lora.alpha=8", "use_cpu=true", "bf16=false"])
+    assert observe.lora == {"alpha": 8} and observe.lora_settings.r == 16
