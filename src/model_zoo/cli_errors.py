@@ -26,6 +26,7 @@ from typer.exceptions import Abort, Exit, TyperException
 
 DEBUG_ENV = "OBSERVE_EAGER_DEBUG"
 REPORT_TO = "the project's issue tracker"
+MAX_LINE = 2_000  # characters of an error line: a message quoting a huge value is cut
 
 __all__ = [
     "DEBUG_ENV",
@@ -41,11 +42,18 @@ __all__ = [
 def bug_line(tool: str, error: BaseException) -> str:
     """The one line printed for an unexpected exception in ``tool``."""
     message = str(error).strip().splitlines()
-    what = f"{type(error).__name__}: {message[0]}" if message else type(error).__name__
+    what = _cut(f"{type(error).__name__}: {message[0]}" if message else type(error).__name__)
     return (
         f"internal error: {tool} failed with {what}. This is a bug: please report it with the "
         f"command and this message on {REPORT_TO} ({DEBUG_ENV}=1 shows the traceback)"
     )
+
+
+def _cut(text: str) -> str:
+    """``text`` cut to :data:`MAX_LINE` characters, saying how many it lost."""
+    if len(text) <= MAX_LINE:
+        return text
+    return f"{text[:MAX_LINE]}... ({len(text) - MAX_LINE} characters cut)"
 
 
 def _debugging() -> bool:
@@ -91,15 +99,9 @@ def reporting_group(tool: str) -> type[TyperGroup]:
     return ReportingGroup
 
 
-MAX_LINE = 2_000  # characters of an error line: a message quoting a huge value is cut
-
-
 def error_line(message: str) -> str:
     """``error: <message>`` on one line of at most :data:`MAX_LINE` characters."""
-    text = " ".join(str(message).split("\n"))
-    if len(text) > MAX_LINE:
-        text = f"{text[:MAX_LINE]}... ({len(text) - MAX_LINE} characters cut)"
-    return f"error: {text}"
+    return f"error: {_cut(' '.join(str(message).split(chr(10))))}"
 
 
 @contextmanager
