@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from safetensors import SafetensorError
+from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 # what torch's zip writer (PytorchStreamWriter) says when a write fails
@@ -80,6 +81,11 @@ def _finite(value):
     if isinstance(value, list | tuple):
         return [_finite(item) for item in value]
     return value
+
+
+_HOOKS = ("train", "_run_epoch", "_get_grad_norm", "_save_checkpoint")
+if missing := [name for name in _HOOKS if not hasattr(Trainer, name)]:
+    raise RuntimeError(f"transformers' Trainer has no {missing[0]}: port GuardedTrainer")
 
 
 class GuardedTrainer:
