@@ -120,6 +120,7 @@ def repeat_command(
     from eager_llm.training.model import DTYPES
     from model_zoo.cli_errors import expected_errors
     from model_zoo.run_folder import RunFolderError
+    from model_zoo.training_guards import NonFiniteError
     from yaml_config import blame_override
 
     try:
@@ -137,7 +138,7 @@ def repeat_command(
     flags = {key: f"--{key.replace('_', '-')} {value}" for key, value in explicit.items()}
     evaluation = {"split": split, "beams": beams, "batch_size": batch_size,
                   "limit_users": limit_users, "dtype": dtype}  # fmt: skip
-    with expected_errors(ConfigError, RunFolderError):
+    with expected_errors(ConfigError, RunFolderError, NonFiniteError):
         try:
             summary = repeat(
                 config,
