@@ -220,6 +220,14 @@ CASES: dict[str, tuple[tuple[str, Callable[[Path], list[str]]], list[str]]] = {
         observe(SET, "per_device_train_batch_size=1000000000"),
         ["'per_device_train_batch_size' must be an integer >= 1 and <= 65536"],
     ),
+    "observe_rollout_larger_than_the_train_file": (
+        observe(SET, "per_device_train_batch_size=1000"),
+        [
+            "--set per_device_train_batch_size=1000: 'per_device_train_batch_size' 1000 makes a "
+            "rollout of 250 prompts",
+            "more than the 3 rows of",
+        ],  # fmt: skip
+    ),
     "observe_lora_r_a_billion": (
         observe(SET, "lora={r: 1000000000}"),
         ["--set lora={r: 1000000000}: 'lora.r' must be an integer >= 1 and <= 4096"],

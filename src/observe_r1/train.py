@@ -218,6 +218,20 @@ def _barrier() -> None:
         dist.barrier()
 
 
+def _check_rollout_fits(config: ObserveR1Config, rows: int) -> None:
+    """Refuse a batch whose one rollout needs more prompts than the train file has: TRL
+    drops a partial rollout, so such a run would train no step and still save final/."""
+    completions = config.per_device_train_batch_size * config.world_size
+    prompts = completions * (config.steps_per_generation or 1) // config.num_generations
+    if prompts > rows:
+        raise ConfigError(
+            f"'per_device_train_batch_size' {config.per_device_train_batch_size} makes a "
+            f"rollout of {prompts} prompts (x {config.num_generations} generations), more "
+            f"than the {rows} rows of {config.train_file}: no step would train",
+            key="per_device_train_batch_size",
+        )
+
+
 def prepare_run(config: ObserveR1Config, *, resume: bool = False, overwrite: bool = False):
     """Check everything a run reads (output folder, train file, run folder state) and only
     then, on the main process, prepare ``output_dir``: -> (:class:`Plan`, training data,
@@ -228,6 +242,7 @@ def prepare_run(config: ObserveR1Config, *, resume: bool = False, overwrite: boo
     if not config.train_file:
         raise ConfigError("no train_file: set 'train_file' (a rows JSONL)", key="train_file")
     data = training_dataset(config)  # every row and image checked
+    _check_rollout_fits(config, len(data[0]))
     eval_rows = read_validation_rows(config)
     plan = plan_run(
         output_dir,
