@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["MAX_CONFIG_BYTES", "MAX_CONFIG_NODES", "check_expansion", "read_text", "not_a_file"]
+__all__ = ["MAX_CONFIG_BYTES", "MAX_CONFIG_NODES", "check_expansion", "not_a_file", "read_text"]
 
 MAX_CONFIG_BYTES = 1 << 20  # 1 MiB; the largest shipped config is a few kB
 MAX_CONFIG_NODES = 100_000  # values after expanding aliases; a config has a few hundred
