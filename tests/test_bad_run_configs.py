@@ -572,6 +572,10 @@ CAP_CASES = {
         ),  # fmt: skip
         [f"--batch-size: {BIG} is over the cap of 65,536"],
     ),
+    "eager_demo_stage1_steps_1e11": (
+        verb("eager", f"demo --out {{w}}/demo --stage1-steps {10**11}"),
+        [f"--stage1-steps: {10**11} is over the cap of 10,000,000"],
+    ),
     "tiger_d_model_1e9": (
         verb("eager", f"tiger --index {{w}}/index --output-dir {{w}}/t --d-model {BIG}"),
         [f"--d-model: {BIG} is over the cap of 65,536"],

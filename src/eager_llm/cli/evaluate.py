@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from model_zoo.cli_errors import error_line
-from yaml_config.limits import MAX_BATCH, MAX_BEAMS, MAX_ROWS, check_size
+from yaml_config.limits import MAX_BATCH, MAX_BEAMS, MAX_EPOCHS, MAX_ROWS, MAX_STEPS, check_size
 
 RUN_HELP = "Run folder of `eager-llm train` or `anneal` (holds final/)."
 
@@ -176,6 +176,12 @@ def demo_command(
         "valid_users": valid_users,
         "eval_steps": eval_steps,
     }
+    caps = {"sasrec_epochs": MAX_EPOCHS, "users": MAX_ROWS, "valid_users": MAX_ROWS}
+    try:
+        for key, value in chosen.items():
+            check_size(f"--{key.replace('_', '-')}", value, caps.get(key, MAX_STEPS))
+    except ValueError as error:
+        raise _fail(str(error)) from None
     budget = Budget(**{key: value for key, value in chosen.items() if value is not None})
     report = run_demo(out, model=model, config=config, budget=budget)
     typer.echo(report.read_text())
