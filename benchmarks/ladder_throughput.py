@@ -10,7 +10,7 @@ same rows greedily, today at ``--eval-batch-old`` rows per ``generate`` call, ne
 sampled rollouts from the same distribution (response length and correctness compared
 between the paths with a permutation test over rows).
 
-    .venv/bin/python benchmarks/ladder_throughput.py [--rows 16] [--rounds 2] [--threads 1]
+    .venv/bin/python benchmarks/ladder_throughput.py [--rows 16] [--eval-rows 64] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -83,13 +83,17 @@ def main() -> None:
     parser.add_argument("--rollouts", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8, help="ladder prompts per call")
     parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--eval-rows", type=int, default=64, help="rows of the greedy eval")
     parser.add_argument("--eval-batch-old", type=int, default=8)
     parser.add_argument("--eval-batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    engines = {old: RecordingEngine(args.model, shared_prefix=not old) for old in (True, False)}
+    engines = {
+        old: RecordingEngine(args.model, shared_prefix=not old, precision="fp32")
+        for old in (True, False)
+    }
     for engine in engines.values():
         engine.load()
     ladder_rate = {True: [], False: []}
@@ -99,6 +103,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = synthesize(Path(tmp) / "data", args.rows, seed=3, levels=STARTER_LEVELS)
         rows = read_rows(data).rows
+        tests = Path(tmp) / "test"
+        synthesize(tests, 1, seed=4, test_n=args.eval_rows, levels=STARTER_LEVELS)
+        eval_rows = read_rows(tests / "test.jsonl").rows
         for index in range(args.rounds):
             for old in (True, False) if index % 2 == 0 else (False, True):
                 out = Path(tmp) / f"round-{index}-{'old' if old else 'new'}" / "ladder.jsonl"
@@ -119,12 +126,12 @@ def main() -> None:
                 responses = generate_responses(
                     engine.model,
                     engine.processor,
-                    rows,
+                    eval_rows,
                     max_new_tokens=args.max_new_tokens,
                     batch_size=args.eval_batch_old if old else args.eval_batch,
                     shared_prefix=not old,
                 )
-                eval_rate[old].append(len(rows) / (time.perf_counter() - began))
+                eval_rate[old].append(len(eval_rows) / (time.perf_counter() - began))
                 greedy[old] = responses.texts
             today, new = engines[True].sampled, engines[False].sampled
             for question in today.keys() & new.keys():
@@ -138,7 +145,8 @@ def main() -> None:
         f"{args.model}, {cpu_name()} (torch kernels {torch.backends.cpu.get_cpu_capability()}"
         f"{'' if torch_uses_avx512() else ', AVX2 emulated or native'}), {args.threads} "
         f"thread(s), fp32; {args.rows} starter rows, ladder batch {args.batch_size} x "
-        f"{args.rollouts} rollouts, <= {args.max_new_tokens} new tokens; medians of "
+        f"{args.rollouts} rollouts, greedy eval of {args.eval_rows} rows, <= "
+        f"{args.max_new_tokens} new tokens; medians of "
         f"{args.rounds} rounds"
     )
     print(f"  ladder rows/s    today {ladder[True]:.3f}  new {ladder[False]:.3f}  "
@@ -146,7 +154,7 @@ def main() -> None:
     print(f"  greedy eval rows/s  today (batch {args.eval_batch_old}) {evals[True]:.3f}  new "
           f"(batch {args.eval_batch}) {evals[False]:.3f}  ratio {evals[False] / evals[True]:.2f}"
           "  (target >= 2)")  # fmt: skip
-    print(f"  greedy responses identical: {same} of {len(rows)} rows")
+    print(f"  greedy responses identical: {same} of {len(eval_rows)} rows")
     for column, what in enumerate(("tokens", "accuracy")):
         today = [pair[0][column] for pair in paired]
         new = [pair[1][column] for pair in paired]

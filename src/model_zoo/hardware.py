@@ -47,3 +47,11 @@ def cpu_bf16(requested: bool, use_cpu: bool) -> bool:
         )
         return False
     return requested
+
+
+def inference_precision(device_type: str) -> str:
+    """``"bf16"`` (fp32 weights, bf16 autocast) where bf16 pays: a GPU, or a CPU with
+    native bf16 units; ``"fp32"`` elsewhere. Generation records it with what it made."""
+    if device_type == "cuda" or (device_type == "cpu" and cpu_has_native_bf16()):
+        return "bf16"
+    return "fp32"

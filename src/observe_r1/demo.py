@@ -30,6 +30,7 @@ from observe_r1.train import train
 RUN = Path("runs/observe_r1_demo")
 SMOL_CPU_CONFIG = Path(__file__).parents[2] / "configs" / "observe_r1" / "smol-cpu.yaml"
 STARTER_FAMILIES = ("counting", "dice", "chart", "geometry")
+EVAL_BATCH = 32  # rows per generation call: 2x the rows/s of 8 (results/bench_ladder_throughput.md)
 
 
 def draw_counting_rows(folder: Path, n: int, seed: int = 0) -> Path:
@@ -63,7 +64,9 @@ def _evaluate(
     or wrong per row)."""
     from observe_r1.evaluate import evaluate_model, write_report
 
-    metrics, records = evaluate_model(model, rows, max_new_tokens=max_new_tokens, batch_size=8)
+    metrics, records = evaluate_model(
+        model, rows, max_new_tokens=max_new_tokens, batch_size=EVAL_BATCH
+    )
     write_report(metrics, out, out.name, records)
     return metrics, [r["correct"] for r in sorted(records, key=lambda r: r["row"])]
 

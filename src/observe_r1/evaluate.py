@@ -199,12 +199,14 @@ def generate_responses(
     partial: PartialResponses | None = None,
     progress=None,
     shared_prefix: bool = True,
+    precision: str = "fp32",
 ) -> Responses:
     """Greedy (``samples=1``) or sampled responses for every row, batched; each prompt
     prefilled once and finished rows dropped from the batch (`observe_r1.generation`;
     ``shared_prefix=False``: plain ``model.generate``). Sampling keeps ``generate``'s default
     top-k of 50 that this evaluator has always drawn with. A response's ``tokens`` count
-    its stop token, as the ladder and the trainer count.
+    its stop token, as the ladder and the trainer count. ``precision``: ``"fp32"`` or
+    ``"bf16"`` autocast.
 
     ``seed``: sampling draws from ``torch.manual_seed(seed + first row of the batch)``, so a
     batch's samples do not depend on the batches before it (None: the global generator).
@@ -241,6 +243,7 @@ def generate_responses(
             stops,
             tokenizer.pad_token_id,
             shared_prefix=shared_prefix,
+            precision=precision,
         )
         decoded = tokenizer.batch_decode(completions, skip_special_tokens=True)
         lengths = [len(ids) for ids in completions]
@@ -263,14 +266,16 @@ def evaluate_model(
     progress=None,
     **generation: Any,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Load ``model`` (zoo name, HF id or folder), answer ``rows``: (:func:`score` metrics,
-    :func:`prediction_records`).
+    """Load ``model`` (zoo name, HF id or folder), answer ``rows``: (:func:`score` metrics
+    with the ``precision`` answered in, :func:`prediction_records`).
 
-    ``generation``: the keyword arguments of :func:`generate_responses`.
+    ``generation``: the keyword arguments of :func:`generate_responses`; ``precision``
+    defaults to bf16 autocast where it pays (`model_zoo.hardware.inference_precision`).
     """
     from transformers import AutoModelForImageTextToText
 
     from model_zoo import resolve
+    from model_zoo.hardware import inference_precision
     from model_zoo.processors import load_processor
 
     try:
@@ -279,6 +284,7 @@ def evaluate_model(
         processor = load_processor(folder)
     except (OSError, ValueError, RuntimeError) as error:
         raise InputError(f"--model {model}: cannot load it ({error})") from None
+    generation.setdefault("precision", inference_precision(vlm.device.type))
     responses = generate_responses(
         vlm,
         processor,
@@ -288,7 +294,7 @@ def evaluate_model(
         **generation,
     )
     records = prediction_records(rows, responses, response_format=response_format)
-    return metrics_from_records(records), records
+    return metrics_from_records(records) | {"precision": generation["precision"]}, records
 
 
 def check_model(model: str) -> None:
@@ -316,7 +322,8 @@ def write_report(
         (out / "predictions.jsonl").write_text("\n".join(lines) + "\n")
     lines = [f"# {title}", "", "| metric | value |", "| --- | --- |"]
     for key in ("rows", "samples_per_row", "accuracy", "format_rate", "mean_tokens",
-                "median_tokens", "majority_answer_baseline", "observation_recall"):  # fmt: skip
+                "median_tokens", "majority_answer_baseline", "observation_recall",
+                "precision"):  # fmt: skip
         value = metrics.get(key)
         if value is None:
             continue

@@ -20,11 +20,61 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from transformers.cache_utils import Cache, DynamicLayer
 
 # Model types whose positions are `attention_mask.cumsum(-1) - 1` (as `generate` derives
 # them): the continuation's positions are then the last prompt position + 1, + 2, ...
 SHARED_PREFIX_TYPES = ("llava", "llama", "qwen2", "qwen3")
+PRECISIONS = ("fp32", "bf16")
 MIN_SHARED_PREFIX = 8  # shorter common prefixes are prefilled with the rest of the row
+RESERVE = 64  # cache positions allocated ahead of the tokens that fill them
+
+
+class ReservedLayer(DynamicLayer):
+    """A `DynamicLayer` that writes new keys and values into room reserved ahead
+    (``RESERVE`` positions at a time) instead of concatenating them to the cache: a decode
+    step copies one position, not the whole cache (the concatenation was 43 % of a decode
+    step of the default model at 64 rows). ``keys``, ``values``: views of the filled part,
+    ``(B, heads, length, head_dim)``."""
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            self.room = (self.keys, self.values)
+        length, new = self.get_seq_length(), key_states.size(-2)
+        if not self._has_room(key_states.size(0), length + new):
+            self._reserve(key_states, length + new + RESERVE)
+        for room, states in zip(self.room, (key_states, value_states), strict=True):
+            room[..., length : length + new, :] = states
+        self.keys, self.values = (room[..., : length + new, :] for room in self.room)
+        return self.keys, self.values
+
+    def _has_room(self, batch: int, length: int) -> bool:
+        """The reserved tensors hold this batch's cache (not replaced by a batch selection
+        or repeat) and ``length`` positions."""
+        keys = self.room[0]
+        return (
+            keys.dim() == 4
+            and keys.size(0) == batch
+            and keys.size(-2) >= length
+            and self.keys.data_ptr() == keys.data_ptr()
+        )
+
+    def _reserve(self, states: torch.Tensor, capacity: int) -> None:
+        length = self.get_seq_length()
+        rooms = []
+        for cached in (self.keys, self.values):
+            shape = (states.size(0), states.size(1), capacity, states.size(-1))
+            room = states.new_empty(shape)
+            if length:
+                room[..., :length, :] = cached
+            rooms.append(room)
+        self.room = tuple(rooms)
+
+
+def new_cache() -> Cache:
+    """An empty cache of `ReservedLayer`s (one per decoder layer, made on first use)."""
+    return Cache(layer_class_to_replicate=ReservedLayer)
 
 
 @dataclass(frozen=True)
@@ -47,14 +97,19 @@ def generate_ids(
     pad_id: int,
     *,
     shared_prefix: bool = True,
+    precision: str = "fp32",
 ) -> list[list[int]]:
     """The generated token ids of ``n`` completions per prompt, prompt-major (``B * n``
     lists), each up to and including its first stop token.
 
     ``inputs``: a processor's batch (``input_ids``, ``attention_mask`` ``(B, P)``, left-padded;
     ``pixel_values`` and the like passed to the prefill as they are); ``pad_id`` pads
-    ``generate``'s finished rows on the stock path."""
-    with torch.inference_mode():
+    ``generate``'s finished rows on the stock path. ``precision`` ``"bf16"``: the whole
+    generation in one bf16 autocast region (each fp32 weight cast once, not per token)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    region = torch.autocast(model.device.type, torch.bfloat16, enabled=precision == "bf16")
+    with torch.inference_mode(), region:
         if shared_prefix and model.config.model_type in SHARED_PREFIX_TYPES:
             return _decode_shared(model, inputs, decoding, stop_ids)
         return _decode_stock(model, inputs, decoding, stop_ids, pad_id)
@@ -105,13 +160,15 @@ def prefill(model, ids: torch.Tensor, mask: torch.Tensor, extra: dict):
     their pixels) and leaves every row at least one token; the rows' remainders are
     left-padded after it, so padding may sit mid-sequence: the mask hides it, and positions
     count only real tokens, as ``generate`` counts them."""
-    shared = common_prefix_length(ids, mask, image_token_id(model.config))
-    if shared < MIN_SHARED_PREFIX or ids.size(0) == 1:
+    several = ids.size(0) > 1  # one row has nothing to share
+    shared = common_prefix_length(ids, mask, image_token_id(model.config)) if several else 0
+    if shared < MIN_SHARED_PREFIX:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = model(
             input_ids=ids,
             attention_mask=mask,
             position_ids=positions,
+            past_key_values=new_cache(),
             use_cache=True,
             logits_to_keep=1,
             **extra,
@@ -121,6 +178,7 @@ def prefill(model, ids: torch.Tensor, mask: torch.Tensor, extra: dict):
     head = model(
         input_ids=ids[:1, first : first + shared],
         position_ids=torch.arange(shared, device=ids.device)[None],
+        past_key_values=new_cache(),
         use_cache=True,
         logits_to_keep=1,
     )

@@ -171,6 +171,10 @@ def test_eval_cli_reports_and_names_bad_lines(tmp_path):
     assert "| accuracy |" in (out / "eval.md").read_text()
     assert '"skipped": 0' in (out / "eval.json").read_text()
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 2
+    from model_zoo.hardware import inference_precision
+
+    expected = inference_precision("cpu")  # bf16 where the CPU has native bf16 units
+    assert json.loads((out / "eval.json").read_text())["precision"] == expected
 
     data.write_text(data.read_text() + "{not json\n")
     bad = CliRunner().invoke(app, [*args, "--overwrite"])

@@ -165,3 +165,15 @@ def test_the_common_prefix_of_the_rows_runs_once_and_stops_before_the_image():
     hook.remove()
     assert lengths[0] == (1, shared) and lengths[1][0] == 3  # the prefix once, then the rests
     assert lengths[1][1] == ids.size(1) - shared - min(int((m == 0).sum()) for m in mask)
+
+
+def test_bf16_generation_runs_under_autocast_and_fp32_without():
+    model, inputs, pad = model_and_inputs("tiny-llama")
+    seen = []
+    hook = model.register_forward_pre_hook(lambda *_: seen.append(torch.is_autocast_enabled("cpu")))
+    for precision in ("bf16", "fp32"):
+        generate_ids(model, inputs, Decoding(max_new_tokens=2), NEVER, pad, precision=precision)
+    hook.remove()
+    assert seen == [True, True, False, False]
+    with pytest.raises(ValueError, match="precision"):
+        generate_ids(model, inputs, Decoding(max_new_tokens=2), NEVER, pad, precision="fp16")

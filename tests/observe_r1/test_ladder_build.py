@@ -160,7 +160,8 @@ def test_model_id_follows_the_model_files(tmp_path):
     assert before == RolloutEngine(str(folder)).model_id
     (folder / "config.json").write_text((folder / "config.json").read_text() + " ")
     assert RolloutEngine(str(folder)).model_id != before
-    assert RolloutEngine("org/not-on-disk").model_id == "org/not-on-disk"
+    assert RolloutEngine("org/not-on-disk", precision="fp32").model_id == "org/not-on-disk"
+    assert RolloutEngine("org/not-on-disk", precision="bf16").model_id == "org/not-on-disk/bf16"
 
 
 def test_model_id_sees_a_change_in_the_middle_of_large_weights(tmp_path):

@@ -19,6 +19,7 @@ from transformers import AutoModelForImageTextToText
 
 from model_zoo import resolve
 from model_zoo.cache import file_sha256
+from model_zoo.hardware import inference_precision
 from model_zoo.processors import load_processor
 from observe_r1.evaluate import open_images, row_conversation
 from observe_r1.generation import Decoding, generate_ids, stop_ids
@@ -72,12 +73,22 @@ class Completion:
 
 class RolloutEngine:
     """A zoo name, hub id or folder, loaded lazily on ``device`` (CUDA when available).
-    ``shared_prefix=False``: plain ``model.generate`` (each prompt copied ``n`` times)."""
+    ``shared_prefix=False``: plain ``model.generate`` (each prompt copied ``n`` times).
+    ``precision``: ``"fp32"`` or ``"bf16"`` autocast (default: bf16 where it pays,
+    `model_zoo.hardware.inference_precision`); part of `model_id`, so of every cache key."""
 
-    def __init__(self, model: str, *, device: str | None = None, shared_prefix: bool = True):
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str | None = None,
+        shared_prefix: bool = True,
+        precision: str | None = None,
+    ):
         self.model_name = model
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.shared_prefix = shared_prefix
+        self.precision = precision or inference_precision(torch.device(self.device).type)
         self.model = None
         self.processor = None
 
@@ -85,14 +96,16 @@ class RolloutEngine:
     def model_id(self) -> str:
         """The model's identity in cache keys: its name and the SHA-256 of every local file,
         so a rebuilt or retrained model never reuses old rollouts (hashing reads the weights
-        once, ~1 s per GB); a hub id that is not on disk as is."""
+        once, ~1 s per GB), a hub id that is not on disk as is; then the precision the
+        rollouts are generated in, when not fp32."""
+        suffix = "" if self.precision == "fp32" else f"/{self.precision}"
         folder = Path(resolve(self.model_name))
         if not folder.is_dir():
-            return self.model_name
+            return self.model_name + suffix
         digest = hashlib.sha256()
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             digest.update(f"{path.relative_to(folder)}:{file_sha256(path)}\n".encode())
-        return f"{self.model_name}@{digest.hexdigest()[:16]}"
+        return f"{self.model_name}@{digest.hexdigest()[:16]}{suffix}"
 
     def load(self) -> None:
         try:
@@ -132,6 +145,7 @@ class RolloutEngine:
             stop_ids(self.model, tokenizer),
             tokenizer.pad_token_id,
             shared_prefix=self.shared_prefix,
+            precision=self.precision,
         )
         decoded = self.processor.batch_decode(trimmed, skip_special_tokens=True)
         flat = [Completion(text, len(ids)) for text, ids in zip(decoded, trimmed, strict=True)]
