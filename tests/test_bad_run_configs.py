@@ -525,6 +525,17 @@ OUTPUT_CASES = {
         verb("observe", f"{EVAL} --out {{w}}"),
         ["is or contains the input", "rows/train.jsonl"],
     ),
+    "align_into_earlier_stages": (
+        holding(
+            "aw/projector/x",
+            verb("observe", f"align --data {ROWS} --work {{w}}/aw --out {{w}}/assets"),
+        ),  # fmt: skip
+        ["--work", f"aw: {EARLIER} (projector); pass --overwrite"],
+    ),
+    "align_work_holds_the_data": (
+        verb("observe", f"align --data {ROWS} --work {{w}}/rows --out {{w}}/assets"),
+        ["--work", "rows: is or contains the input"],
+    ),
     "tiger_into_the_index": (
         verb("eager", "tiger --index {w}/index --output-dir {w}/index"),
         ["--output-dir", "index: is or contains the input"],

@@ -233,8 +233,10 @@ def align(
         True, help="Stage 2 also trains the projector (LLaVA stage 2); off: LoRA only."
     ),
     resume: bool = typer.Option(False, help="Continue each stage from its last checkpoint."),
+    overwrite: bool = typer.Option(False, help="Start both stages afresh in --work."),
 ) -> None:
     """Align the default VLM: train its projector on captions, then teach the format."""
+    from model_zoo.outputs import OutputError, prepare_outputs, remove_outputs
     from model_zoo.smolvlm import assets_folder
     from observe_r1.align import run_align
     from observe_r1.rows import InputError, check_writable, read_rows
@@ -246,13 +248,21 @@ def align(
         _positive("--projector-lr", projector_lr)
         _positive("--lora-lr", lora_lr)
         check_writable(out or assets_folder(), "--out", folder=True)
-        check_writable(work, "--work", folder=True)
+        if resume and overwrite:
+            raise OutputError(
+                "--resume continues the stages in --work, --overwrite replaces them: give one"
+            )
+        stages = () if resume else ("projector", "format")  # checkpoints of an earlier run
+        earlier = prepare_outputs(
+            work, option="--work", inputs=[data], products=stages, overwrite=overwrite
+        )
         rows = read_rows(data).rows
         needed = ["caption"] + (["rationale"] if format_steps else [])
         for number, row in enumerate(rows, start=1):
             missing = [key for key in needed if not row.get(key)]
             if missing:
                 raise InputError(f"{data}: row {number}: missing field '{missing[0]}'")
+        remove_outputs(earlier)  # --overwrite, once the rows check out
     assets = run_align(
         rows,
         out or assets_folder(),
