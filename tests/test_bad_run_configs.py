@@ -228,6 +228,10 @@ CASES: dict[str, tuple[tuple[str, Callable[[Path], list[str]]], list[str]]] = {
             "more than the 3 rows of",
         ],  # fmt: skip
     ),
+    "observe_max_pixels_1e12": (
+        observe(SET, "max_pixels=1000000000000"),
+        ["'max_pixels' must be an integer >= 1 and <= 100000000, got 1000000000000"],
+    ),
     "observe_lora_r_a_billion": (
         observe(SET, "lora={r: 1000000000}"),
         ["--set lora={r: 1000000000}: 'lora.r' must be an integer >= 1 and <= 4096"],

@@ -31,7 +31,7 @@ from yaml_config import (
     parse_override,
     read_mapping,
 )
-from yaml_config.limits import MAX_BATCH, MAX_TEMPERATURE, MAX_TOKENS
+from yaml_config.limits import MAX_BATCH, MAX_PIXELS, MAX_TEMPERATURE, MAX_TOKENS
 
 # TRL's GRPOConfig sets the old name; transformers warns on every config built. Not ours to fix.
 warnings.filterwarnings(
@@ -81,6 +81,8 @@ RANGES: dict[str, Range] = {
     "advantage_eps": POSITIVE,
     "eval_limit": AT_LEAST_1,
     "max_refill_rounds": Range(0, 1_000, integer=True),
+    "min_pixels": Range(1, MAX_PIXELS, integer=True),
+    "max_pixels": Range(1, MAX_PIXELS, integer=True),
 }
 
 
@@ -150,12 +152,6 @@ class ObserveR1Config(GRPOConfig):
                 key="format_compat",
             )
         _ = self.lora_settings  # validate the nested block now, not after loading the model
-        for name in ("min_pixels", "max_pixels"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(
-                    f"{name} must be a positive number of pixels, got {value}", key=name
-                )
         if None not in (self.min_pixels, self.max_pixels) and self.min_pixels > self.max_pixels:
             raise ConfigError(
                 f"min_pixels ({self.min_pixels}) exceeds max_pixels ({self.max_pixels})"

@@ -15,6 +15,7 @@ __all__ = [
     "MAX_BEAMS",
     "MAX_EPOCHS",
     "MAX_LORA_RANK",
+    "MAX_PIXELS",
     "MAX_ROWS",
     "MAX_SAMPLES",
     "MAX_SEED",
@@ -37,6 +38,7 @@ MAX_SAMPLES = 1_024  # sampled responses per row (eval --samples, ladder --rollo
 MAX_BEAMS = 1_000  # items ranked per user (recommend --k, eval --beams)
 MAX_ROWS = 10_000_000  # rows or users a verb generates or reads in one go (synth --n)
 MAX_WIDTH = 65_536  # a model width, layer or head count, clusters per index level
+MAX_PIXELS = 10**8  # pixels of one image after resizing (Qwen-VL's own maximum: 1.3e7)
 
 
 class SizeError(ValueError):

@@ -99,7 +99,7 @@ def test_rollout_shape_refuses_optimizer_steps_that_straddle_rounds():
 def test_pixel_bounds_are_validated():
     with pytest.raises(ConfigError, match=r"min_pixels \(5000\) exceeds max_pixels \(4000\)"):
         load_config(CONFIGS / "tiny.yaml", ["min_pixels=5000", "max_pixels=4000"])
-    with pytest.raises(ConfigError, match="max_pixels must be a positive"):
+    with pytest.raises(ConfigError, match="'max_pixels' must be an integer >= 1 and <="):
         load_config(CONFIGS / "tiny.yaml", ["max_pixels=0"])
 
 
