@@ -159,13 +159,8 @@ def evaluate(
         if response_format not in TAGS:
             formats = " or ".join(TAGS)
             raise InputError(f"--response-format: {response_format!r} is not {formats}")
-        model_folder = Path(model) if Path(model).exists() else None
-        earlier = prepare_outputs(
-            out,
-            option="--out",
-            inputs=[data, model_folder],
-            products=REPORT_FILES,
-            overwrite=overwrite,
+        earlier = prepare_outputs(  # beside the model (a run folder's final/) is fine
+            out, option="--out", inputs=[data], products=REPORT_FILES, overwrite=overwrite
         )
         for name in (*REPORT_FILES, PARTIAL_FILE):
             check_writable(out / name, f"--out's {name}")
