@@ -2,10 +2,10 @@
 
 One file describes a run. Its top level is stage 1 (all tasks + GCT); an optional
 ``anneal:`` block holds the stage-2 (Annealing Adapter Tuning) values. Stage 2 inherits the
-top level except the stage-1-only keys (``output_dir``, ``lora``, ``tasks``, GCT weights),
-then applies :data:`ANNEAL_DEFAULTS`, the block, ``--set`` overrides and CLI options; it always
-trains seqrec only, without GCT (:data:`ANNEAL_FIXED`: setting those keys is an error), and
-needs its own ``output_dir`` (in the block or from the CLI).
+top level except the stage-1-only keys (``output_dir``, ``lora``, ``train_layers``,
+``tasks``, GCT weights), then applies :data:`ANNEAL_DEFAULTS`, the block, ``--set`` overrides
+and CLI options; it always trains seqrec only, without GCT (:data:`ANNEAL_FIXED`: setting
+those keys is an error), and needs its own ``output_dir`` (in the block or from the CLI).
 
 Unknown keys are errors naming the key, so a typo never silently falls back to a default.
 """
@@ -54,6 +54,7 @@ RANGES: dict[str, Range] = {
     "valid_beams": Range(10, MAX_BEAMS, integer=True),
     "index_token_lr": POSITIVE,  # None: learning_rate
     "projector_lr": POSITIVE,
+    "train_layers": Range(1, MAX_TOKENS, integer=True),  # None: every layer
 }
 
 
@@ -68,9 +69,10 @@ class EagerConfig(TrainingArguments):
     (``last``: the target only, the paper's; ``every``: every history item too, over tiling
     windows, :func:`eager_llm.tasks.seqrec`); rows are cut to ``max_length`` tokens. GCT runs
     when a ``gct_*_weight`` is > 0, with ``gct_negatives`` catalogue items sampled per batch.
-    ``lora`` None is full fine-tuning, a mapping (``r``, ``alpha``, ``dropout``, ``targets``)
-    LoRA; ``merge_lora``: a LoRA run saves ``final/`` merged into a plain model (else
-    ``final/`` holds the adapter).
+    ``lora`` None is full fine-tuning (of the top ``train_layers`` decoder layers and the
+    embeddings only, when that is set: :func:`~.model.train_top_layers`), a mapping (``r``,
+    ``alpha``, ``dropout``, ``targets``) LoRA; ``merge_lora``: a LoRA run saves ``final/``
+    merged into a plain model (else ``final/`` holds the adapter).
 
     New index tokens start from their items' titles (``index_token_init: title``), from a
     fixed projection of their items' behaviour / semantic embeddings (``embedding``; title
@@ -97,6 +99,7 @@ class EagerConfig(TrainingArguments):
     gct_temperature: float = 0.1
     gct_negatives: int = 2048
     lora: dict[str, Any] | None = None
+    train_layers: int | None = None
     merge_lora: bool = True
     index_token_init: str = "title"
     index_token_lr: float | None = None
@@ -126,6 +129,8 @@ class EagerConfig(TrainingArguments):
             )
         if self.lora is not None:
             check_lora_block(self.lora, [f.name for f in dataclasses.fields(LoraSettings)])
+        if self.lora is not None and self.train_layers is not None:
+            raise ConfigError("train_layers is for full fine-tuning; set lora or train_layers")
         if self.load_best_model_at_end and self.metric_for_best_model is None:
             self.metric_for_best_model, self.greater_is_better = "eval_recall@10", True
         self.bf16 = cpu_bf16(self.bf16, self.use_cpu)
@@ -149,7 +154,14 @@ class EagerConfig(TrainingArguments):
         return LoraSettings(**self.lora)
 
 
-STAGE1_ONLY = ("output_dir", "lora", "tasks", "gct_semantic_weight", "gct_behaviour_weight")
+STAGE1_ONLY = (
+    "output_dir",
+    "lora",
+    "train_layers",
+    "tasks",
+    "gct_semantic_weight",
+    "gct_behaviour_weight",
+)
 ANNEAL_DEFAULTS = {"lora": {}, "lr_scheduler_type": "cosine", "num_train_epochs": 1}
 ANNEAL_FIXED = {"tasks": ["seqrec"], "gct_semantic_weight": 0.0, "gct_behaviour_weight": 0.0}
 

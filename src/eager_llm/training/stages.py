@@ -39,7 +39,7 @@ from .collator import ResponseCollator
 from .config import ConfigError, EagerConfig
 from .gct import GCTHead
 from .index_files import IndexFiles, load_index, load_indexed_dataset
-from .model import EagerLLM, add_lora, index_token_ids, load_lm
+from .model import EagerLLM, add_lora, index_token_ids, load_lm, train_top_layers
 from .preflight import check_run_inputs
 from .run_log import (
     MetricsFile,
@@ -163,6 +163,8 @@ def build_trainer(config: EagerConfig, base: str | None = None) -> EagerTrainer:
     tokenizer, lm = load_lm(
         resolve(base or config.model), files.item_index, config.model_dtype, titles, vectors
     )
+    if config.train_layers is not None:
+        train_top_layers(lm, config.train_layers)
     token_ids = index_token_ids(tokenizer, files.item_index)
     if config.lora_settings is not None:
         lm = add_lora(lm, config.lora_settings, token_ids)
