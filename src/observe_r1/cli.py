@@ -129,7 +129,7 @@ def evaluate(
     samples: int = typer.Option(1, help="1: greedy; N > 1: N sampled responses (pass@k)."),
     temperature: float = typer.Option(1.0, help="Sampling temperature when samples > 1."),
     max_new_tokens: int = typer.Option(256),
-    batch_size: int = typer.Option(8),
+    batch_size: int = typer.Option(32, help="Rows per generation call."),
     response_format: str = typer.Option("observe", help="observe | think"),
     limit: int = typer.Option(None, help="Evaluate only the first N rows."),
     skip_invalid: bool = typer.Option(False, help="Skip bad rows and count them."),
