@@ -30,7 +30,8 @@ def test_tiny_demo_writes_the_report_with_tables_and_plots(tmp_path):
         assert f"| {method} |" in text
     assert "95 % CI" in text and "not the method's accuracy" in text
     assert "Validation Recall@10 on 5 fixed validation users" in text
-    assert "(step 0)" in text and "(step 2)" in text
+    assert "(step 0, " in text and "(step 2, " in text
+    assert "histories of at most 5 items" in text and "the top 8 layers" in text
     assert "Step 2 against step 0, user by user" in text
     pictures = ("stage1/loss_curve.png", "stage1/learning_curve.png", "anneal/loss_curve.png")
     for picture in (*pictures, "anneal/eval.png"):
