@@ -28,7 +28,8 @@ def test_tiny_demo_writes_the_report_with_tables_and_plots(tmp_path):
     assert "Backbone `tiny-llama`" in text and "first 10 test users" in text
     for method in ("EAGER-LLM (anneal)", "most popular", "SASRec", "w/o annealing (stage 1)"):
         assert f"| {method} |" in text
-    assert "95 % CI" in text and "not the method's accuracy" in text
+    assert "95 % CI" in text and "Not the method's accuracy" in text
+    assert "**What this run shows**" in text and "shows the pipeline, not the gain" in text
     assert "Validation Recall@10 on 5 fixed validation users" in text
     assert "(step 0, " in text and "(step 2, " in text
     assert "histories of at most 5 items" in text and "the top 8 layers" in text
