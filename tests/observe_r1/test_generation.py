@@ -78,15 +78,30 @@ def test_greedy_rows_that_stop_at_different_steps_get_generates_tokens(name, sys
 @pytest.mark.parametrize(
     ("name", "system"), [("tiny-llava", ""), ("tiny-llama", SYSTEM), ("tiny-qwen2", SYSTEM)]
 )
-def test_sampled_completions_are_generates_draws_when_no_row_stops(name, system):
-    """With every row decoded to the end, both paths draw the same random numbers over the
-    same (B * n, V) distributions in the same order: the same seed gives the same samples,
-    so each prompt's cache, repeated n times, is the n copies' prefill."""
+def test_each_of_the_n_copies_of_a_prompt_continues_it_as_generate_does(name, system):
+    """The repeated cache is each copy's prefill: greedy, every copy gives the tokens
+    ``generate`` gives the prompt alone (which refuses n > 1 without sampling)."""
     model, inputs, pad = model_and_inputs(name, system)
-    decoding = Decoding(n=4, max_new_tokens=10, do_sample=True, temperature=1.3)
-    stock, shared = both_paths(model, inputs, decoding, NEVER, pad, seed=7)
-    assert len(shared) == 12 and shared == stock
-    assert len({tuple(ids) for ids in shared[:4]}) > 1  # real draws, not one repeated
+    alone = generate_ids(
+        model, inputs, Decoding(max_new_tokens=10), NEVER, pad, shared_prefix=False
+    )
+    copies = generate_ids(model, inputs, Decoding(n=4, max_new_tokens=10), NEVER, pad)
+    assert copies == [ids for ids in alone for _ in range(4)]
+
+
+def test_draws_follow_the_probabilities_and_never_pick_a_zero():
+    """A chi-square test of 20,000 draws per row against the rows' probabilities."""
+    from scipy.stats import chisquare
+
+    probabilities = torch.tensor([[0.5, 0.0, 0.3, 0.2], [0.0, 0.1, 0.0, 0.9]])
+    torch.manual_seed(0)
+    draws = torch.stack([generation.draw(probabilities) for _ in range(20_000)])
+    for row, p in enumerate(probabilities):
+        counts = torch.bincount(draws[:, row], minlength=4)
+        assert (counts[p == 0] == 0).all()
+        observed = counts[p > 0].double()
+        expected = observed.sum() * p[p > 0].double() / p[p > 0].double().sum()
+        assert chisquare(observed.numpy(), expected.numpy()).pvalue > 1e-3
 
 
 def test_a_row_that_stops_leaves_the_others_distribution_unchanged(monkeypatch):
