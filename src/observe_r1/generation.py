@@ -17,6 +17,7 @@ other models (Qwen2-VL's 3-D rope) and ``shared_prefix=False`` go through ``mode
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -80,13 +81,15 @@ def new_cache() -> Cache:
 @dataclass(frozen=True)
 class Decoding:
     """What to draw: ``n`` completions per prompt of at most ``max_new_tokens``; greedy, or
-    sampled at ``temperature`` from the ``top_k`` most likely tokens (0: all)."""
+    sampled at ``temperature`` from the ``top_k`` most likely tokens (0: all); never one of
+    ``suppress`` (TRL suppresses a VLM's image token)."""
 
     n: int = 1
     max_new_tokens: int = 256
     do_sample: bool = False
     temperature: float = 1.0
     top_k: int = 0
+    suppress: tuple[int, ...] = ()
 
 
 def generate_ids(
@@ -108,8 +111,9 @@ def generate_ids(
     generation in one bf16 autocast region (each fp32 weight cast once, not per token)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
-    region = torch.autocast(model.device.type, torch.bfloat16, enabled=precision == "bf16")
-    with torch.inference_mode(), region:
+    bf16 = precision == "bf16"
+    region = torch.autocast(model.device.type, torch.bfloat16) if bf16 else nullcontext()
+    with torch.inference_mode(), region:  # fp32: an enclosing autocast region stays in force
         if shared_prefix and model.config.model_type in SHARED_PREFIX_TYPES:
             return _decode_shared(model, inputs, decoding, stop_ids)
         return _decode_stock(model, inputs, decoding, stop_ids, pad_id)
@@ -235,7 +239,9 @@ def image_token_id(config) -> int | None:
 def next_tokens(logits: torch.Tensor, decoding: Decoding) -> torch.Tensor:
     """``(R,)`` tokens from ``logits`` ``(R, V)``: the argmax, or a draw from the softmax of
     ``logits / temperature`` restricted to the ``top_k`` largest (``generate``'s warpers in
-    its order: temperature, then top-k)."""
+    its order: suppressed tokens, temperature, then top-k)."""
+    if decoding.suppress:
+        logits = logits.index_fill(-1, torch.tensor(decoding.suppress), float("-inf"))
     if not decoding.do_sample:
         return logits.argmax(dim=-1)
     scores = logits.float() / decoding.temperature
@@ -261,7 +267,7 @@ def _decode_stock(
 ) -> list[list[int]]:
     """``model.generate`` (prompts copied ``n`` times, every row decoded to the longest),
     stopping each row on ``stop_ids`` as the shared path does."""
-    sampling = {"do_sample": False}
+    sampling = {"do_sample": False, "suppress_tokens": list(decoding.suppress) or None}
     if decoding.do_sample:
         sampling = {"do_sample": True, "temperature": decoding.temperature}
         sampling["top_k"] = decoding.top_k

@@ -31,6 +31,7 @@ from model_zoo.training_guards import GuardedTrainer, json_line, written
 from observe_r1.group_filter import PromptOrder, keep_groups, take_groups
 from observe_r1.pixels import PixelBounds, bounded_image
 from observe_r1.rewards import completion_text
+from observe_r1.rollout_generation import patched_generate
 from observe_r1.round_merge import merge_rounds
 from observe_r1.shaping import bonus_mask, difficulty_weight, shape_advantages
 from observe_r1.shared_prompt import add_shared_prompt_forward
@@ -256,7 +257,8 @@ class ObserveR1Trainer(GuardedTrainer, RenamedWeightsResume, GRPOTrainer):
         return rewards_per_func
 
     def _generate(self, prompts):
-        with self._generation_autocast():
+        policy = self.accelerator.unwrap_model(self.model_wrapped)
+        with self._generation_autocast(), patched_generate(policy):
             result = super()._generate(prompts)
         # TRL 1.16 marks a prompt without images as None in the images it returns, then hands
         # them to the processor, which refuses None: a text-only row in a round with images.

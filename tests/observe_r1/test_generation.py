@@ -154,6 +154,7 @@ def test_sampling_keeps_only_the_top_k_tokens_and_greedy_takes_the_argmax():
         [next_tokens(logits, Decoding(do_sample=True, top_k=2)) for _ in range(300)]
     )
     assert set(draws[:, 0].tolist()) == {1, 2} and set(draws[:, 1].tolist()) == {0, 3}
+    assert next_tokens(logits, Decoding(suppress=(1, 0))).tolist() == [2, 3]
 
 
 def test_until_stop_keeps_the_stop_token_and_drops_what_follows():
