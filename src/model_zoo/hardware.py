@@ -55,3 +55,13 @@ def inference_precision(device_type: str) -> str:
     if device_type == "cuda" or (device_type == "cpu" and cpu_has_native_bf16()):
         return "bf16"
     return "fp32"
+
+
+def resolve_precision(requested: str, device_type: str) -> str:
+    """``"fp32"`` or ``"bf16"`` as asked, ``"auto"``: `inference_precision`; raises
+    ValueError naming the choices for anything else."""
+    if requested == "auto":
+        return inference_precision(device_type)
+    if requested not in ("fp32", "bf16"):
+        raise ValueError(f"must be auto, fp32 or bf16, got {requested!r}")
+    return requested

@@ -39,6 +39,10 @@ app = typer.Typer(
 )
 app.command()(models)
 OVERWRITE_HELP = "Replace the outputs an earlier run left in the output folder."
+PRECISION_HELP = (
+    "fp32 | bf16 (fp32 weights, bf16 autocast) | auto: bf16 on a GPU or a CPU with native "
+    "bf16 units, fp32 elsewhere. Recorded with the results."
+)
 
 
 @app.callback()
@@ -56,6 +60,17 @@ def _clean_errors(*kinds: type[Exception]) -> Iterator[None]:
 
     with expected_errors(InputError, SizeError, OutputError, *kinds):
         yield
+
+
+def _precision(requested: str) -> str:
+    """``--precision`` resolved for a CPU run (``auto``: bf16 where it pays)."""
+    from model_zoo.hardware import resolve_precision
+    from observe_r1.rows import InputError
+
+    try:
+        return resolve_precision(requested, "cpu")
+    except ValueError as error:
+        raise InputError(f"--precision: {error}") from None
 
 
 def _sampling(temperature: float, seed: int) -> None:
@@ -134,6 +149,7 @@ def evaluate(
     limit: int = typer.Option(None, help="Evaluate only the first N rows."),
     skip_invalid: bool = typer.Option(False, help="Skip bad rows and count them."),
     seed: int = typer.Option(0, help="Sampling seed (samples > 1); each batch seeded apart."),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     overwrite: bool = typer.Option(False, help=OVERWRITE_HELP),
 ) -> None:
     """Accuracy, format rate, response length, per level and family: JSON, markdown, plot.
@@ -156,6 +172,7 @@ def evaluate(
         check_size("--batch-size", batch_size, MAX_BATCH)
         check_size("--limit", limit, MAX_ROWS)
         _sampling(temperature, seed)
+        precision = _precision(precision)
         if response_format not in TAGS:
             formats = " or ".join(TAGS)
             raise InputError(f"--response-format: {response_format!r} is not {formats}")
@@ -184,6 +201,7 @@ def evaluate(
             "max_new_tokens": max_new_tokens,
             "batch_size": batch_size,
             "seed": seed,
+            "precision": precision,
         }
         partial = PartialResponses(out / PARTIAL_FILE, settings)
         remove_outputs(earlier)  # --overwrite: the inputs check out; no stale report stays
@@ -202,6 +220,7 @@ def evaluate(
                 batch_size=batch_size,
                 seed=seed,
                 partial=partial,
+                precision=precision,
             )
         metrics["skipped"] = loaded.skipped
         write_report(metrics, out, f"{model} on {data.name}", records)
@@ -337,6 +356,7 @@ def ladder(
         None, help="Drop difficulty-0 rows below this many tokens instead."
     ),
     allow_words: bool = typer.Option(False, help="Also keep short word answers (yes, red)."),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     greedy_filter: bool = typer.Option(
         True, help="Drop rows one greedy answer-only response gets right."
     ),
@@ -369,6 +389,7 @@ def ladder(
             allow_words=allow_words,
             greedy_filter=greedy_filter,
             skip_invalid=skip_invalid,
+            precision=precision,
         )
         config.check_outputs()
         check_model(model)

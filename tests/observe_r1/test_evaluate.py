@@ -175,6 +175,15 @@ def test_eval_cli_reports_and_names_bad_lines(tmp_path):
 
     expected = inference_precision("cpu")  # bf16 where the CPU has native bf16 units
     assert json.loads((out / "eval.json").read_text())["precision"] == expected
+    fp32 = tmp_path / "fp32"
+    asked = ["--max-new-tokens", "4", "--precision", "fp32", "--out", str(fp32)]
+    result = CliRunner().invoke(app, [*args[:-2], *asked])
+    assert result.exit_code == 0, result.output
+    assert json.loads((fp32 / "eval.json").read_text())["precision"] == "fp32"
+    result = CliRunner().invoke(app, [*args, "--precision", "fp16", "--overwrite"])
+    assert (
+        result.exit_code == 2 and "error: --precision: must be auto, fp32 or bf16" in result.output
+    )
 
     data.write_text(data.read_text() + "{not json\n")
     bad = CliRunner().invoke(app, [*args, "--overwrite"])

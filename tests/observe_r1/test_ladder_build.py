@@ -15,7 +15,7 @@ from observe_r1.ladder import steps
 from observe_r1.ladder.build import LadderConfig, build_ladder, side_paths
 from observe_r1.ladder.cache import RolloutCache, rollout_key
 from observe_r1.ladder.rollouts import Completion, RolloutEngine, Sampling, step_by_step_messages
-from observe_r1.rows import RowError, read_rows
+from observe_r1.rows import InputError, RowError, read_rows
 from observe_r1.synth import synthesize
 
 MODEL = "tiny-qwen2.5-vl"
@@ -285,3 +285,27 @@ def test_cli_skips_invalid_rows_and_reports(tmp_path):
     assert stats["removed"]["invalid"] == 1 and stats["invalid_rows"][0].endswith(
         "Expecting value: line 1 column 1 (char 0)"
     )
+
+
+def test_the_ladders_precision_is_checked_and_reaches_its_engine(tmp_path, monkeypatch):
+    from observe_r1.ladder import build
+
+    with pytest.raises(InputError, match="--precision: must be auto, fp32 or bf16"):
+        LadderConfig(input=tmp_path / "rows.jsonl", model="m", out=tmp_path / "l.jsonl",
+                     precision="fp16")  # fmt: skip
+    made = []
+
+    class Refused(RolloutEngine):
+        def __init__(self, *args, **kwargs):
+            made.append(kwargs["precision"])
+            raise InputError("stop here")
+
+    monkeypatch.setattr(build, "RolloutEngine", Refused)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"id": "a", "question": "What is 2 + 3?", "answer": "5"}\n')
+    for precision in ("fp32", "auto"):
+        config = LadderConfig(input=rows, model="m", out=tmp_path / precision / "l.jsonl",
+                              precision=precision)  # fmt: skip
+        with pytest.raises(InputError, match="stop here"):
+            build_ladder(config)
+    assert made == ["fp32", None]  # auto: the engine's rule (bf16 where it pays)

@@ -62,6 +62,7 @@ class LadderConfig:
     allow_words: bool = False
     greedy_filter: bool = True  # off: score every verifiable row (e.g. to correlate levels)
     skip_invalid: bool = False
+    precision: str = "auto"  # fp32 | bf16 (autocast) | auto: bf16 where it pays
 
     def __post_init__(self):
         self.input, self.out = Path(self.input), Path(self.out)
@@ -81,6 +82,8 @@ class LadderConfig:
                 raise InputError(f"{option}: must lie in [0, 1], got {value}")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise InputError(f"--temperature: must be a positive number, got {self.temperature}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise InputError(f"--precision: must be auto, fp32 or bf16, got {self.precision!r}")
         minimum = self.easy_min_tokens
         if minimum is not None and not (math.isfinite(minimum) and minimum >= 0):
             raise InputError(f"--easy-min-tokens: must be a number >= 0, got {minimum}")
@@ -213,7 +216,9 @@ def build_ladder(config: LadderConfig, engine: RolloutEngine | None = None) -> d
     config.check_outputs()
     loaded = read_rows(config.input, skip_invalid=config.skip_invalid)  # before writing anything
     shard, device = current_shard()
-    engine = engine or RolloutEngine(config.model, device=device)
+    if engine is None:
+        precision = None if config.precision == "auto" else config.precision
+        engine = RolloutEngine(config.model, device=device, precision=precision)
     paths = side_paths(config.out)
     if shard.rank == 0:  # the main process repairs a line cut by a kill first
         cache = RolloutCache(paths["cache"])
