@@ -75,6 +75,7 @@ def shared_prefix_generate(self, stock, generation_config=None, **inputs):
     eos = generation_config.eos_token_id
     stops = set(eos if isinstance(eos, list) else [eos])
     pad = generation_config.pad_token_id
+    pad = min(stops) if pad is None else pad  # after a stop token only padding follows
     completions = generate_ids(self, firsts, decoding, stops, pad)
     width = max(len(ids) for ids in completions)
     tail = inputs["input_ids"].new_full((len(completions), width), pad)
