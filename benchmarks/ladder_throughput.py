@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from model_zoo.hardware import torch_uses_avx512
+from model_zoo.hardware import resolve_precision, torch_uses_avx512
 from observe_r1.evaluate import generate_responses, question_and_gold
 from observe_r1.ladder import steps
 from observe_r1.ladder.build import LadderConfig, build_ladder
@@ -88,11 +88,15 @@ def main() -> None:
     parser.add_argument("--eval-batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument(
+        "--precision", default="fp32", help="the new path's: fp32 | bf16 | auto (today's: fp32)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    new_precision = resolve_precision(args.precision, "cpu")
     engines = {
-        old: RecordingEngine(args.model, shared_prefix=not old, precision="fp32")
-        for old in (True, False)
+        True: RecordingEngine(args.model, shared_prefix=False, precision="fp32"),
+        False: RecordingEngine(args.model, shared_prefix=True, precision=new_precision),
     }
     for engine in engines.values():
         engine.load()
@@ -130,6 +134,7 @@ def main() -> None:
                     max_new_tokens=args.max_new_tokens,
                     batch_size=args.eval_batch_old if old else args.eval_batch,
                     shared_prefix=not old,
+                    precision=engine.precision,
                 )
                 eval_rate[old].append(len(eval_rows) / (time.perf_counter() - began))
                 greedy[old] = responses.texts
@@ -144,7 +149,8 @@ def main() -> None:
     print(
         f"{args.model}, {cpu_name()} (torch kernels {torch.backends.cpu.get_cpu_capability()}"
         f"{'' if torch_uses_avx512() else ', AVX2 emulated or native'}), {args.threads} "
-        f"thread(s), fp32; {args.rows} starter rows, ladder batch {args.batch_size} x "
+        f"thread(s), today fp32, new {new_precision}; {args.rows} starter rows, ladder batch "
+        f"{args.batch_size} x "
         f"{args.rollouts} rollouts, greedy eval of {args.eval_rows} rows, <= "
         f"{args.max_new_tokens} new tokens; medians of "
         f"{args.rounds} rounds"
