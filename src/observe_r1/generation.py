@@ -4,9 +4,10 @@
 prefill, so the vision tower and the prompt's transformer pass (image tokens and
 instructions, ~170 tokens on the default model, most of a short rollout's cost) run ``n``
 times; and it keeps decoding every row until the longest is done. :func:`generate_ids`
-prefills each prompt once, repeats its key/value cache ``n`` times
-(``Cache.batch_repeat_interleave``), and drops a row from the batch and the cache the step it
-emits a stop token (``Cache.batch_select_indices``). Causal attention makes a prompt's
+prefills the tokens all prompts of the batch start with (the system prompt) once and each
+prompt once, repeats its key/value cache ``n`` times (``Cache.batch_repeat_interleave``),
+drops a row from the batch and the cache the step it emits a stop token
+(``Cache.batch_select_indices``), and samples by inverse CDF. Causal attention makes a prompt's
 states independent of what follows, so each completion is drawn from the distribution
 ``generate`` draws it from: greedy rows give the same tokens up to the last bits of batch-size
 dependent matmul kernels, sampled rows the same distribution (not the same random stream).
@@ -120,6 +121,7 @@ def generate_ids(
 
 
 def _decode_shared(model, inputs, decoding: Decoding, stop_ids: set[int]) -> list[list[int]]:
+    """`generate_ids`'s fast path: one prefill, the cache repeated, finished rows dropped."""
     mask = inputs["attention_mask"].long()
     extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
     cache, logits, mask, position = prefill(model, inputs["input_ids"], mask, extra)
@@ -128,7 +130,7 @@ def _decode_shared(model, inputs, decoding: Decoding, stop_ids: set[int]) -> lis
         logits = logits.repeat_interleave(decoding.n, dim=0)
         mask = mask.repeat_interleave(decoding.n, dim=0)
         position = position.repeat_interleave(decoding.n, dim=0)
-    rows = torch.arange(logits.size(0))  # which completion each batch row is
+    rows = torch.arange(logits.size(0), device=logits.device)  # the completion of each row
     stops = torch.tensor(sorted(stop_ids), device=logits.device)
     completions: list[list[int]] = [[] for _ in range(logits.size(0))]
     for made in range(decoding.max_new_tokens):
@@ -241,7 +243,8 @@ def next_tokens(logits: torch.Tensor, decoding: Decoding) -> torch.Tensor:
     ``logits / temperature`` restricted to the ``top_k`` largest (``generate``'s warpers in
     its order: suppressed tokens, temperature, then top-k)."""
     if decoding.suppress:
-        logits = logits.index_fill(-1, torch.tensor(decoding.suppress), float("-inf"))
+        suppress = torch.tensor(decoding.suppress, device=logits.device)
+        logits = logits.index_fill(-1, suppress, float("-inf"))
     if not decoding.do_sample:
         return logits.argmax(dim=-1)
     scores = logits.float() / decoding.temperature
