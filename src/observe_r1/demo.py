@@ -21,9 +21,10 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from eager_llm.significance import paired_bootstrap
 from observe_r1.config import load_config
 from observe_r1.run_log import read_records
-from observe_r1.significance import mcnemar, paired_bootstrap
+from observe_r1.significance import mcnemar
 from observe_r1.synth import STARTER_LEVELS
 from observe_r1.train import train
 
@@ -166,13 +167,13 @@ def render_report(
     (before, right_before), (after, right_after) = before, after
     steps = len(steps_log)
     change = mcnemar(right_after, right_before)
-    interval = paired_bootstrap(right_after, right_before)
+    difference, low, high = paired_bootstrap(right_after, right_before)
     groups = steps * groups_per_step
     silent = sum(r["zero_signal_groups"] for r in steps_log)
     verdict = (
-        "a change beyond the noise"
-        if interval.excludes_zero
-        else "no change detected: the interval holds 0"
+        "no change detected: the interval holds 0"
+        if low <= 0 <= high
+        else "a change beyond the noise"
     )
     rows = [
         ("accuracy", "accuracy"),
@@ -202,8 +203,8 @@ def render_report(
             f"**What this shows: the pipeline end to end and the training signal below, not a "
             f"gain.** {steps} steps of {groups_per_step} group(s) of completions are far too "
             "few to train the model (results/observe_r1_starter.md trains 100 steps for that). "
-            f"After minus before, question by question: {interval.difference:+.3f}, 95 % "
-            f"paired bootstrap interval [{interval.low:+.3f}, {interval.high:+.3f}] "
+            f"After minus before, question by question: {difference:+.3f}, 95 % "
+            f"paired bootstrap interval [{low:+.3f}, {high:+.3f}] "
             f"({change.a_only} right only after, {change.b_only} right only before, McNemar "
             f"p = {change.p_value:.2f}): {verdict} (one question is {1 / test_n:.3f} here).",
             "",

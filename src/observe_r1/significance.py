@@ -39,32 +39,3 @@ def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> McNemar:
     discordant = a_only + b_only
     p = 1.0 if discordant == 0 else binomtest(a_only, discordant, 0.5).pvalue
     return McNemar(a_only, b_only, float(min(p, 1.0)))
-
-
-@dataclass(frozen=True)
-class PairedDifference:
-    """Accuracy of A minus accuracy of B on the same rows, with a 95 % bootstrap interval."""
-
-    difference: float
-    low: float
-    high: float
-
-    @property
-    def excludes_zero(self) -> bool:
-        return self.low > 0 or self.high < 0
-
-
-def paired_bootstrap(
-    a: Sequence[bool], b: Sequence[bool], *, resamples: int = 10_000, seed: int = 0
-) -> PairedDifference:
-    """Mean of ``a - b`` (correctness (n_rows,) of two models, row by row) and its 95 %
-    percentile interval over ``resamples`` row resamples (rows drawn with replacement)."""
-    import numpy as np
-
-    mcnemar(a, b)  # the same checks of the two lists
-    differences = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(differences), size=(resamples, len(differences)))
-    means = differences[draws].mean(axis=1)
-    low, high = np.quantile(means, [0.025, 0.975])
-    return PairedDifference(float(differences.mean()), float(low), float(high))

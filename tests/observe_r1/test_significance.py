@@ -1,10 +1,10 @@
-"""McNemar's exact test and the paired bootstrap on paired right/wrong answers."""
+"""McNemar's exact test on paired right/wrong answers."""
 
 import math
 
 import pytest
 
-from observe_r1.significance import mcnemar, paired_bootstrap
+from observe_r1.significance import mcnemar
 
 
 def test_counts_only_discordant_rows():
@@ -41,20 +41,3 @@ def test_rejects_unpaired_lists():
         mcnemar([True], [True, False])
     with pytest.raises(ValueError, match="non-empty"):
         mcnemar([], [])
-
-
-def test_paired_bootstrap_centres_on_the_difference_and_widens_with_fewer_rows():
-    a = [True] * 30 + [False] * 70
-    b = [False] * 10 + [True] * 20 + [False] * 70  # A right on 10 more rows
-    result = paired_bootstrap(a, b)
-    assert math.isclose(result.difference, 0.10)
-    assert 0 < result.low < 0.10 < result.high < 0.2 and result.excludes_zero
-    small = paired_bootstrap(a[::10], b[::10])  # the same 10 % of rows
-    assert small.high - small.low > result.high - result.low
-
-
-def test_paired_bootstrap_of_identical_answers_is_zero_and_checks_lengths():
-    same = paired_bootstrap([True, False, True], [True, False, True])
-    assert (same.difference, same.low, same.high, same.excludes_zero) == (0, 0, 0, False)
-    with pytest.raises(ValueError):
-        paired_bootstrap([True], [True, False])
