@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+PRECISIONS = ("fp32", "bf16")  # how a model generates: fp32, or fp32 weights under bf16 autocast
 
 
 @cache
@@ -62,6 +63,6 @@ def resolve_precision(requested: str, device_type: str) -> str:
     ValueError naming the choices for anything else."""
     if requested == "auto":
         return inference_precision(device_type)
-    if requested not in ("fp32", "bf16"):
+    if requested not in PRECISIONS:
         raise ValueError(f"must be auto, fp32 or bf16, got {requested!r}")
     return requested

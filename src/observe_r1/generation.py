@@ -24,10 +24,11 @@ from dataclasses import dataclass
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
+from model_zoo.hardware import PRECISIONS
+
 # Model types whose positions are `attention_mask.cumsum(-1) - 1` (as `generate` derives
 # them): the continuation's positions are then the last prompt position + 1, + 2, ...
 SHARED_PREFIX_TYPES = ("llava", "llama", "qwen2", "qwen3")
-PRECISIONS = ("fp32", "bf16")
 MIN_SHARED_PREFIX = 8  # shorter common prefixes are prefilled with the rest of the row
 RESERVE = 64  # cache positions allocated ahead of the tokens that fill them
 
@@ -167,34 +168,25 @@ def prefill(model, ids: torch.Tensor, mask: torch.Tensor, extra: dict):
     left-padded after it, so padding may sit mid-sequence: the mask hides it, and positions
     count only real tokens, as ``generate`` counts them."""
     several = ids.size(0) > 1  # one row has nothing to share
-    shared = common_prefix_length(ids, mask, image_token_id(model.config)) if several else 0
-    if shared < MIN_SHARED_PREFIX:
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=positions,
-            past_key_values=new_cache(),
+    image_token = getattr(model.config, "image_token_id", None)  # None for a text model
+    shared = common_prefix_length(ids, mask, image_token) if several else 0
+    shared = shared if shared >= MIN_SHARED_PREFIX else 0
+    cache = new_cache()
+    if shared:
+        first = int((mask[0] == 0).sum())
+        model(
+            input_ids=ids[:1, first : first + shared],
+            position_ids=torch.arange(shared, device=ids.device)[None],
+            past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,
-            **extra,
         )
-        return out.past_key_values, out.logits[:, -1], mask, positions[:, -1]
-    first = int((mask[0] == 0).sum())
-    head = model(
-        input_ids=ids[:1, first : first + shared],
-        position_ids=torch.arange(shared, device=ids.device)[None],
-        past_key_values=new_cache(),
-        use_cache=True,
-        logits_to_keep=1,
-    )
-    cache = head.past_key_values
-    cache.batch_repeat_interleave(ids.size(0))
-    rest, rest_mask = _remainders(ids, mask, shared)
-    mask = torch.cat([rest_mask.new_ones(ids.size(0), shared), rest_mask], dim=1)
-    positions = (shared + rest_mask.cumsum(-1) - 1).clamp(min=shared)
+        cache.batch_repeat_interleave(ids.size(0))
+        ids, mask = _remainders(ids, mask, shared)
+    positions = (shared + mask.cumsum(-1) - 1).clamp(min=shared)
+    mask = torch.cat([mask.new_ones(ids.size(0), shared), mask], dim=1)
     out = model(
-        input_ids=rest,
+        input_ids=ids,
         attention_mask=mask,
         position_ids=positions,
         past_key_values=cache,
@@ -231,11 +223,6 @@ def _remainders(ids: torch.Tensor, mask: torch.Tensor, shared: int):
         padded[i, width - len(rest) :] = rest
         rest_mask[i, width - len(rest) :] = 1
     return padded, rest_mask
-
-
-def image_token_id(config) -> int | None:
-    """The placeholder token a VLM fills with image features (None for a text model)."""
-    return getattr(config, "image_token_id", None)
 
 
 def next_tokens(logits: torch.Tensor, decoding: Decoding) -> torch.Tensor:

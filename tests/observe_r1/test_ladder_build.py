@@ -308,4 +308,4 @@ def test_the_ladders_precision_is_checked_and_reaches_its_engine(tmp_path, monke
                               precision=precision)  # fmt: skip
         with pytest.raises(InputError, match="stop here"):
             build_ladder(config)
-    assert made == ["fp32", None]  # auto: the engine's rule (bf16 where it pays)
+    assert made == ["fp32", "auto"]  # auto: the engine's rule (bf16 where it pays)

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from model_zoo.hardware import PRECISIONS
 from observe_r1.evaluate import question_and_gold
 from observe_r1.ladder import steps
 from observe_r1.ladder.cache import RolloutCache, rollout_key
@@ -82,7 +83,7 @@ class LadderConfig:
                 raise InputError(f"{option}: must lie in [0, 1], got {value}")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise InputError(f"--temperature: must be a positive number, got {self.temperature}")
-        if self.precision not in ("auto", "fp32", "bf16"):
+        if self.precision not in ("auto", *PRECISIONS):
             raise InputError(f"--precision: must be auto, fp32 or bf16, got {self.precision!r}")
         minimum = self.easy_min_tokens
         if minimum is not None and not (math.isfinite(minimum) and minimum >= 0):
@@ -216,9 +217,7 @@ def build_ladder(config: LadderConfig, engine: RolloutEngine | None = None) -> d
     config.check_outputs()
     loaded = read_rows(config.input, skip_invalid=config.skip_invalid)  # before writing anything
     shard, device = current_shard()
-    if engine is None:
-        precision = None if config.precision == "auto" else config.precision
-        engine = RolloutEngine(config.model, device=device, precision=precision)
+    engine = engine or RolloutEngine(config.model, device=device, precision=config.precision)
     paths = side_paths(config.out)
     if shard.rank == 0:  # the main process repairs a line cut by a kill first
         cache = RolloutCache(paths["cache"])

@@ -19,7 +19,7 @@ from transformers import AutoModelForImageTextToText
 
 from model_zoo import resolve
 from model_zoo.cache import file_sha256
-from model_zoo.hardware import inference_precision
+from model_zoo.hardware import resolve_precision
 from model_zoo.processors import load_processor
 from observe_r1.evaluate import open_images, row_conversation
 from observe_r1.generation import Decoding, generate_ids, stop_ids
@@ -74,8 +74,8 @@ class Completion:
 class RolloutEngine:
     """A zoo name, hub id or folder, loaded lazily on ``device`` (CUDA when available).
     ``shared_prefix=False``: plain ``model.generate`` (each prompt copied ``n`` times).
-    ``precision``: ``"fp32"`` or ``"bf16"`` autocast (default: bf16 where it pays,
-    `model_zoo.hardware.inference_precision`); part of `model_id`, so of every cache key."""
+    ``precision``: ``"fp32"``, ``"bf16"`` autocast or ``"auto"`` (bf16 where it pays,
+    `model_zoo.hardware.resolve_precision`); part of `model_id`, so of every cache key."""
 
     def __init__(
         self,
@@ -83,12 +83,12 @@ class RolloutEngine:
         *,
         device: str | None = None,
         shared_prefix: bool = True,
-        precision: str | None = None,
+        precision: str = "auto",
     ):
         self.model_name = model
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.shared_prefix = shared_prefix
-        self.precision = precision or inference_precision(torch.device(self.device).type)
+        self.precision = resolve_precision(precision, torch.device(self.device).type)
         self.model = None
         self.processor = None
 
