@@ -566,7 +566,7 @@ OUTPUT_CASES = {
     ),
     "recommend_output_is_a_folder": (
         with_users(f"{RECOMMEND} --output {{w}}/index"),
-        ["--output", "index: is a folder; give a file name"],
+        ["--output", "index: is a folder, not a file"],
     ),
 }
 

@@ -20,7 +20,13 @@ from pathlib import Path
 
 from yaml_config.bounds import not_a_file
 
-__all__ = ["OutputError", "check_input_and_output", "prepare_outputs", "remove_outputs"]
+__all__ = [
+    "OutputError",
+    "check_input_and_output",
+    "prepare_outputs",
+    "remove_outputs",
+    "writable_problem",
+]
 
 
 class OutputError(ValueError):
@@ -33,21 +39,32 @@ def _holds(folder: Path, path: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def _check_creatable(out: Path, where: str, *, folder: bool) -> None:
-    if out.exists():
-        if folder and not out.is_dir():
-            raise OutputError(f"{where}: exists and is not a folder")
-        if not folder and out.is_dir():
-            raise OutputError(f"{where}: is a folder; give a file name")
-        holder = out if folder else out.parent
+def writable_problem(path: Path, *, folder: bool) -> str | None:
+    """Why ``path`` (a folder, or a file) cannot be written, or None: it exists as the other
+    kind, is a file that cannot be written, or the folder that holds it (the nearest one
+    that exists, where it is still to be created) is no writable folder. Creates nothing."""
+    if path.exists():
+        if folder and not path.is_dir():
+            return "exists and is not a folder"
+        if not folder and path.is_dir():
+            return "is a folder, not a file"
+        if not folder and not os.access(path, os.W_OK):
+            return "is not writable"
+        holder = path if folder else path.parent
     else:
-        holder = out.parent
+        holder = path.parent
         while not holder.exists() and holder != holder.parent:
             holder = holder.parent
         if not holder.is_dir():
-            raise OutputError(f"{where}: {holder} is not a folder")
+            return f"{holder} is not a folder"
     if not os.access(holder, os.W_OK | os.X_OK):
-        raise OutputError(f"{where}: {holder} is not writable")
+        return f"{holder} is not writable"
+    return None
+
+
+def _check_creatable(out: Path, where: str, *, folder: bool) -> None:
+    if problem := writable_problem(out, folder=folder):
+        raise OutputError(f"{where}: {problem}")
 
 
 def prepare_outputs(

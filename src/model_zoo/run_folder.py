@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
 import struct
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from model_zoo.cache import file_sha256
+from model_zoo.outputs import writable_problem
 
 __all__ = [
     "FINGERPRINT",
@@ -285,18 +285,8 @@ def _stored(folder: Path) -> dict[str, Any] | None:
 
 def _check_writable(folder: Path) -> None:
     """Raise unless ``folder`` is a writable folder or can be created in one."""
-    if folder.exists():
-        if not folder.is_dir():
-            raise RunFolderError(f"{folder}: exists and is not a folder")
-        holder = folder
-    else:
-        holder = folder.parent
-        while not holder.exists() and holder != holder.parent:
-            holder = holder.parent
-        if not holder.is_dir():
-            raise RunFolderError(f"{folder}: {holder} is not a folder")
-    if not os.access(holder, os.W_OK | os.X_OK):
-        raise RunFolderError(f"{folder}: {holder} is not writable")
+    if problem := writable_problem(folder, folder=True):
+        raise RunFolderError(f"{folder}: {problem}")
 
 
 def plan_run(

@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from model_zoo.outputs import writable_problem
+
 REQUIRED = ("question", "answer")  # the image is optional: `row_images`
 TEXT_FIELDS = ("caption", "rationale")  # optional; strings when present
 LETTERS = "ABCDEF"
@@ -380,21 +382,5 @@ def check_writable(path: str | Path, what: str, *, folder: bool = False) -> None
     must be a folder (`folder`) or a file, and the folder that would hold it writable (or
     creatable under a writable one). Checked before any work, so a long run never ends in an
     unwritable output; nothing is created."""
-    path = Path(path)
-    where = f"{what} {path}"
-    if path.exists():
-        if folder and not path.is_dir():
-            raise InputError(f"{where}: exists and is not a folder")
-        if not folder and path.is_dir():
-            raise InputError(f"{where}: is a folder, not a file")
-        holder = path if folder else path.parent
-        if not folder and not os.access(path, os.W_OK):
-            raise InputError(f"{where}: is not writable")
-    else:
-        holder = path.parent
-        while not holder.exists() and holder != holder.parent:
-            holder = holder.parent
-        if not holder.is_dir():
-            raise InputError(f"{where}: {holder} is not a folder")
-    if not os.access(holder, os.W_OK | os.X_OK):
-        raise InputError(f"{where}: {holder} is not writable")
+    if problem := writable_problem(Path(path), folder=folder):
+        raise InputError(f"{what} {path}: {problem}")
