@@ -7,10 +7,27 @@ the tree, so every finished hypothesis ends at a leaf, i.e. names one item, and 
 hypotheses name distinct items (two beams reaching the same leaf would be the same token
 sequence, which beam search never holds twice).
 
-Scores are sequence log-probabilities under the model, ``log p(index + EOS | prompt)``,
-normalised over the full vocabulary (the trie masks candidates; it does not renormalise)
-and without a length penalty, so indices of different lengths compete on the same scale
-and the EOS term prices the end of the index.
+Scores are sequence log-probabilities without a length penalty, so indices of different
+lengths compete on the same scale and the EOS term prices the end of the index. Each step's
+log-softmax runs over one of :data:`BEAM_SCORES`:
+
+- ``vocabulary`` (the default): the full vocabulary, so a score is the model's own
+  ``log p(index + EOS | prompt)``; the trie masks candidates without renormalising, and a
+  level the trie forces (one allowed token) still adds that token's log-probability.
+- ``allowed``: only the tokens the trie allows at the beam's node (after the pruning below),
+  a distribution over the candidate items: a forced token adds 0, so only the levels where
+  the search has a choice order the items.
+
+**Seen items** (``exclude``: per prompt, items that must never be returned, e.g. the user's
+history under the ``seen: remove`` protocol) are removed from that prompt's trie before the
+search: a node is pruned when every item below it is excluded (:meth:`ItemTrie.exhausted_nodes`),
+and candidates entering a pruned node are dropped. Every node a beam can reach therefore
+still leads to an unexcluded item, so no beam is spent on excluded items, the top k are
+``min(k, unexcluded items)`` distinct unexcluded items, and the search is exactly beam search
+over the trie of the unexcluded items. (Dropping excluded items only once their beams
+finish would let them occupy beams on the way and return fewer than k items.) Cost: the
+pruned nodes are at most ``len(exclude) * trie.depth`` per prompt, found by walking each
+excluded item's path; each step tests its candidates against them with one ``torch.isin``.
 
 Two implementations share the trie:
 
@@ -34,7 +51,8 @@ scores above the k-th); tests check they return the same items and scores.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -45,6 +63,7 @@ from eager_llm.prompt_ids import encode_prompts
 
 # generate() gives beams that are not real hypotheses a score of -1e9 (or -inf).
 _HF_SENTINEL_SCORE = -1e8
+BEAM_SCORES = ("vocabulary", "allowed")  # what each step's log-softmax normalises over
 
 
 class ItemTrie:
@@ -63,6 +82,8 @@ class ItemTrie:
     - ``child_token``, ``child_node``: LongTensor (n_edges,), the edge's token and target
     - ``leaf_item``: LongTensor (n_nodes,), position in ``items`` of a leaf's item, else -1
     - ``sequences``: item id -> its token ids including the terminator
+    - ``n_nodes``; per node the number of items below it, and per item the nodes of its
+      path (root excluded, leaf included), for :meth:`exhausted_nodes`
     """
 
     def __init__(self, item_index: Mapping[Hashable, Sequence[str]], tokenizer) -> None:
@@ -74,24 +95,34 @@ class ItemTrie:
         self._token_id: dict[str, int] = {}
         children: list[dict[int, int]] = [{}]
         leaf_item = [-1]
+        self._items_below = [0]
+        self._path: dict[Hashable, list[int]] = {}
         self.depth = 0
         for position, item in enumerate(self.items):
             ids = [*self._token_ids(item, item_index[item], tokenizer), self.terminator]
             self.sequences[item] = ids
-            node = 0
+            node, path = 0, []
             for token in ids[:-1]:
                 if token not in children[node]:
                     children[node][token] = len(children)
                     children.append({})
                     leaf_item.append(-1)
+                    self._items_below.append(0)
                 node = children[node][token]
+                path.append(node)
             if self.terminator in children[node]:
                 other = self.items[leaf_item[children[node][self.terminator]]]
                 raise ValueError(f"items {other!r} and {item!r} have the same index")
             children[node][self.terminator] = len(children)
             children.append({})
             leaf_item.append(position)
+            self._items_below.append(0)
+            path.append(len(children) - 1)
+            for below in (0, *path):
+                self._items_below[below] += 1
+            self._path[item] = path
             self.depth = max(self.depth, len(ids))
+        self.n_nodes = len(children)
 
         counts = [len(edges) for edges in children]
         starts = [0]
@@ -143,6 +174,17 @@ class ItemTrie:
         if node is None or self._leaf_item[node] < 0:
             return None
         return self.items[self._leaf_item[node]]
+
+    def exhausted_nodes(self, items: Iterable[Hashable]) -> list[int]:
+        """The nodes (root excluded) all of whose items are in ``items``, sorted: a search
+        that must not return ``items`` never needs to enter them. Raises ``ValueError`` for
+        an item the trie does not hold."""
+        covered: Counter[int] = Counter()
+        for item in set(items):
+            if item not in self._path:
+                raise ValueError(f"item {item!r} is not in the item index")
+            covered.update(self._path[item])
+        return sorted(node for node, n in covered.items() if n == self._items_below[node])
 
     def allowed_tokens(self, node: int) -> torch.Tensor:
         """Token ids that may follow ``node``: LongTensor (n_children,)."""
@@ -256,14 +298,58 @@ def _attention_implementation(model, name: str):
         model.set_attn_implementation(previous)
 
 
+def _pruned_keys(
+    trie: ItemTrie, exclude: Sequence[Collection[Hashable]] | None, n_users: int, device
+) -> torch.Tensor:
+    """``user * trie.n_nodes + node`` of every node pruned for a user (all its items
+    excluded, :meth:`ItemTrie.exhausted_nodes`): sorted LongTensor (n_pruned,)."""
+    if exclude is None:
+        return torch.empty(0, dtype=torch.long, device=device)
+    if len(exclude) != n_users:
+        raise ValueError(f"{len(exclude)} exclusion sets for {n_users} prompts")
+    keys = [
+        user * trie.n_nodes + node
+        for user, items in enumerate(exclude)
+        for node in trie.exhausted_nodes(items)
+    ]
+    return torch.tensor(keys, dtype=torch.long, device=device)
+
+
+def candidate_log_probs(
+    logits: torch.Tensor, parent: torch.Tensor, token: torch.Tensor, beam_scores: str
+) -> torch.Tensor:
+    """Log-probability of each candidate ``token`` of beam ``parent``: FloatTensor
+    (n_candidates,) from logits (n_rows, vocab). ``vocabulary``: log-softmax over the
+    whole vocabulary; ``allowed``: over the candidates of the same beam (every beam with
+    a candidate has its full allowed set among them)."""
+    logits = logits.float()
+    if beam_scores == "vocabulary":
+        return torch.log_softmax(logits, dim=-1)[parent, token]
+    chosen = logits[parent, token]
+    top = torch.full((logits.shape[0],), -torch.inf, device=logits.device)
+    top.scatter_reduce_(0, parent, chosen, reduce="amax")
+    shifted = chosen - top[parent]
+    total = torch.zeros_like(top).index_add_(0, parent, shifted.exp())
+    return shifted - total.log()[parent]
+
+
 @torch.inference_mode()
 def trie_beam_search(
-    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, trie: ItemTrie, k: int
+    model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    trie: ItemTrie,
+    k: int,
+    *,
+    exclude: Sequence[Collection[Hashable]] | None = None,
+    beam_scores: str = "vocabulary",
 ) -> list[list[tuple[Hashable, float]]]:
     """Top-k items for each left-padded prompt by beam search over ``trie`` (k beams).
 
     input_ids, attention_mask: LongTensor (batch, prompt_len), left-padded.
-    Returns, per prompt, ``min(k, len(trie))`` pairs ``(item, log-prob)``, best first.
+    exclude: per prompt, item ids never to return (module docstring: pruned from that
+    prompt's trie); beam_scores: one of :data:`BEAM_SCORES`.
+    Returns, per prompt, ``min(k, items left)`` pairs ``(item, log-prob)``, best first.
 
     The prompts are forwarded once, with the model's own attention, into a prompt cache.
     The decoding steps then forward one token per live beam (rows of any unsettled user;
@@ -276,6 +362,11 @@ def trie_beam_search(
     child_start, child_count, child_token, child_node = (t.to(device) for t in trie_tensors)
     leaf_item = trie.leaf_item.to(device)
     n_users = input_ids.shape[0]
+    if beam_scores not in BEAM_SCORES:
+        raise ValueError(
+            f"beam_scores must be one of {', '.join(BEAM_SCORES)}, got {beam_scores!r}"
+        )
+    pruned = _pruned_keys(trie, exclude, n_users, device)
 
     prompt_cache = DynamicCache(config=model.config)
     logits = model(
@@ -296,9 +387,8 @@ def trie_beam_search(
     finished_item = torch.full((n_users, k), -1, dtype=torch.long, device=device)
 
     while True:
-        log_probs = torch.log_softmax(logits[:, -1].float(), dim=-1)  # (n_rows, vocab)
-
-        # Candidates: every trie child of every live beam, (n_candidates,) each.
+        # Candidates: every trie child of every live beam not pruned for its user,
+        # (n_candidates,) each.
         counts = child_count[node]
         parent = torch.repeat_interleave(torch.arange(node.numel(), device=device), counts)
         nth_child = (
@@ -306,7 +396,11 @@ def trie_beam_search(
         )
         edge = child_start[node[parent]] + nth_child
         token, child = child_token[edge], child_node[edge]
-        cand_score = score[parent] + log_probs[parent, token]
+        if pruned.numel():
+            kept = ~torch.isin(user[parent] * trie.n_nodes + child, pruned)
+            parent, token, child = parent[kept], token[kept], child[kept]
+        step = candidate_log_probs(logits[:, -1], parent, token, beam_scores)
+        cand_score = score[parent] + step
         cand_user = user[parent]
         is_leaf = leaf_item[child] >= 0
 
@@ -374,6 +468,9 @@ def recommend(
     trie: ItemTrie,
     k: int = 20,
     batch_size: int = 32,
+    *,
+    exclude: Sequence[Collection[Hashable]] | None = None,
+    beam_scores: str = "vocabulary",
 ) -> list[list[tuple[Hashable, float]]]:
     """Top-k items with their log-probabilities for every prompt, best first.
 
@@ -381,14 +478,25 @@ def recommend(
     tokenised without adding special tokens, sorted by length and decoded ``batch_size``
     users at a time. Memory per batch: the prompts' KV cache once, plus at most
     ``trie.depth`` cached tokens and one row of logits per beam (``batch_size * k`` beams).
-    Each list holds ``min(k, len(trie))`` distinct items. Call ``model.eval()`` first.
+    ``exclude`` (per prompt, items never returned) and ``beam_scores``: :func:`trie_beam_search`.
+    Each list holds ``min(k, items not excluded)`` distinct items. Call ``model.eval()`` first.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    if exclude is not None and len(exclude) != len(prompts):
+        raise ValueError(f"{len(exclude)} exclusion sets for {len(prompts)} prompts")
     device = next(model.parameters()).device
     results: list[list[tuple[Hashable, float]]] = [[] for _ in prompts]
     for positions, input_ids, attention_mask in _batches(tokenizer, prompts, batch_size):
-        found = trie_beam_search(model, input_ids.to(device), attention_mask.to(device), trie, k)
+        found = trie_beam_search(
+            model,
+            input_ids.to(device),
+            attention_mask.to(device),
+            trie,
+            k,
+            exclude=None if exclude is None else [exclude[i] for i in positions],
+            beam_scores=beam_scores,
+        )
         for position, items in zip(positions, found, strict=True):
             results[position] = items
     return results
