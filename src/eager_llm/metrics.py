@@ -18,7 +18,8 @@ Conventions:
 - The aggregate functions return the mean over users.
 
 A model that scores every item (SASRec) skips the ranked lists: ``score_ranks`` gives each
-target's 0-based rank among all items and ``metrics_from_ranks`` the same two metrics.
+target's 0-based rank among all items (its expected rank among items of equal score) and
+``metrics_from_ranks`` the same two metrics.
 Both paths end in one formula, :func:`per_user_from_ranks`; the rest of the repository
 (the evaluation, the SASRec encoder, the benchmarks) computes ranking metrics only here.
 """
@@ -119,11 +120,15 @@ def evaluate_rankings(
 
 
 def score_ranks(scores: torch.Tensor, targets: Sequence[int]) -> np.ndarray:
-    """0-based rank of each target among all items (ties count in the target's favour):
-    ``scores`` (B, num_items), ``targets`` (B,) -> (B,)."""
+    """0-based rank of each target among all items: ``scores`` (B, num_items), ``targets``
+    (B,) -> float64 (B,). A target tied with ``t`` other items gets its expected rank when
+    ties are broken at random, ``(items scoring higher) + t / 2``, not the best one (with
+    every score equal the target would otherwise rank first)."""
     target = torch.as_tensor(targets)
     target_scores = scores.gather(1, target[:, None])
-    return (scores > target_scores).sum(1).numpy()
+    higher = (scores > target_scores).sum(1)
+    tied_others = (scores == target_scores).sum(1) - 1
+    return (higher + tied_others / 2).double().numpy()
 
 
 def metrics_from_ranks(ranks: np.ndarray, k: int = 10) -> dict[str, float]:

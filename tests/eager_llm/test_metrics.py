@@ -9,6 +9,7 @@ from eager_llm.metrics import (
     hit_at_k,
     metrics_from_ranks,
     ndcg_at_k,
+    per_user_from_ranks,
     per_user_ndcg,
     per_user_recall,
     recall_at_k,
@@ -93,10 +94,20 @@ def test_no_users():
 def test_score_ranks_and_metrics_by_hand():
     scores = torch.tensor([[0.1, 0.9, 0.5], [0.3, 0.2, 0.1], [0.5, 0.5, 0.0]])
     rank = score_ranks(scores, [2, 0, 1])
-    assert rank.tolist() == [1, 0, 0]  # a tie counts in the target's favour
+    assert rank.tolist() == [1, 0, 0.5]  # tied with one other item: ranks 0 and 1 equally likely
     metrics = metrics_from_ranks(np.array([0, 1, 10]), k=10)
     assert metrics["recall@10"] == pytest.approx(2 / 3)
     assert metrics["ndcg@10"] == pytest.approx((1 + 1 / np.log2(3)) / 3)
+
+
+def test_a_tied_target_gets_its_expected_rank_not_the_best():
+    scores = torch.tensor([[1.0, 1.0, 1.0, 1.0], [2.0, 1.0, 1.0, 1.0], [0.0, 3.0, 3.0, 0.0]])
+    ranks = score_ranks(scores, [2, 3, 0])
+    # all four tied: uniform over ranks 0..3; one above and three tied: 1..3; two above, two tied
+    assert ranks.tolist() == [1.5, 2.0, 2.5]
+    assert ranks.dtype == np.float64
+    recall, _ = per_user_from_ranks(score_ranks(torch.zeros(1, 100), [7]), 10)
+    assert recall.tolist() == [0.0]  # a constant model no longer hits every target
 
 
 def test_metrics_from_ranks_agree_with_ranked_lists():
