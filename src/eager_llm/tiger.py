@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import T5Config, T5ForConditionalGeneration
+from transformers import LogitsProcessor, LogitsProcessorList, T5Config, T5ForConditionalGeneration
 
+from eager_llm.decoding import _HF_SENTINEL_SCORE, BEAM_SCORES
 from eager_llm.metrics import evaluate_rankings
 
 PAD, EOS, FIRST_CODE = 0, 1, 2
@@ -58,6 +60,9 @@ class CodeVocabulary:
             raise ValueError(f"TIGER needs codes of one length, got lengths {sorted(lengths)}")
         self.length = lengths.pop()
         self.item_of = {tuple(c): n for n, c in enumerate(self.codes)}
+        self.items_below = Counter(
+            tuple(c[:d]) for c in self.codes for d in range(1, self.length + 1)
+        )
 
     def encode(self, history: Sequence[int], max_history: int) -> list[int]:
         return [t for item in history[-max_history:] for t in self.codes[item]] + [EOS]
@@ -66,6 +71,13 @@ class CodeVocabulary:
         """Code ids that continue ``prefix`` (decoded codes so far) towards some item."""
         depth = len(prefix)
         return sorted({c[depth] for c in self.codes if c[:depth] == list(prefix)})
+
+    def exhausted_prefixes(self, items: Collection[int]) -> set[tuple[int, ...]]:
+        """Code prefixes (one to ``length`` codes) all of whose items are in ``items`` (item
+        positions): a search that must not return ``items`` never extends into them."""
+        covered = Counter(tuple(self.codes[i][:d]) for i in set(items)
+                          for d in range(1, self.length + 1))  # fmt: skip
+        return {prefix for prefix, n in covered.items() if n == self.items_below[prefix]}
 
 
 def build_model(config: TigerConfig, vocabulary_size: int) -> T5ForConditionalGeneration:
@@ -94,47 +106,107 @@ def _pad(rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, (ids != PAD).long()
 
 
-class PrefixTrie:
-    """``prefix_allowed_tokens_fn`` for ``generate``: decoder ids so far -> allowed ids."""
+class CodeTrieProcessor(LogitsProcessor):
+    """Constrains ``generate``'s beam search to the code trie, per user: a beam may only
+    continue its codes towards an item its user may get (else -inf).
 
-    def __init__(self, vocabulary: CodeVocabulary):
+    The search never enters a prefix all of whose items are excluded for the user
+    (:meth:`CodeVocabulary.exhausted_prefixes`; the exact pruning of
+    :mod:`eager_llm.decoding`), so no beam is spent on them. ``exclude``: per user of the
+    batch, item positions never to return (None: none); ``beam_scores``: the log-probs
+    ``generate`` passes in are over the whole vocabulary (``vocabulary``) or are
+    renormalised over the allowed codes (``allowed``).
+    """
+
+    def __init__(
+        self,
+        vocabulary: CodeVocabulary,
+        num_beams: int,
+        exclude: Sequence[Collection[int]] | None,
+        beam_scores: str,
+    ):
         self.vocabulary = vocabulary
+        self.num_beams = num_beams
+        self.beam_scores = beam_scores
+        self.pruned = [vocabulary.exhausted_prefixes(items) for items in exclude or []]
         self.memo: dict[tuple[int, ...], list[int]] = {}
 
-    def __call__(self, batch_id: int, decoded: torch.Tensor) -> list[int]:
-        prefix = tuple(decoded.tolist()[1:])  # drop the decoder start
-        if len(prefix) >= self.vocabulary.length:
-            return [EOS]
+    def allowed(self, user: int, prefix: tuple[int, ...]) -> list[int]:
+        """Code ids that may follow the decoded codes ``prefix`` of ``user``'s beam."""
         if prefix not in self.memo:
             self.memo[prefix] = self.vocabulary.allowed(prefix)
-        return self.memo[prefix]
+        if not self.pruned:
+            return self.memo[prefix]
+        return [c for c in self.memo[prefix] if (*prefix, c) not in self.pruned[user]]
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """input_ids: (batch * num_beams, 1 + decoded), rows grouped by user; scores:
+        log-probs (batch * num_beams, vocab). A beam with no allowed token (a filler of a
+        user with fewer items left than beams) gets -inf everywhere."""
+        mask = torch.full_like(scores, -torch.inf)
+        for row, decoded in enumerate(input_ids[:, 1:].tolist()):  # drop the decoder start
+            mask[row, self.allowed(row // self.num_beams, tuple(decoded))] = 0
+        masked = scores + mask
+        if self.beam_scores == "vocabulary":
+            return masked
+        some = mask.amax(-1, keepdim=True) == 0
+        return torch.where(some, masked.log_softmax(-1), masked)
 
 
 @torch.no_grad()
 def rank(
-    model, vocabulary: CodeVocabulary, histories, k: int, max_history: int, batch_size: int = 32
+    model,
+    vocabulary: CodeVocabulary,
+    histories,
+    k: int,
+    max_history: int,
+    batch_size: int = 32,
+    *,
+    exclude: Sequence[Collection[int]] | None = None,
+    beam_scores: str = "vocabulary",
 ) -> list[list[int]]:
-    """Top-``k`` item positions per history by trie-constrained beam search (k beams)."""
+    """Top-``k`` item positions per history by trie-constrained beam search (k beams).
+
+    ``exclude``: per history, item positions never returned (pruned from that user's trie:
+    :class:`CodeTrieProcessor`), so each list holds ``min(k, items not excluded)`` items;
+    ``beam_scores``: one of :data:`eager_llm.decoding.BEAM_SCORES`.
+    """
+    if beam_scores not in BEAM_SCORES:
+        raise ValueError(
+            f"beam_scores must be one of {', '.join(BEAM_SCORES)}, got {beam_scores!r}"
+        )
+    if exclude is not None and len(exclude) != len(histories):
+        raise ValueError(f"{len(exclude)} exclusion sets for {len(histories)} histories")
     model.eval()
-    trie = PrefixTrie(vocabulary)
     ranked = []
     for start in range(0, len(histories), batch_size):
         chunk = histories[start : start + batch_size]
+        excluded = None if exclude is None else exclude[start : start + batch_size]
+        trie = CodeTrieProcessor(vocabulary, k, excluded, beam_scores)
         ids, mask = _pad([vocabulary.encode(h, max_history) for h in chunk])
         out = model.generate(
             input_ids=ids,
             attention_mask=mask,
             num_beams=k,
             num_return_sequences=k,
-            max_new_tokens=vocabulary.length,
-            min_new_tokens=vocabulary.length,
-            prefix_allowed_tokens_fn=trie,
+            max_new_tokens=vocabulary.length,  # the codes alone: TIGER never learnt an EOS
+            logits_processor=LogitsProcessorList([trie]),
             length_penalty=0.0,
             do_sample=False,
             early_stopping=True,
+            output_scores=True,
+            return_dict_in_generate=True,
         )
-        out = out[:, 1 : 1 + vocabulary.length].view(len(chunk), k, -1).tolist()
-        ranked += [[vocabulary.item_of[tuple(seq)] for seq in beams] for beams in out]
+        codes = out.sequences[:, 1 : 1 + vocabulary.length].view(len(chunk), k, -1).tolist()
+        scores = out.sequences_scores.view(len(chunk), k).tolist()
+        ranked += [
+            [
+                vocabulary.item_of[tuple(seq)]
+                for seq, score in zip(beams, user_scores, strict=True)
+                if score > _HF_SENTINEL_SCORE
+            ]  # fmt: skip
+            for beams, user_scores in zip(codes, scores, strict=True)
+        ]
     return ranked
 
 
@@ -199,11 +271,17 @@ def train(
     return summary
 
 
-def tiger_rankings(folder, item_ids, histories, k: int) -> list[list[int]]:
-    """Top-``k`` item positions per history from a trained TIGER folder."""
+def tiger_rankings(
+    folder, item_ids, histories, k: int, *, exclude=None, beam_scores: str = "vocabulary"
+) -> list[list[int]]:
+    """Top-``k`` item positions per history from a trained TIGER folder (``exclude``,
+    ``beam_scores``: :func:`rank`)."""
     folder = Path(folder)
     summary = json.loads((folder / STATE).read_text())
     item_index = json.loads((folder / "item_index.json").read_text())
     model = T5ForConditionalGeneration.from_pretrained(folder)
     vocabulary = CodeVocabulary(item_index, item_ids)
-    return rank(model, vocabulary, histories, k, summary["config"]["max_history"])
+    max_history = summary["config"]["max_history"]
+    return rank(
+        model, vocabulary, histories, k, max_history, exclude=exclude, beam_scores=beam_scores
+    )

@@ -1,12 +1,15 @@
 """TIGER baseline: a T5 from scratch on a toy catalogue trains and decodes only valid items."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
+import pytest
+import torch
 
 from eager_llm.data import leave_one_out, load_dataset
 from eager_llm.indexing import build_item_index
-from eager_llm.tiger import CodeVocabulary, TigerConfig, tiger_rankings, train
+from eager_llm.tiger import CodeTrieProcessor, CodeVocabulary, TigerConfig, tiger_rankings, train
 from tests.eager_llm.training.toy import write_dataset
 
 SMALL = TigerConfig(d_model=32, d_ff=64, layers=1, heads=2, d_kv=16, epochs=3, batch_size=8,
@@ -45,3 +48,60 @@ def test_tiger_trains_and_ranks_only_valid_distinct_items(tmp_path):
     for items in ranked:
         assert len(items) == 5 and len(set(items)) == 5
         assert all(0 <= i < len(item_ids) for i in items)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("tiger")
+    split, item_index, item_ids = toy(tmp_path)
+    train(split, item_index, item_ids, SMALL, split.valid, tmp_path / "tiger",
+          progress=lambda line: None)  # fmt: skip
+    histories = [list(e.history) for e in split.test]
+    return SimpleNamespace(folder=tmp_path / "tiger", item_ids=item_ids, histories=histories)
+
+
+def _rank(trained, k, **options):
+    return tiger_rankings(trained.folder, trained.item_ids, trained.histories, k, **options)
+
+
+def test_removed_items_never_come_out_and_k_items_still_do(trained):
+    # items 0..3 share the first code: the user has seen three of them and its history
+    exclude = [{0, 1, 2, *history} for history in trained.histories]
+    kept, removed = _rank(trained, 5), _rank(trained, 5, exclude=exclude)
+    assert any(set(items) & seen for items, seen in zip(kept, exclude, strict=True))
+    for items, seen in zip(removed, exclude, strict=True):
+        assert len(items) == min(5, 10 - len(seen)) == len(set(items))
+        assert not set(items) & seen
+
+
+def test_exhaustive_removal_is_keep_then_drop_the_seen_items(trained):
+    # 10 beams over 10 items: no beam is ever cut, both searches rank exactly
+    exclude = [{0, 1, 2, 9}] * len(trained.histories)
+    everything, removed = _rank(trained, 10), _rank(trained, 10, exclude=exclude)
+    for full, items, seen in zip(everything, removed, exclude, strict=True):
+        assert items == [item for item in full if item not in seen]
+
+
+def test_fewer_unseen_items_than_k_returns_all_of_them(trained):
+    exclude = [set(range(10)) - {3, 8}] * len(trained.histories)
+    assert all(sorted(items) == [3, 8] for items in _rank(trained, 5, exclude=exclude))
+
+
+def test_allowed_beam_scores_renormalise_over_the_allowed_codes(tmp_path):
+    _, item_index, item_ids = toy(tmp_path)
+    vocabulary = CodeVocabulary(item_index, item_ids)
+    log_probs = torch.randn(2, vocabulary.size, generator=torch.Generator().manual_seed(0))
+    log_probs = log_probs.log_softmax(-1)
+    decoded = torch.tensor([[0], [0]])  # the decoder start: first codes next
+    first = vocabulary.allowed([])
+    full = CodeTrieProcessor(vocabulary, 2, None, "vocabulary")(decoded, log_probs)
+    allowed = CodeTrieProcessor(vocabulary, 2, None, "allowed")(decoded, log_probs)
+    assert torch.equal(full[:, first], log_probs[:, first])
+    assert allowed[:, first].exp().sum(-1).tolist() == pytest.approx([1.0, 1.0], abs=1e-6)
+    assert torch.allclose(allowed[:, first], log_probs[:, first].log_softmax(-1))
+    others = [t for t in range(vocabulary.size) if t not in first]
+    assert torch.isinf(allowed[:, others]).all() and torch.isinf(full[:, others]).all()
+    # one beam of a user who has seen every item under the first code: that code is gone
+    pruned = CodeTrieProcessor(vocabulary, 2, [{0, 1, 2, 3}], "allowed")(decoded, log_probs)
+    assert torch.isinf(pruned[:, first[0]]).all()
+    assert pruned[:, first[1:]].exp().sum(-1).tolist() == pytest.approx([1.0, 1.0], abs=1e-6)
