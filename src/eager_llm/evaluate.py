@@ -20,6 +20,15 @@ Compared on the same users, in this order:
   A compared folder holding ``tiger.json`` (``eager-llm tiger``; the sibling ``tiger-t5``) is
   the TIGER baseline, ranked by its T5 (:func:`eager_llm.tiger.tiger_rankings`).
 
+One protocol for every method (``seen``, recorded in ``eval.json`` and the report):
+``keep`` ranks the whole catalogue (LC-Rec / TIGER-style Amazon evaluations); ``remove``
+never lets an item of the user's history (its training sequence, and on the test split the
+validation item: everything before the target) fill a slot, as RecBole's full-sort
+evaluation does: the beam searches prune them from the user's trie
+(:mod:`eager_llm.decoding`, :func:`eager_llm.tiger.rank`), the baselines mask their scores.
+``beam_scores`` says what each beam step's log-softmax normalises over
+(:data:`eager_llm.decoding.BEAM_SCORES`).
+
 ``eval.json`` keeps every method's per-user 0-based target rank (-1: not in its top-k), so
 ``eval.md`` gives each method's difference to most-popular and SASRec on the same users with
 a paired bootstrap 95 % interval (:mod:`eager_llm.significance`). Under ``accelerate launch``
@@ -49,8 +58,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from eager_llm.baselines import most_popular, sasrec_rankings
+from eager_llm.baselines import check_seen, most_popular, sasrec_rankings
 from eager_llm.data import Example, leave_one_out
+from eager_llm.decoding import BEAM_SCORES
 from eager_llm.instructions import spread
 from eager_llm.metrics import evaluate_rankings, list_ranks, per_user_from_ranks
 from eager_llm.run_decoder import Run, RunDecoder, load_run
@@ -95,13 +105,16 @@ def compared_runs(run: Path, compare: Sequence[str] = ()) -> dict[str, Path]:
 
 @dataclass(frozen=True)
 class EvalUsers:
-    """The users of one split: ``examples`` (item indices), ``item_ids`` (index -> id) and
-    the training sequences ``train`` (for the popularity counts)."""
+    """The users of one split: ``examples`` (item indices), ``item_ids`` (index -> id), the
+    training sequences ``train`` (for the popularity counts) and per example ``seen``, every
+    item of the user before the target (the training sequence, plus the validation item on
+    the test split; ``examples`` keep only the last ``max_history`` of them)."""
 
     files: IndexFiles
     examples: list[Example]
     item_ids: list[str]
     train: list[np.ndarray]
+    seen: list[list[int]]
 
 
 def load_users(
@@ -115,7 +128,10 @@ def load_users(
     interactions, _ = load_indexed_dataset(files)
     loo = leave_one_out(interactions, max_history=max_history)
     examples = getattr(loo, split)[:limit_users]
-    return EvalUsers(files, examples, files.item_ids, loo.train)
+    seen = [loo.train[e.user].tolist() for e in examples]
+    if split == "test":
+        seen = [[*items, loo.valid[e.user].target] for items, e in zip(seen, examples, strict=True)]
+    return EvalUsers(files, examples, files.item_ids, loo.train, seen)
 
 
 def check_items(run: Run, item_ids: Sequence[str]) -> None:
@@ -137,23 +153,35 @@ def decode_users(
     beams: int = 20,
     batch_size: int = 16,
     instruction: int = 0,
+    seen: str = "keep",
+    beam_scores: str = "vocabulary",
     shard: Shard = Shard(),
     progress: bool = True,
     label: str = "",
 ) -> dict[int, list[int]]:
     """User (position in ``users.examples``) -> top-``beams`` item indices, for the users
     of this ``shard``'s batches: users sorted by prompt length (less padding), cut every
-    ``batch_size``, every ``shard.world``-th batch (:mod:`eager_llm.sharding`)."""
+    ``batch_size``, every ``shard.world``-th batch (:mod:`eager_llm.sharding`). Under
+    ``seen="remove"`` no item of ``users.seen`` is returned."""
+    check_seen(seen)
     position = {item_id: i for i, item_id in enumerate(users.item_ids)}
     histories = [[users.item_ids[i] for i in e.history] for e in users.examples]
     prompts = decoder.prompts(histories, instruction)
+    removed = [{users.item_ids[i] for i in items} for items in users.seen]
     order = sorted(range(len(prompts)), key=lambda u: len(prompts[u]))
     batches = deal([order[s : s + batch_size] for s in range(0, len(order), batch_size)], shard)
     ranked: dict[int, list[int]] = {}
     total = sum(len(batch) for batch in batches)
     with tqdm(total=total, desc=label, unit="user", disable=not progress) as bar:
         for chunk in batches:
-            found = decoder.top_k([prompts[u] for u in chunk], beams, batch_size)
+            exclude = [removed[u] for u in chunk] if seen == "remove" else None
+            found = decoder.top_k(
+                [prompts[u] for u in chunk],
+                beams,
+                batch_size,
+                exclude=exclude,
+                beam_scores=beam_scores,
+            )
             for user, items in zip(chunk, found, strict=True):
                 ranked[user] = [position[item_id] for item_id, _ in items]
             bar.update(len(chunk))
@@ -186,11 +214,15 @@ def evaluate(
     compare: Sequence[str] = (),
     dtype: str = "float32",
     instructions: Sequence[int] = (0,),
+    seen: str = "keep",
+    beam_scores: str = "vocabulary",
     shard: Shard = Shard(),
     device: str = "cpu",
     progress: bool = True,
 ) -> dict:
-    """Metrics of the run, the baselines and the compared runs (module docstring).
+    """Metrics of the run, the baselines and the compared runs (module docstring) under the
+    ``seen`` protocol (``keep`` or ``remove`` the users' history items, every method alike),
+    the beam searches scoring with ``beam_scores``.
 
     Each LLM run decodes under every seqrec instruction of ``instructions``; its row is the
     first, and with several it also holds ``instructions`` (the row of each) and
@@ -198,12 +230,15 @@ def evaluate(
     several processes) the LLM users are split across processes and gathered, so every
     process returns the same report (the baselines run on each).
 
-    Returns ``{"split", "dataset", "n_users", "n_items", "beams", "dtype", "threads",
-    "processes", "instructions", "results": [{"method", "run", "hit@1", "recall@5", ...,
-    "n_users", "seconds", "ranks"}]}``.
+    Returns ``{"split", "dataset", "n_users", "n_items", "seen", "beams", "beam_scores",
+    "dtype", "threads", "processes", "instructions", "results": [{"method", "run", "hit@1",
+    "recall@5", ..., "n_users", "seconds", "ranks"}]}``.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}")
+    check_seen(seen)
+    if beam_scores not in BEAM_SCORES:
+        raise ValueError(f"beam scores must be one of {', '.join(BEAM_SCORES)}")
     if not instructions:
         raise ValueError("no instruction to evaluate")
     run = load_run(run_folder)
@@ -224,7 +259,8 @@ def evaluate(
     def record_run(method: str, llm: Run, label: str):
         started = time.perf_counter()
         decoder = RunDecoder(llm, dtype, device)
-        decode = {"beams": beams, "batch_size": batch_size, "shard": shard, "label": label}
+        decode = {"beams": beams, "batch_size": batch_size, "seen": seen,
+                  "beam_scores": beam_scores, "shard": shard, "label": label}  # fmt: skip
         rows = []
         for instruction in instructions:
             show = progress and shard.is_main
@@ -243,20 +279,28 @@ def evaluate(
 
     record_run(f"EAGER-LLM ({run.folder.name})", run, run.folder.name)
     n_items = len(users.item_ids)
-    record("most popular", "", most_popular, users.train, n_items, len(targets), beams)
+    record("most popular", "", most_popular, users.train, n_items, len(targets), beams,
+           histories=users.seen, seen=seen)  # fmt: skip
     histories = [list(e.history) for e in users.examples]
     sasrec = run.index / "sasrec"
-    record("SASRec", str(sasrec), sasrec_rankings, sasrec, histories, beams)
+    # SASRec's input is the last max_len items of what it gets, its mask all of them: under
+    # remove it gets every seen item (the same input whenever max_history >= its max_len).
+    sasrec_input = users.seen if seen == "remove" else histories
+    record("SASRec", str(sasrec), sasrec_rankings, sasrec, sasrec_input, beams, seen=seen)
     for label, other in others.items():
         record_run(label, other, label)
+    exclude = users.seen if seen == "remove" else None
     for label, folder in tigers.items():
-        record(label, str(folder), tiger_rankings, folder, users.item_ids, histories, beams)
+        record(label, str(folder), tiger_rankings, folder, users.item_ids, histories, beams,
+               exclude=exclude, beam_scores=beam_scores)  # fmt: skip
     return {
         "split": split,
         "dataset": users.files.dataset,
         "n_users": len(targets),
         "n_items": n_items,
+        "seen": seen,
         "beams": beams,
+        "beam_scores": beam_scores,
         "dtype": dtype,
         "threads": torch.get_num_threads(),
         "processes": shard.world,
@@ -360,6 +404,17 @@ def plot_results(results: Sequence[dict], out: Path, title: str) -> None:
     plt.close(figure)
 
 
+def protocol_line(report: dict) -> str:
+    """``protocol: seen items kept|removed; beam scores: ...`` of an ``evaluate`` report
+    (an ``eval.json`` from before these options: kept, vocabulary)."""
+    seen = {"keep": "kept", "remove": "removed"}[report.get("seen", "keep")]
+    over = {"vocabulary": "log-softmax over the whole vocabulary",
+            "allowed": "log-softmax over the trie's allowed tokens"}  # fmt: skip
+    return (
+        f"protocol: seen items {seen}; beam scores: {over[report.get('beam_scores', 'vocabulary')]}"
+    )
+
+
 def write_report(report: dict, folder: str | Path) -> Path:
     """``eval.json``, ``eval.md`` and ``eval.png`` in ``folder``; returns the markdown path."""
     folder = Path(folder)
@@ -369,10 +424,12 @@ def write_report(report: dict, folder: str | Path) -> Path:
     text = [
         f"# Evaluation: {title}",
         "",
-        f"Dataset `{report['dataset']}`; full ranking over all items, history items not "
-        f"masked; {report['beams']} beams, {report['dtype']}, torch threads: "
-        f"{report['threads']}, processes: {report.get('processes', 1)}. Hit@k equals "
-        "Recall@k (one held-out item per user).",
+        f"**{protocol_line(report)}**",
+        "",
+        f"Dataset `{report['dataset']}`; full ranking over all items (under `removed`, over the "
+        f"items outside each user's history); {report['beams']} beams, {report['dtype']}, "
+        f"torch threads: {report['threads']}, processes: {report.get('processes', 1)}. Hit@k "
+        "equals Recall@k (one held-out item per user).",
         "",
         markdown_table(report["results"]),
         "",

@@ -3,14 +3,16 @@
 Input, one JSON object a line: ``{"user": "A1B2", "history": ["item id", ...]}``, oldest
 first (``user`` optional: the 1-based line number by default; item ids may be JSON
 numbers). Output, one line per input line and in its order: ``{"line": 1, "user": "A1B2",
-"history_digest": "…", "items": [...], "scores": [...]}`` (best first; scores are
-log-probabilities; ``history_digest``: :attr:`Request.digest`).
+"history_digest": "…", "seen": "keep", "beam_scores": "vocabulary", "items": [...],
+"scores": [...]}`` (best first; scores are log-probabilities; ``history_digest``:
+:attr:`Request.digest`; ``seen: remove`` never recommends an item of the line's history;
+``beam_scores``: :data:`eager_llm.decoding.BEAM_SCORES`).
 
 The whole input is checked before the model loads; a bad line is a ``ValueError`` naming
 the file and line. The output is append-only and written a batch at a time, so a killed
 run loses at most the batch in flight: a rerun keeps the complete lines (a half-written
 last line is cut off), checks that they belong to this input (line, user and history)
-and ``k``, and continues.
+and the options (``k``, ``seen``, ``beam_scores``), and continues.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from eager_llm.run_decoder import RunDecoder
+
+DEFAULT_OPTIONS = {"seen": "keep", "beam_scores": "vocabulary"}
 
 
 @dataclass(frozen=True)
@@ -77,10 +81,25 @@ def _identity(line: int, user: object, digest: str) -> str:
     return f"line {line}, user {user!r}, history {digest}"
 
 
-def completed(output: Path, requests: Sequence[Request], n_items: int) -> int:
-    """How many requests ``output`` already answers (``n_items`` each); a half-written last
-    line is cut off. Raises ``ValueError`` naming the first line written for another input
-    (line, user or history) or list length."""
+def list_lengths(requests: Sequence[Request], k: int, n_items: int, seen: str) -> list[int]:
+    """Items in each request's answer from a catalogue of ``n_items``: ``min(k, n_items)``,
+    under ``seen="remove"`` ``min(k, n_items - distinct history items)``."""
+    if seen == "keep":
+        return [min(k, n_items)] * len(requests)
+    return [min(k, n_items - len(set(request.history))) for request in requests]
+
+
+def completed(
+    output: Path,
+    requests: Sequence[Request],
+    lengths: Sequence[int],
+    options: Mapping[str, str] = DEFAULT_OPTIONS,
+) -> int:
+    """How many requests ``output`` already answers (``lengths[i]`` items for request
+    ``i``: :func:`list_lengths`, under ``options``: ``seen`` and ``beam_scores``; a line
+    without them was written with :data:`DEFAULT_OPTIONS`); a half-written last line is cut
+    off. Raises ``ValueError`` naming the first line written for another input (line, user
+    or history), list length or option."""
     if not output.is_file():
         return 0
     data = output.read_bytes()
@@ -88,12 +107,15 @@ def completed(output: Path, requests: Sequence[Request], n_items: int) -> int:
     lines = whole.decode(errors="replace").splitlines()
     if len(lines) > len(requests):
         raise ValueError(f"{output}: {len(lines)} lines, more than the input's {len(requests)}")
-    for number, (text, request) in enumerate(zip(lines, requests, strict=False), 1):
+    for number, (text, request, n_items) in enumerate(
+        zip(lines, requests, lengths, strict=False), 1
+    ):
         try:
             record = json.loads(text)
             written = (record["line"], record["user"], record["history_digest"])
             same = written == (request.line, request.user, request.digest)
             length = len(record["items"])
+            used = {key: record.get(key, default) for key, default in DEFAULT_OPTIONS.items()}
         except (ValueError, KeyError, TypeError):
             raise ValueError(f"{output} line {number}: not a line of `recommend`") from None
         if not same:
@@ -101,6 +123,12 @@ def completed(output: Path, requests: Sequence[Request], n_items: int) -> int:
             raise ValueError(
                 f"{output} line {number}: answers another input ({_identity(*written)}; this "
                 f"input: {_identity(*ours)}); remove it or choose another --output"
+            )
+        if differ := [key for key, value in used.items() if value != options[key]]:
+            key = differ[0]
+            raise ValueError(
+                f"{output} line {number}: written with --{key.replace('_', '-')} {used[key]}, "
+                f"this run has {options[key]}; remove it or choose another --output"
             )
         if length != n_items:
             raise ValueError(
@@ -120,10 +148,13 @@ def recommend_file(
     start: int = 0,
     k: int = 10,
     batch_size: int = 16,
+    options: Mapping[str, str] = DEFAULT_OPTIONS,
     progress: bool = True,
 ) -> None:
     """Append the top-``k`` of ``requests[start:]`` to ``output`` (``start``: what
-    :func:`completed` found there), a batch of ``batch_size`` at a time in input order."""
+    :func:`completed` found there), a batch of ``batch_size`` at a time in input order,
+    under ``options`` (``seen``: ``keep`` or ``remove`` each line's history items;
+    ``beam_scores``)."""
     with (
         Path(output).open("a") as sink,
         tqdm(total=len(requests), initial=start, unit="user", disable=not progress) as bar,
@@ -131,10 +162,17 @@ def recommend_file(
         for first in range(start, len(requests), batch_size):
             batch = requests[first : first + batch_size]
             prompts = decoder.prompts([request.history for request in batch])
-            found = decoder.top_k(prompts, k, batch_size)
+            exclude = [request.history for request in batch]
+            found = decoder.top_k(
+                prompts,
+                k,
+                batch_size,
+                exclude=exclude if options["seen"] == "remove" else None,
+                beam_scores=options["beam_scores"],
+            )
             for request, items in zip(batch, found, strict=True):
                 record = {"line": request.line, "user": request.user,
-                          "history_digest": request.digest,
+                          "history_digest": request.digest, **options,
                           "items": [item for item, _ in items],
                           "scores": [round(score, 4) for _, score in items]}  # fmt: skip
                 sink.write(json.dumps(record) + "\n")

@@ -8,7 +8,7 @@ file of them) decode through :class:`RunDecoder`, so both rank the same way.
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Sequence
+from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,12 +84,25 @@ class RunDecoder:
         ]
 
     def top_k(
-        self, prompts: Sequence[str], k: int, batch_size: int = 16
+        self,
+        prompts: Sequence[str],
+        k: int,
+        batch_size: int = 16,
+        *,
+        exclude: Sequence[Collection[str]] | None = None,
+        beam_scores: str = "vocabulary",
     ) -> list[list[tuple[Hashable, float]]]:
-        """Per prompt, the top-``k`` ``(item id, log-probability)``, best first
-        (:func:`eager_llm.decoding.recommend`)."""
+        """Per prompt, the top-``k`` ``(item id, log-probability)``, best first, never an
+        item of that prompt's ``exclude`` (item ids; :func:`eager_llm.decoding.recommend`)."""
         bf16 = self.run.precision == "bf16-autocast"
         with torch.autocast(self._device, torch.bfloat16, enabled=bf16):
             return recommend(
-                self.model, self.tokenizer, prompts, self.trie, k=k, batch_size=batch_size
+                self.model,
+                self.tokenizer,
+                prompts,
+                self.trie,
+                k=k,
+                batch_size=batch_size,
+                exclude=exclude,
+                beam_scores=beam_scores,
             )

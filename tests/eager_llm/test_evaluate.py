@@ -31,6 +31,7 @@ from eager_llm.evaluate import (
 from eager_llm.metrics import evaluate_rankings
 from eager_llm.run_decoder import RunDecoder
 from eager_llm.sharding import Shard, merge
+from eager_llm.tiger import tiger_rankings
 from eager_llm.training import load_config
 from tests.eager_llm.training.toy import CONFIG, N_ITEMS, SEQUENCES, write_dataset
 
@@ -272,3 +273,58 @@ def test_a_run_indexing_other_items_is_refused(root, tmp_path):
     result = cli("eval", "--run", root / "stage1", "--compare", f"x={tmp_path / 'other'}")
     assert result.exit_code == 2
     assert "1 items without an index, 1 unknown to the dataset" in result.output
+
+
+def test_seen_items_are_everything_before_the_target(root):
+    run = load_run(root / "anneal")
+    for split, before in (("test", 1), ("valid", 2)):
+        users = load_users(run.index, split, max_history=2)
+        assert users.seen == [s[:-before] for s in SEQUENCES.values()]
+        assert [list(e.history) for e in users.examples] == [
+            s[:-before][-2:] for s in SEQUENCES.values()
+        ]
+
+
+def test_the_protocol_is_recorded_and_printed(root, report):
+    assert report["seen"] == "keep" and report["beam_scores"] == "vocabulary"
+    markdown = (root / "anneal" / "eval.md").read_text()
+    assert (
+        "**protocol: seen items kept; beam scores: log-softmax over the whole vocabulary**"
+        in markdown
+    )
+
+
+def test_seen_remove_keeps_every_history_item_out_of_every_list(root, tmp_path):
+    shutil.copytree(root / "stage1", tmp_path / "stage1")
+    shutil.copytree(root / "tiger-t5", tmp_path / "tiger-t5")
+    result = ok("eval", "--run", tmp_path / "stage1", "--beams", 5, "--batch-size", 4,
+                "--seen", "remove", "--beam-scores", "allowed")  # fmt: skip
+    assert result.stdout.startswith(
+        "protocol: seen items removed; beam scores: log-softmax over the trie's allowed tokens"
+    )
+    removed = json.loads((tmp_path / "stage1" / "eval.json").read_text())
+    assert (removed["seen"], removed["beam_scores"]) == ("remove", "allowed")
+    assert "**protocol: seen items removed;" in (tmp_path / "stage1" / "eval.md").read_text()
+    assert [r["method"] for r in removed["results"]] == [
+        "EAGER-LLM (stage1)", "most popular", "SASRec", "TIGER (T5 from scratch)"
+    ]  # fmt: skip
+    run = load_run(root / "stage1")
+    users = load_users(run.index, "test", run.max_history)
+    lists = {
+        "EAGER-LLM": rank_with_run(RunDecoder(run), users, beams=5, seen="remove", progress=False),
+        "TIGER": tiger_rankings(root / "tiger-t5", users.item_ids,
+                                [list(e.history) for e in users.examples], 5, exclude=users.seen),
+        "most popular": most_popular(users.train, N_ITEMS, len(users.seen), 5,
+                                     histories=users.seen, seen="remove"),
+    }  # fmt: skip
+    for method, ranked in lists.items():
+        for items, seen in zip(ranked, users.seen, strict=True):
+            assert not set(items) & set(seen), method
+            assert len(items) == min(5, N_ITEMS - len(set(seen))) == len(set(items)), method
+    # u2 has seen 6 of the 10 items: 4 are left for 5 slots
+    assert len(lists["EAGER-LLM"][2]) == 4
+    result = cli("eval", "--run", tmp_path / "stage1", "--seen", "drop")
+    assert result.exit_code == 2
+    assert "error: --seen must be keep or remove, got 'drop'" in result.output
+    result = cli("eval", "--run", tmp_path / "stage1", "--beam-scores", "full")
+    assert "error: --beam-scores must be vocabulary or allowed, got 'full'" in result.output

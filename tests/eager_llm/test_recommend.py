@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from eager_llm.cli import app
-from eager_llm.recommend import Request, completed, read_requests
+from eager_llm.recommend import Request, completed, list_lengths, read_requests
 from eager_llm.run_decoder import RunDecoder, load_run
 from tests.eager_llm.training.toy import CONFIG, toy_index
 
@@ -115,30 +115,30 @@ def test_options_go_together(run, histories):
 def test_completed_keeps_whole_lines_of_this_input_only(tmp_path):
     requests = [Request(1, "a", ["i1"]), Request(2, 2, ["i2"]), Request(3, "c", ["i3"])]
     out = tmp_path / "topk.jsonl"
-    assert completed(out, requests, 2) == 0  # no file yet
+    assert completed(out, requests, [2] * 3) == 0  # no file yet
     two = ["x", "y"]
     rows = [
         {"line": r.line, "user": r.user, "history_digest": r.digest, "items": two}
         for r in requests[:2]
     ]
     write_lines(out, rows)
-    assert completed(out, requests, 2) == 2
+    assert completed(out, requests, [2] * 3) == 2
     out.write_text(out.read_text() + '{"line": 3, "us')
-    assert completed(out, requests, 2) == 2 and out.read_text().endswith("]}\n")  # cut off
+    assert completed(out, requests, [2] * 3) == 2 and out.read_text().endswith("]}\n")  # cut off
     with pytest.raises(ValueError, match="line 1: 2 items, this run gives 3"):
-        completed(out, requests, 3)
+        completed(out, requests, [3] * 3)
     write_lines(out, [{**rows[0], "user": "b"}])
     with pytest.raises(ValueError, match="topk.jsonl line 1: answers another input"):
-        completed(out, requests, 2)
+        completed(out, requests, [2] * 3)
     write_lines(out, [{**rows[0], "history_digest": Request(1, "a", ["i9"]).digest}])
     with pytest.raises(ValueError, match="line 1: answers another input .*, history "):
-        completed(out, requests, 2)
+        completed(out, requests, [2] * 3)
     write_lines(out, [rows[0], rows[1], rows[1], rows[1]])
     with pytest.raises(ValueError, match="4 lines, more than the input's 3"):
-        completed(out, requests, 2)
+        completed(out, requests, [2] * 3)
     out.write_text("garbage\n")
     with pytest.raises(ValueError, match="line 1: not a line of `recommend`"):
-        completed(out, requests, 2)
+        completed(out, requests, [2] * 3)
 
 
 def test_read_requests_defaults_the_user_to_the_line_and_reads_numeric_ids(tmp_path):
@@ -148,3 +148,30 @@ def test_read_requests_defaults_the_user_to_the_line_and_reads_numeric_ids(tmp_p
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(ValueError, match="no histories"):
         read_requests(tmp_path / "empty.jsonl", index)
+
+
+def test_seen_remove_never_recommends_a_history_item(run, tmp_path):
+    result = cli("recommend", "--run", run, "--history", "i0,i1,i2,i3,i4,i5,i6", "--k", 5,
+                 "--seen", "remove")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    listed = [line.split("(item ")[1].split(")")[0] for line in result.stdout.splitlines()[1:]]
+    assert sorted(listed) == ["i7", "i8", "i9"]  # only three items are left for five slots
+    histories = [{"history": h} for h in (["i0", "i1", "i2", "i3", "i4", "i5", "i6"], ["i9"])]
+    path, out = write_lines(tmp_path / "h.jsonl", histories), tmp_path / "topk.jsonl"
+    result = cli("recommend", "--run", run, "--input", path, "--output", out, "--k", 5,
+                 "--seen", "remove", "--beam-scores", "allowed")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [len(line["items"]) for line in lines] == [3, 5]
+    assert all(line["seen"] == "remove" and line["beam_scores"] == "allowed" for line in lines)
+    assert "i9" not in lines[1]["items"]
+    result = cli("recommend", "--run", run, "--input", path, "--output", out, "--k", 5)
+    assert result.exit_code == 2
+    assert "topk.jsonl line 1: written with --seen remove, this run has keep" in result.output
+
+
+def test_list_lengths_under_each_protocol():
+    requests = [Request(1, "a", ["i1", "i2", "i1"]), Request(2, "b", ["i1"])]
+    assert list_lengths(requests, 5, 4, "keep") == [4, 4]
+    assert list_lengths(requests, 5, 4, "remove") == [2, 3]
+    assert list_lengths(requests, 2, 4, "remove") == [2, 2]

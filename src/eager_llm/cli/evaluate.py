@@ -14,6 +14,14 @@ from model_zoo.cli_errors import error_line
 from yaml_config.limits import MAX_BATCH, MAX_BEAMS, MAX_EPOCHS, MAX_ROWS, MAX_STEPS, check_size
 
 RUN_HELP = "Run folder of `eager-llm train` or `anneal` (holds final/)."
+SEEN_HELP = (
+    "keep: rank every item; remove: never return an item of the user's history "
+    "(RecBole full-sort). Every method alike."
+)
+BEAM_SCORES_HELP = (
+    "What each beam step's log-softmax normalises over: vocabulary (the model's log p of "
+    "the index) or allowed (only the tokens the trie allows: forced levels add nothing)."
+)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -26,6 +34,19 @@ def check_decoding(beams: int, batch_size: int, limit_users: int | None = None) 
     check_size("--beams", beams, MAX_BEAMS)
     check_size("--batch-size", batch_size, MAX_BATCH)
     check_size("--limit-users", limit_users, MAX_ROWS)
+
+
+def check_protocol(seen: str, beam_scores: str) -> None:
+    """Raise ``ValueError`` naming ``--seen`` or ``--beam-scores`` for a value not offered."""
+    from eager_llm.baselines import SEEN
+    from eager_llm.decoding import BEAM_SCORES
+
+    for option, value, choices in (
+        ("--seen", seen, SEEN),
+        ("--beam-scores", beam_scores, BEAM_SCORES),
+    ):
+        if value not in choices:
+            raise ValueError(f"{option} must be {' or '.join(choices)}, got {value!r}")
 
 
 def eval_command(
@@ -41,19 +62,22 @@ def eval_command(
     instructions: str = typer.Option(
         "0", help="Seqrec instructions to rank under: ids (0,2,4) or 'all' (mean, min, max)."
     ),
+    seen: str = typer.Option("keep", help=SEEN_HELP),
+    beam_scores: str = typer.Option("vocabulary", help=BEAM_SCORES_HELP),
 ) -> None:
     """Hit@1, Recall and NDCG@5/10, Hit@20 of a run, most-popular, SASRec and sibling runs.
 
     Sibling runs (evaluated when DIR/../NAME/final exists): stage1, no-gct, single-source,
     tiger. Writes RUN/eval.json, RUN/eval.md and RUN/eval.png. Under `accelerate launch`
     the users are split across the processes; the first writes the report."""
-    from eager_llm.evaluate import evaluate, markdown_table, write_report
+    from eager_llm.evaluate import evaluate, markdown_table, protocol_line, write_report
     from eager_llm.instructions import parse_instructions
     from eager_llm.sharding import current_shard
     from eager_llm.training.preflight import check_trained_run
 
     try:
         check_decoding(beams, batch_size, limit_users)
+        check_protocol(seen, beam_scores)
         chosen = parse_instructions(instructions)
         check_trained_run(run)  # errors name the file
         shard, device = current_shard()
@@ -66,6 +90,8 @@ def eval_command(
             compare=compare or [],
             dtype=dtype,
             instructions=chosen,
+            seen=seen,
+            beam_scores=beam_scores,
             shard=shard,
             device=device,
         )
@@ -74,6 +100,7 @@ def eval_command(
     if not shard.is_main:
         return
     markdown = write_report(report, run)
+    typer.echo(protocol_line(report))
     typer.echo(markdown_table(report["results"]))
     typer.echo(f"report: {markdown}")
 
@@ -101,12 +128,16 @@ def recommend_command(
     k: int = typer.Option(10, help="Items to recommend."),
     batch_size: int = typer.Option(16, help="Users decoded together (with --input)."),
     dtype: str = typer.Option("float32", help="float32 or bfloat16."),
+    seen: str = typer.Option(
+        "keep", help="keep or remove: never recommend an item of the history given."
+    ),
+    beam_scores: str = typer.Option("vocabulary", help=BEAM_SCORES_HELP),
 ) -> None:
     """The top-k next items of one history (printed with titles), or of every history of
     --input (written to --output, resumable), by the same decoder as `eval`."""
     import torch
 
-    from eager_llm.recommend import completed, read_requests, recommend_file
+    from eager_llm.recommend import completed, list_lengths, read_requests, recommend_file
     from eager_llm.run_decoder import RunDecoder, load_run
     from eager_llm.training.index_files import load_index, load_indexed_dataset
     from eager_llm.training.model import DTYPES
@@ -127,13 +158,16 @@ def recommend_command(
     try:
         check_size("--k", k, MAX_BEAMS)
         check_size("--batch-size", batch_size, MAX_BATCH)
+        check_protocol(seen, beam_scores)
+        options = {"seen": seen, "beam_scores": beam_scores}
         if input_ is not None:
             check_input_and_output(input_, output)
         check_trained_run(run)  # errors name the file
         loaded = load_run(run)
         if input_ is not None:  # the input and what the output holds, before the model
             requests = read_requests(input_, loaded.item_index)
-            done = completed(output, requests, min(k, len(loaded.item_index)))
+            lengths = list_lengths(requests, k, len(loaded.item_index), seen)
+            done = completed(output, requests, lengths, options)
         elif unknown := [item for item in item_ids if item not in loaded.item_index]:
             raise ValueError(f"unknown item ids (not in the run's index): {', '.join(unknown)}")
         else:
@@ -143,10 +177,14 @@ def recommend_command(
     decoder = RunDecoder(loaded, dtype, "cuda" if torch.cuda.is_available() else "cpu")
     if input_ is not None:
         with expected_errors():  # an unwritable --output: one line
-            recommend_file(decoder, requests, output, start=done, k=k, batch_size=batch_size)
+            recommend_file(decoder, requests, output, start=done, k=k, batch_size=batch_size,
+                           options=options)  # fmt: skip
         typer.echo(f"{output}: {len(requests)} users ({done} were there before)")
         return
-    [found] = decoder.top_k(decoder.prompts([item_ids]), k)
+    exclude = [item_ids] if seen == "remove" else None
+    [found] = decoder.top_k(
+        decoder.prompts([item_ids]), k, exclude=exclude, beam_scores=beam_scores
+    )
     typer.echo("history: " + "; ".join(catalog[item].title for item in item_ids))
     for rank, (item, score) in enumerate(found, 1):
         typer.echo(f"{rank:>3}. {catalog[item].title} (item {item})  log p = {score:.3f}")
