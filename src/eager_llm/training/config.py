@@ -19,6 +19,8 @@ from typing import Any
 
 from transformers import TrainingArguments
 
+from eager_llm.baselines import SEEN
+from eager_llm.decoding import BEAM_SCORES
 from eager_llm.indexing.token_init import INITS
 from eager_llm.tasks import SEQREC_LABELS, TASKS, templates
 from model_zoo.hardware import cpu_bf16
@@ -80,7 +82,9 @@ class EagerConfig(TrainingArguments):
     ``index_token_lr`` and the GCT projectors at ``projector_lr`` (None: ``learning_rate``).
     With ``eval_strategy: steps``, every ``eval_steps`` the model ranks ``valid_users`` fixed
     validation users with ``valid_beams`` beams (``eval_recall@10``, ``eval_ndcg@10`` in
-    metrics.jsonl); ``load_best_model_at_end`` then makes ``final/`` the best of them (by
+    metrics.jsonl) under the ``valid_seen`` protocol (``keep`` or ``remove`` each user's
+    training items) and ``valid_beam_scores`` (:data:`eager_llm.decoding.BEAM_SCORES`);
+    ``load_best_model_at_end`` then makes ``final/`` the best of them (by
     ``metric_for_best_model``, default ``eval_recall@10``).
     """
 
@@ -104,8 +108,10 @@ class EagerConfig(TrainingArguments):
     index_token_init: str = "title"
     index_token_lr: float | None = None
     projector_lr: float | None = None
-    valid_users: int = 200
+    valid_users: int = 500
     valid_beams: int = 10
+    valid_seen: str = "keep"
+    valid_beam_scores: str = "vocabulary"
 
     def __post_init__(self):
         check_ranges(self, RANGES)
@@ -123,6 +129,13 @@ class EagerConfig(TrainingArguments):
             )
         if self.model_dtype not in DTYPES:
             raise ConfigError(f"model_dtype must be one of {', '.join(DTYPES)}", key="model_dtype")
+        if self.valid_seen not in SEEN:
+            raise ConfigError(f"valid_seen must be one of {', '.join(SEEN)}", key="valid_seen")
+        if self.valid_beam_scores not in BEAM_SCORES:
+            raise ConfigError(
+                f"valid_beam_scores must be one of {', '.join(BEAM_SCORES)}",
+                key="valid_beam_scores",
+            )
         if self.index_token_init not in INITS:
             raise ConfigError(
                 f"index_token_init must be one of {', '.join(INITS)}", key="index_token_init"

@@ -118,20 +118,25 @@ def validation_parts(config: EagerConfig, files: IndexFiles, split: LeaveOneOut)
     if config.eval_strategy == "no" and not config.eval_on_start:
         return None, None
     users = sample_users(split.valid, config.valid_users, config.seed)
+    remove = config.valid_seen == "remove"
     validation = RankingValidation.build(
         users,
         files.item_index,
         files.item_ids,
         config.max_history,
         config.template,
+        seen_items=[split.train[e.user].tolist() for e in users] if remove else None,
         beams=config.valid_beams,
+        beam_scores=config.valid_beam_scores,
     )
     if config.process_index == 0:
+        sasrec = Path(config.index) / "sasrec"
         baselines = baseline_metrics(
-            users, split.train, len(files.item_ids), Path(config.index) / "sasrec"
+            users, split.train, len(files.item_ids), sasrec, config.valid_seen
         )
         out = Path(config.output_dir) / VALIDATION_BASELINES
-        out.write_text(json.dumps({"n_users": len(users), **baselines}, indent=1))
+        header = {"n_users": len(users), "seen": config.valid_seen}
+        out.write_text(json.dumps({**header, **baselines}, indent=1))
     return validation, users
 
 

@@ -49,6 +49,8 @@ def test_anneal_inherits_then_applies_defaults_and_its_block(tmp_path):
         ("tasks: [search]\n", [], "train", "unknown task 'search'"),
         ("template: chat\n", [], "train", "template must be one of short, alpaca"),
         ("seqrec_labels: all\n", [], "train", "seqrec_labels must be one of last, every"),
+        ("valid_seen: drop\n", [], "train", "valid_seen must be one of keep, remove"),
+        ("", ["valid_beam_scores=full"], "train", "valid_beam_scores must be one of vocabulary"),
         ("x\n", [], "train", "must be a mapping"),
         ("", ["max_steps"], "train", "is not key=value"),
         ("anneal: {tasks: [seqrec], output_dir: o}\n", [], "anneal", "remove 'tasks'"),
@@ -82,3 +84,8 @@ def test_paper_settings():
     lora = anneal.lora_settings
     assert (lora.r, lora.alpha, lora.dropout, anneal.num_train_epochs) == (8, 32, 0.05, 1)
     assert anneal.learning_rate == 5e-5 and anneal.lr_scheduler_type == "cosine"
+
+
+def test_model_selection_validates_on_at_least_500_users():
+    assert load_config(CONFIGS / "smol-ml100k.yaml", "train", ["bf16=false"]).valid_users >= 500
+    assert load_config(CONFIGS / "tiny.yaml", "train").valid_users >= 500  # the default

@@ -8,11 +8,19 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from eager_llm.baselines import most_popular
+from eager_llm.metrics import evaluate_rankings
 from eager_llm.training import build_trainer, load_config, run
 from eager_llm.training.model import labelled_lm_loss
 from eager_llm.training.run_log import read_validation_ranks
 from eager_llm.training.trainer import RowLearningRate
-from tests.eager_llm.training.toy import CONFIG, script_validation, toy_index
+from tests.eager_llm.training.toy import (
+    CONFIG,
+    N_ITEMS,
+    SEQUENCES,
+    script_validation,
+    toy_index,
+)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +133,24 @@ def test_validation_runs_on_fixed_users_and_final_is_the_best_checkpoint(root, m
     assert torch.equal(chosen[key], best[key]) and not torch.equal(chosen[key], last[key])
     assert (out / "learning_curve.png").is_file()
     baselines = json.loads((out / "validation_baselines.json").read_text())
-    assert set(baselines) == {"n_users", "most popular"}  # the toy index has no SASRec
+    assert set(baselines) == {"n_users", "seen", "most popular"}  # the toy index: no SASRec
+    assert baselines["seen"] == "keep"
+
+
+def test_validation_can_remove_each_users_training_items(root):
+    settings = config(root, "removed", "eval_strategy=steps", "valid_users=6",
+                      "valid_seen=remove", "valid_beam_scores=allowed")  # fmt: skip
+    validation = build_trainer(settings).validation
+    assert validation.targets == [s[-2] for s in SEQUENCES.values()]  # every toy user
+    assert validation.exclude == [[f"i{i}" for i in s[:-2]] for s in SEQUENCES.values()]
+    assert validation.beam_scores == "allowed"
+    baselines = json.loads((root / "removed" / "validation_baselines.json").read_text())
+    assert baselines["seen"] == "remove"
+    train = [s[:-2] for s in SEQUENCES.values()]
+    popular = most_popular([np.array(t) for t in train], N_ITEMS, 6, 10, histories=train,
+                           seen="remove")  # fmt: skip
+    targets = [s[-2] for s in SEQUENCES.values()]
+    assert baselines["most popular"] == evaluate_rankings(popular, targets, ks=(10,))
 
 
 def test_eval_on_start_alone_validates_the_untrained_model(root):
