@@ -7,7 +7,20 @@ import numpy as np
 import pytest
 import torch
 
-from eager_llm.baselines import most_popular, sasrec_rankings, top_k
+from eager_llm.baselines import (
+    SEEN,
+    ItemKNNConfig,
+    MarkovConfig,
+    item_similarity,
+    itemknn_rankings,
+    markov_rankings,
+    markov_scores,
+    most_popular,
+    sasrec_rankings,
+    target_ranks,
+    top_k,
+    transition_counts,
+)
 from eager_llm.encoders import SASRec, SASRecConfig
 
 TRAIN = [np.array([0, 1, 2]), np.array([2, 1]), np.array([2, 3, 1, 2])]  # counts 1, 3, 4, 1, 0
@@ -55,3 +68,84 @@ def test_sasrec_rankings_remove_never_returns_a_history_item(tmp_path):
         expected = [i for i in np.argsort(-scores[row], kind="stable") if i not in history]
         assert items == expected[:6]
     assert keep[1][:6] == np.argsort(-scores[1], kind="stable")[:6].tolist()
+
+
+def test_target_ranks_are_positions_in_the_top_k_lists():
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 4, size=(20, 15)).astype(float)  # many ties
+    tie = rng.integers(0, 3, size=15)
+    histories = [rng.choice(15, size=rng.integers(0, 8), replace=False).tolist() for _ in range(20)]
+    targets = [rng.choice([i for i in range(15) if i not in h]) for h in histories]
+    for seen in SEEN:
+        lists = top_k(scores, 15, histories, seen, tiebreak=tie)
+        ranks = target_ranks(scores, targets, histories, seen, tiebreak=tie)
+        assert ranks.tolist() == [items.index(t) for items, t in zip(lists, targets, strict=True)]
+        for row, items in enumerate(lists):  # ties: larger tiebreak, then lower index
+            keys = [(-scores[row, i], -tie[i], i) for i in items]
+            assert keys == sorted(keys)
+
+
+def test_target_ranks_mark_a_removed_target():
+    assert target_ranks(np.ones((1, 3)), [1], [[1]], seen="remove").tolist() == [-1]
+
+
+CHAIN = [np.arange(start, start + 6) % 8 for start in range(8)]  # item i is followed by i + 1
+
+
+def test_markov_follows_a_deterministic_successor_chain():
+    counts = transition_counts(CHAIN, 8)
+    assert counts.sum() == 8 * 5 and set(np.unique(counts)) == {0.0, 5.0}
+    assert all(counts[i, (i + 1) % 8] == 5 for i in range(8))
+    histories = [[3, 4], [7], [0, 5, 2]]
+    ranked = markov_rankings(CHAIN, histories, 1, n_items=8, config=MarkovConfig(last=1))
+    assert ranked == [[5], [0], [3]]
+
+
+def test_markov_weights_recent_items_by_decay_and_window_counts_later_items():
+    train = [np.array([0, 1]), np.array([2, 3]), np.array([2, 3]), np.array([0, 4, 5])]
+    counts = transition_counts(train, 6)
+    config = MarkovConfig(last=2, decay=0.5)
+    scores = markov_scores(counts, [[0, 2]], config)[0]
+    assert scores.tolist() == [0, 0.5, 0, 2.0, 0.5, 0]  # 3 after 2 twice; 1, 4 after 0
+    window = transition_counts(train, 6, window=2)
+    assert window[0, 5] == 1 and counts[0, 5] == 0
+    normalised = markov_scores(counts, [[0]], MarkovConfig(last=1, normalise=True))[0]
+    assert normalised.tolist() == [0, 0.5, 0, 0, 0.5, 0]
+    assert markov_rankings(train, [[0, 2]], 3, n_items=6, config=config) == [[3, 1, 4]]
+
+
+def test_itemknn_recommends_the_identical_neighbour():
+    # items 0 and 1 are bought by the same users, as are 2 and 3; item 4 by everyone
+    train = [np.array(items) for items in ([0, 1, 4], [0, 1, 4], [2, 3, 4], [2, 3, 4], [0, 1])]
+    similarity = item_similarity(train, 5, ItemKNNConfig(neighbours=None))
+    assert similarity[0, 1] == pytest.approx(1.0) and similarity[2, 3] == pytest.approx(1.0)
+    assert similarity[0, 2] == 0 and np.diag(similarity).tolist() == [0.0] * 5
+    assert similarity[0, 4] == pytest.approx(2 / np.sqrt(3 * 4))
+    shrunk = item_similarity(train, 5, ItemKNNConfig(neighbours=None, shrink=2.0))
+    assert shrunk[0, 1] == pytest.approx(3 / (3 + 2))
+    ranked = itemknn_rankings(train, [[0], [3], [4]], 2, n_items=5, config=ItemKNNConfig())
+    assert ranked[0] == [1, 4] and ranked[1] == [2, 4]
+    assert ranked[2][0] in (0, 1, 2, 3)
+    top1 = item_similarity(train, 5, ItemKNNConfig(neighbours=1))
+    assert (top1 > 0).sum(1).tolist() == [1] * 5 and top1[0, 1] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("method", ["popular", "markov", "itemknn"])
+def test_seen_remove_never_returns_a_history_item_and_keeps_k(method):
+    rng = np.random.default_rng(1)
+    n_items, k = 30, 10
+    train = [rng.choice(n_items, size=rng.integers(3, 12), replace=False) for _ in range(40)]
+    histories = [rng.choice(n_items, size=rng.integers(1, 20), replace=False).tolist()
+                 for _ in range(25)]  # fmt: skip
+    rank = {
+        "popular": lambda seen: most_popular(
+            train, n_items, len(histories), k, histories=histories, seen=seen
+        ),
+        "markov": lambda seen: markov_rankings(train, histories, k, n_items=n_items, seen=seen),
+        "itemknn": lambda seen: itemknn_rankings(train, histories, k, n_items=n_items, seen=seen),
+    }[method]
+    kept, removed = rank("keep"), rank("remove")
+    assert all(len(items) == k for items in kept + removed)
+    assert any(set(h) & set(items) for h, items in zip(histories, kept, strict=True))
+    for history, items in zip(histories, removed, strict=True):
+        assert not set(history) & set(items) and len(set(items)) == k

@@ -1,25 +1,21 @@
-"""Non-LLM baselines of the evaluation: most-popular and SASRec, as top-k item rankings.
+"""Top-k lists and target ranks from item scores, the one tie rule and the seen protocols.
 
-Both rank the whole catalogue and return item indices of the leave-one-out split, best
-first. ``seen`` says what happens to the items of a user's history: ``"keep"`` (the
-default, standard leave-one-out full ranking; the LLM's beam search cannot mask them
-either, so all methods compete on the same candidate set) or ``"remove"`` (they score
-``-inf`` and never fill a slot; the list still holds ``k`` items when the catalogue has
-``k`` items outside the history).
+Every baseline scores the whole catalogue (B, n_items) and ranks it here. ``seen`` says what
+happens to the items of a user's history: ``"keep"`` (standard leave-one-out full ranking;
+the LLM's beam search cannot mask them either) or ``"remove"`` (they score ``-inf`` and never
+fill a slot; a list still holds ``k`` items when the catalogue has ``k`` items outside the
+history, and a target's rank counts only the items outside the history).
 
-Ties: equal scores rank the lower item index first (:func:`top_k`), so every baseline is
-deterministic.
+Ties: equal scores rank the item with the larger ``tiebreak`` first (the baselines pass the
+training popularity), then the lower item index, so every baseline is deterministic.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
-
-from eager_llm.encoders import SASRec
 
 SEEN = ("keep", "remove")
 
@@ -30,81 +26,68 @@ def check_seen(seen: str) -> None:
         raise ValueError(f"seen must be 'keep' or 'remove', got {seen!r}")
 
 
-def top_k(
+def _masked(
     scores: np.ndarray | torch.Tensor,
-    k: int,
-    histories: Sequence[Sequence[int]] | None = None,
-    seen: str = "keep",
-) -> list[list[int]]:
-    """The ``k`` best item indices of each row of ``scores`` (B, n_items), best first; equal
-    scores rank the lower item index first. With ``seen="remove"`` the items of
-    ``histories[row]`` are left out (the list is shorter than ``k`` only when fewer than
-    ``k`` items lie outside the history)."""
+    histories: Sequence[Sequence[int]] | None,
+    seen: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A float64 copy of ``scores`` with history items at ``-inf`` under ``seen="remove"``,
+    and the number of rankable items per row."""
     check_seen(seen)
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
     if isinstance(scores, torch.Tensor):
         scores = scores.detach().cpu().numpy()
     scores = np.array(scores, dtype=np.float64)  # a copy: masking must not leak out
     if scores.ndim != 2:
         raise ValueError(f"scores must be (users, items), got shape {scores.shape}")
-    n_items = scores.shape[1]
-    allowed = np.full(len(scores), n_items)
+    allowed = np.full(len(scores), scores.shape[1])
     if seen == "remove":
         if histories is None or len(histories) != len(scores):
             raise ValueError("seen='remove' needs one history per row of scores")
         for row, history in enumerate(histories):
             items = np.unique(np.asarray(history, dtype=np.int64))
             scores[row, items] = -np.inf
-            allowed[row] = n_items - len(items)
-    # the lower index wins ties: a stable sort of -score (history items sort last, -inf)
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+            allowed[row] = scores.shape[1] - len(items)
+    return scores, allowed
+
+
+def full_order(scores: np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray:
+    """(B, n_items) item indices of each row, best first: by score, then larger
+    ``tiebreak`` (n_items,), then lower index."""
+    if tiebreak is None:
+        return np.argsort(-scores, axis=1, kind="stable")
+    second = np.broadcast_to(-np.asarray(tiebreak, dtype=np.float64), scores.shape)
+    return np.lexsort((second, -scores), axis=1)  # lexsort is stable: lower index last key
+
+
+def top_k(
+    scores: np.ndarray | torch.Tensor,
+    k: int,
+    histories: Sequence[Sequence[int]] | None = None,
+    seen: str = "keep",
+    tiebreak: np.ndarray | None = None,
+) -> list[list[int]]:
+    """The ``k`` best item indices of each row of ``scores`` (B, n_items), best first (ties:
+    module docstring). With ``seen="remove"`` the items of ``histories[row]`` are left out
+    (the list is shorter than ``k`` only when fewer than ``k`` items lie outside it)."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    scores, allowed = _masked(scores, histories, seen)
+    order = full_order(scores, tiebreak)[:, :k]
     return [order[row, : min(k, allowed[row])].tolist() for row in range(len(order))]
 
 
-def popularity(train: Sequence[np.ndarray], n_items: int) -> np.ndarray:
-    """Interactions per item over the training sequences: int64 (n_items,)."""
-    items = np.concatenate([np.asarray(sequence, dtype=np.int64) for sequence in train])
-    return np.bincount(items, minlength=n_items)
-
-
-def most_popular(
-    train: Sequence[np.ndarray],
-    n_items: int,
-    n_users: int,
-    k: int,
-    *,
+def target_ranks(
+    scores: np.ndarray | torch.Tensor,
+    targets: Sequence[int],
     histories: Sequence[Sequence[int]] | None = None,
     seen: str = "keep",
-) -> list[list[int]]:
-    """The ``k`` most interacted-with training items (ties: lower item index first) for each
-    of ``n_users`` users: the same list under ``seen="keep"``; under ``seen="remove"`` each
-    user's ``histories`` items are skipped. Validation and test targets are not counted."""
-    check_seen(seen)
-    counts = popularity(train, n_items)
-    if seen == "keep":
-        top = np.argsort(-counts, kind="stable")[:k].tolist()
-        return [list(top) for _ in range(n_users)]
-    if histories is None or len(histories) != n_users:
-        raise ValueError("seen='remove' needs the histories of the n_users users")
-    return top_k(np.broadcast_to(counts, (n_users, n_items)), k, histories, seen)
-
-
-def sasrec_rankings(
-    folder: str | Path,
-    histories: Sequence[Sequence[int]],
-    k: int,
-    batch_size: int = 1024,
-    *,
-    seen: str = "keep",
-) -> list[list[int]]:
-    """Top-``k`` items (all items when fewer) of the SASRec saved in ``folder`` for each
-    history (item indices, oldest first); ``seen="remove"`` leaves the history items out."""
-    check_seen(seen)
-    model = SASRec.load(folder)
-    k = min(k, model.num_items)
-    ranked: list[list[int]] = []
-    for start in range(0, len(histories), batch_size):
-        batch = histories[start : start + batch_size]
-        ranked += top_k(model.score(batch), k, batch, seen)
-    return ranked
+    tiebreak: np.ndarray | None = None,
+) -> np.ndarray:
+    """0-based position of each target in the full ranking :func:`top_k` would give (int64,
+    (B,)); -1 when the target is itself a removed history item."""
+    scores, _ = _masked(scores, histories, seen)
+    order = full_order(scores, tiebreak)
+    targets = np.asarray(targets, dtype=np.int64)
+    position = np.argmax(order == targets[:, None], axis=1)
+    removed = np.isneginf(scores[np.arange(len(targets)), targets])
+    return np.where(removed, -1, position).astype(np.int64)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import typer
 
+from eager_llm.cli.baselines import baselines_command
 from eager_llm.cli.data import data_app, index_command
 from eager_llm.cli.evaluate import demo_command, eval_command, recommend_command
 from eager_llm.cli.train import anneal_command, repeat_command, tiger_command, train_command
@@ -40,6 +41,7 @@ app.command("tiger")(tiger_command)
 app.command("eval")(eval_command)
 app.command("recommend")(recommend_command)
 app.command("demo")(demo_command)
+app.command("baselines")(baselines_command)
 app.command("index")(index_command)
 app.add_typer(data_app, name="data")
 

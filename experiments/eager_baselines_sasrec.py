@@ -1,0 +1,41 @@
+"""Train SASRec grid points of ``eager-llm baselines`` (:mod:`eager_llm.baselines.tuning`)
+into a models folder, one process per call, so they can run pinned side by side:
+
+    OMP_NUM_THREADS=1 nice -n 10 taskset -c 0 .venv/bin/python \\
+        experiments/eager_baselines_sasrec.py --dataset movielens-100k \\
+        --models runs/baselines/ml100k/sasrec --lengths 50 --part 0/2
+
+A finished point (``report.json``) is skipped; ``--part I/N`` trains every N-th point.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from eager_llm.baselines.tuning import load_split, sasrec_grid, train_sasrec_point
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="movielens-100k")
+    parser.add_argument("--models", type=Path, required=True)
+    parser.add_argument("--lengths", default="50,200")
+    parser.add_argument("--part", default="0/1")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    part, parts = map(int, args.part.split("/"))
+    valid = load_split(args.dataset, "valid")
+    points = sasrec_grid([int(n) for n in args.lengths.split(",")])[part::parts]
+    for point in points:
+        print(f"== {point.name}", flush=True)
+        report = train_sasrec_point(
+            valid.loo.train, valid, point, args.models, log=lambda line: print(line, flush=True)
+        )
+        print(f"== {point.name}: best {report['best']} in {report['seconds']} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

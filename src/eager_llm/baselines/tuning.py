@@ -1,0 +1,276 @@
+"""Each baseline's grid, chosen on the validation split, then scored on the requested split.
+
+The protocol (:mod:`.ranking`): all users of the leave-one-out split; the validation example
+of a user predicts ``s[-2]`` from the training sequence, the test example ``s[-1]`` from the
+training sequence plus ``s[-2]``. A history is the user's whole past (no cut at 20): models
+read their own window of it (the last ``last`` items, SASRec's ``max_len``), and
+``seen="remove"`` removes every item of it, as RecBole's full-sort evaluation does. Counts,
+similarities and weights come from the training sequences only, for both splits.
+
+Tuning: for each baseline every grid point is scored on the validation users under the
+requested protocol and the best validation NDCG@10 wins (ties: the earlier grid point);
+the test numbers are then computed once with the chosen hyper-parameters. SASRec grid
+points are trained once (:func:`.sasrec.train_sasrec_ce`, which keeps the best epoch of
+each protocol) and saved in a models folder, so the four runs (valid/test x keep/remove)
+share them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from eager_llm.data import LeaveOneOut, leave_one_out, load_dataset
+from eager_llm.encoders import SASRec, SASRecConfig
+from eager_llm.metrics import per_user_from_ranks
+
+from .itemknn import ItemKNNConfig, item_similarity, itemknn_scores
+from .markov import MarkovConfig, markov_scores, transition_counts
+from .popular import popularity, popularity_scores
+from .ranking import check_seen, target_ranks
+from .sasrec import CETrainConfig, sasrec_scores, train_sasrec_ce
+
+SPLITS = ("valid", "test")
+KS = (5, 10, 20)
+MARKOV_GRID = [
+    MarkovConfig(last, decay, window, normalise)
+    for last in (1, 2, 3, 5, 10, 20, 50)
+    for decay in (1.0, 0.8, 0.6)
+    for window in (1, 3, 10)
+    for normalise in (False, True)
+    if not (last == 1 and decay != 1.0)  # one recent item: the decay does nothing
+]
+ITEMKNN_GRID = [
+    ItemKNNConfig(neighbours, shrink)
+    for neighbours in (10, 20, 50, 100, 200, 500, None)
+    for shrink in (0.0, 10.0, 100.0)
+]
+# SASRec: one factor at a time around a centre (2 blocks, 1 head, batch 128, <= 100 epochs,
+# patience 10), at each history length.
+SASREC_LENGTHS = (50, 200)
+SASREC_CENTRE = {"dim": 64, "dropout": 0.5, "lr": 1e-3}
+SASREC_VARIANTS = ({}, {"dropout": 0.2}, {"dim": 128}, {"lr": 3e-3})
+SASREC_EPOCHS, SASREC_PATIENCE = 100, 10
+
+
+@dataclass(frozen=True)
+class SASRecPoint:
+    """One SASRec grid point."""
+
+    max_len: int
+    dim: int
+    dropout: float
+    lr: float
+
+    @property
+    def name(self) -> str:
+        return f"len{self.max_len}-d{self.dim}-drop{self.dropout:g}-lr{self.lr:g}"
+
+    def configs(self) -> tuple[SASRecConfig, CETrainConfig]:
+        model = SASRecConfig(dim=self.dim, max_len=self.max_len, dropout=self.dropout)
+        train = CETrainConfig(lr=self.lr, epochs=SASREC_EPOCHS, patience=SASREC_PATIENCE)
+        return model, train
+
+
+def sasrec_grid(lengths: Sequence[int] = SASREC_LENGTHS) -> list[SASRecPoint]:
+    """The SASRec grid points at each history length."""
+    return [
+        SASRecPoint(max_len=length, **(SASREC_CENTRE | variant))
+        for length in lengths
+        for variant in SASREC_VARIANTS
+    ]
+
+
+@dataclass(frozen=True)
+class Users:
+    """One split's users: full-past ``histories``, ``targets``, and the ``loo`` split."""
+
+    loo: LeaveOneOut
+    n_items: int
+    histories: list[list[int]]
+    targets: list[int]
+
+
+def load_split(dataset: str, split: str) -> Users:
+    """The ``split`` users of ``dataset`` (the EAGER-LLM preprocessing, k-core 5)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
+    interactions, _ = load_dataset(dataset)
+    longest = max(map(len, interactions.sequences()))
+    loo = leave_one_out(interactions, max_history=longest)  # whole pasts, no cut
+    examples = getattr(loo, split)
+    return Users(
+        loo,
+        interactions.n_items,
+        [list(e.history) for e in examples],
+        [e.target for e in examples],
+    )
+
+
+def ranks_metrics(ranks: np.ndarray) -> dict[str, float]:
+    """Mean Recall@k and NDCG@k (k in :data:`KS`) from 0-based ranks (-1: not ranked)."""
+    ranks = np.where(np.asarray(ranks) < 0, np.inf, ranks).astype(np.float64)
+    found = {}
+    for k in KS:
+        recall, ndcg = per_user_from_ranks(ranks, k)
+        found[f"recall@{k}"] = float(recall.mean())
+        found[f"ndcg@{k}"] = float(ndcg.mean())
+    return found
+
+
+def ndcg10(ranks: np.ndarray) -> float:
+    return ranks_metrics(ranks)["ndcg@10"]
+
+
+def _choose(
+    grid: Sequence, scorer: Callable[[object, Users], np.ndarray], valid: Users, seen: str, tie
+) -> tuple[object, list[dict]]:
+    """The grid point with the best validation NDCG@10 and every point's metrics."""
+    table, best, best_value = [], None, -1.0
+    for point in grid:
+        ranks = target_ranks(scorer(point, valid), valid.targets, valid.histories, seen, tie)
+        metrics = ranks_metrics(ranks)
+        table.append({"params": _params(point), "recall@10": metrics["recall@10"],
+                      "ndcg@10": metrics["ndcg@10"]})  # fmt: skip
+        if metrics["ndcg@10"] > best_value:
+            best, best_value = point, metrics["ndcg@10"]
+    return best, table
+
+
+def _params(point) -> dict:
+    return asdict(point) if hasattr(point, "__dataclass_fields__") else dict(point)
+
+
+def sasrec_folder(models: Path, point: SASRecPoint) -> Path:
+    return Path(models) / point.name
+
+
+def train_sasrec_point(
+    train: Sequence[np.ndarray],
+    valid: Users,
+    point: SASRecPoint,
+    models: Path,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Train one grid point (unless ``models/<name>/report.json`` exists) and save each
+    protocol's best model in ``keep/`` and ``remove/``; returns the report."""
+    folder = sasrec_folder(models, point)
+    done = folder / "report.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    model_config, train_config = point.configs()
+    best, report = train_sasrec_ce(
+        train, valid.histories, valid.targets, valid.n_items, model_config, train_config,
+        log=log,
+    )  # fmt: skip
+    for seen, model in best.items():
+        model.save(folder / seen)
+    report = {"point": asdict(point), "threads": torch.get_num_threads(), **report}
+    done.write_text(json.dumps(report, indent=1))
+    return report
+
+
+def evaluate_baselines(
+    dataset: str,
+    split: str,
+    seen: str,
+    *,
+    models: Path,
+    sasrec_lengths: Sequence[int] = SASREC_LENGTHS,
+    train_missing: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Every baseline chosen on the validation users under ``seen`` and scored on ``split``:
+    ``{"dataset", "split", "seen", "n_users", "n_items", "threads", "results": [{"method",
+    "params", "valid_ndcg@10", metrics..., "seconds", "ranks"}], "tuning": {method: grid
+    table}}``; ``ranks`` are per-user 0-based target ranks over the whole catalogue."""
+    check_seen(seen)
+    valid = load_split(dataset, "valid")
+    users = valid if split == "valid" else load_split(dataset, split)
+    train = valid.loo.train
+    tie = popularity(train, valid.n_items)
+    results, tuning = [], {}
+
+    def add(method: str, params: dict, valid_ndcg: float, scores: np.ndarray, seconds: float):
+        ranks = target_ranks(scores, users.targets, users.histories, seen, tie)
+        results.append({"method": method, "params": params, "valid_ndcg@10": valid_ndcg,
+                        **ranks_metrics(ranks), "seconds": round(seconds, 2),
+                        "ranks": ranks.tolist()})  # fmt: skip
+
+    started = time.perf_counter()
+    pop = popularity_scores(train, users.n_items, len(users.targets))
+    valid_pop = popularity_scores(train, valid.n_items, len(valid.targets))
+    valid_ndcg = ndcg10(target_ranks(valid_pop, valid.targets, valid.histories, seen))
+    ranks_pop = target_ranks(pop, users.targets, users.histories, seen)
+    results.append({"method": "most popular", "params": {}, "valid_ndcg@10": valid_ndcg,
+                    **ranks_metrics(ranks_pop), "seconds": round(time.perf_counter() - started, 2),
+                    "ranks": ranks_pop.tolist()})  # fmt: skip
+    log(f"most popular: {results[-1]['recall@10']:.4f} R@10")
+
+    started = time.perf_counter()
+    counts = {
+        w: transition_counts(train, valid.n_items, w) for w in {c.window for c in MARKOV_GRID}
+    }
+    point, table = _choose(
+        MARKOV_GRID, lambda c, u: markov_scores(counts[c.window], u.histories, c), valid, seen, tie
+    )
+    tuning["Markov"] = table
+    best_valid = max(row["ndcg@10"] for row in table)
+    add("Markov (co-occurrence)", asdict(point), best_valid,
+        markov_scores(counts[point.window], users.histories, point),
+        time.perf_counter() - started)  # fmt: skip
+    log(f"Markov {asdict(point)}: {results[-1]['recall@10']:.4f} R@10")
+
+    started = time.perf_counter()
+    similarities: dict = {}
+
+    def knn(config: ItemKNNConfig, u: Users) -> np.ndarray:
+        if config not in similarities:
+            similarities.clear()
+            similarities[config] = item_similarity(train, valid.n_items, config)
+        return itemknn_scores(similarities[config], u.histories)
+
+    point, table = _choose(ITEMKNN_GRID, knn, valid, seen, tie)
+    tuning["ItemKNN"] = table
+    best_valid = max(row["ndcg@10"] for row in table)
+    add("ItemKNN", asdict(point), best_valid, knn(point, users), time.perf_counter() - started)
+    log(f"ItemKNN {asdict(point)}: {results[-1]['recall@10']:.4f} R@10")
+
+    for length in sasrec_lengths:
+        started = time.perf_counter()
+        table, best, best_value = [], None, -1.0
+        for point in sasrec_grid([length]):
+            folder = sasrec_folder(models, point)
+            if not (folder / "report.json").is_file() and not train_missing:
+                continue
+            report = train_sasrec_point(train, valid, point, models, log)
+            row = report["best"][seen]
+            table.append({"params": asdict(point), "epoch": row["epoch"],
+                          "recall@10": row["recall@10"], "ndcg@10": row["ndcg@10"],
+                          "train_seconds": report["seconds"]})  # fmt: skip
+            if row["ndcg@10"] > best_value:
+                best, best_value = point, row["ndcg@10"]
+        if best is None:
+            log(f"SASRec-{length}: no trained model in {models}; skipped")
+            continue
+        tuning[f"SASRec-{length}"] = table
+        model = SASRec.load(sasrec_folder(models, best) / seen)
+        add(f"SASRec-{length} (CE)", asdict(best), best_value,
+            sasrec_scores(model, users.histories), time.perf_counter() - started)  # fmt: skip
+        log(f"SASRec-{length} {best.name}: {results[-1]['recall@10']:.4f} R@10")
+    return {
+        "dataset": dataset,
+        "split": split,
+        "seen": seen,
+        "n_users": len(users.targets),
+        "n_items": users.n_items,
+        "threads": torch.get_num_threads(),
+        "results": results,
+        "tuning": tuning,
+    }
