@@ -9,8 +9,10 @@ each model's greedy test accuracy, format rate, mean response tokens and observa
 McNemar tests against the starting model (asked in the run's own format) and against the GRPO
 baseline, with a paired bootstrap 95 % interval of the accuracy difference; accuracy per family
 and level; answer collapse (each model's share of answers equal to its most common one per
-family, beside the family-majority accuracy) and how much of each model's accuracy depends on
-the image (its answers permuted within each family); per run the share of zero-signal groups and,
+family, beside the family-majority accuracy and the test rows' prior accuracy per family x level,
+`observe_r1.prior`) and how much of each model's accuracy its answer distribution earns (its
+answers permuted within each family: no image test, that is `eval --image-ablation`); per run the
+share of zero-signal groups and,
 per 25 steps of its rollouts, sampled accuracy, format rate, length and the share cut at the
 length cap. Writes OUT_DIR/curves.png (reward, zero-signal share and validation accuracy
 against the optimizer step, one line per run).
@@ -29,6 +31,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from eager_llm.significance import paired_bootstrap  # noqa: E402
+from observe_r1.prior import prior_accuracy  # noqa: E402
+from observe_r1.rows import read_rows  # noqa: E402
 from observe_r1.significance import mcnemar  # noqa: E402
 
 RUNS = {  # run -> the format it answers in
@@ -101,10 +105,11 @@ def model_row(name: str, records: list[dict], start: list[dict], grpo: list[dict
     )
 
 
-def family_prior_lines(models: dict[str, list[dict]]) -> list[str]:
+def family_prior_lines(models: dict[str, list[dict]], rows: list[dict] | None) -> list[str]:
     """Answer collapse: per model, the share of its answers that are its most common answer
     within the row's family (1.0: one answer per family), against the accuracy of answering
-    each family's most common gold answer (the prior a collapsed policy can reach)."""
+    each family's most common gold answer (the prior a collapsed policy can reach) and,
+    given the test `rows`, their prior accuracy per family x level (`observe_r1.prior`)."""
     first = next(iter(models.values()))
     families = sorted({r["family"] for r in first})
 
@@ -115,8 +120,16 @@ def family_prior_lines(models: dict[str, list[dict]]) -> list[str]:
             hits += max(values.count(v) for v in set(values))
         return hits / len(records)
 
+    prior = prior_accuracy(rows) if rows else None
+    per_level = (
+        f" Best constant per family x level: {prior['prior_accuracy']:.3f} "
+        f"(chance {prior['chance_accuracy']:.3f})."
+        if prior
+        else ""
+    )
     lines = [
-        f"Each family's most common gold answer: accuracy {top_share(first, 'gold'):.3f}.",
+        f"Each family's most common gold answer: accuracy {top_share(first, 'gold'):.3f}."
+        + per_level,
         "",
         "| model | share of answers that are its most common one in the family |",
         "| --- | --- |",
@@ -132,9 +145,10 @@ def answer(value) -> str:
 
 
 def image_use_lines(models: dict[str, list[dict]], permutations: int = 2000) -> list[str]:
-    """Does a model's accuracy depend on the image? Its answers are permuted across the rows
-    of each family (keeping how often it gives each answer there, cutting the link to the
-    image): the mean permuted accuracy is what its answer distribution alone earns; the p
+    """How much of a model's accuracy does its answer distribution earn? Its answers are
+    permuted across the rows of each family (keeping how often it gives each answer there,
+    cutting the link to the row: its image and its level alike, so this is no image test):
+    the mean permuted accuracy is what its answer distribution alone earns; the p
     value is the share of permutations that score at least its accuracy (exact string match
     of answers; the integer answers here match as the judge does)."""
     rng = np.random.default_rng(0)
@@ -283,7 +297,9 @@ def main() -> None:
     models = {f"start ({f})": r for f, r in starts.items()} | tested
     if models:
         print("\n" + "\n".join(breakdown_lines(models)))
-        print("\n" + "\n".join(family_prior_lines(models)))
+        test_rows = out / "data" / "test.jsonl"
+        rows = read_rows(test_rows).rows if test_rows.is_file() else None
+        print("\n" + "\n".join(family_prior_lines(models, rows)))
         print("\n" + "\n".join(image_use_lines(models)))
     runs = {name: run_metrics(out / name) for name in RUNS if (out / name).is_dir()}
     if runs:

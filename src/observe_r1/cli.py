@@ -150,9 +150,15 @@ def evaluate(
     skip_invalid: bool = typer.Option(False, help="Skip bad rows and count them."),
     seed: int = typer.Option(0, help="Sampling seed (samples > 1); each batch seeded apart."),
     precision: str = typer.Option("auto", help=PRECISION_HELP),
+    image_ablation: str = typer.Option(
+        None,
+        help="Also answer the rows with blank and/or swapped images (blank,swap; the swap "
+        "partners drawn with --seed) and report the image-grounded accuracy real - swap.",
+    ),
     overwrite: bool = typer.Option(False, help=OVERWRITE_HELP),
 ) -> None:
-    """Accuracy, format rate, response length, per level and family: JSON, markdown, plot.
+    """Accuracy beside the rows' prior accuracy, format rate, response length, per level and
+    family: JSON, markdown, plot.
 
     Resumable: answered batches go to ``<out>/predictions.partial.jsonl``; rerunning the
     same command after a stop answers only the rest."""
@@ -160,8 +166,16 @@ def evaluate(
 
     from model_zoo.cache import file_sha256
     from model_zoo.outputs import prepare_outputs, remove_outputs
+    from observe_r1 import image_ablation as ablation
     from observe_r1.eval_resume import PARTIAL_FILE, PartialResponses
-    from observe_r1.evaluate import REPORT_FILES, check_model, evaluate_model, write_report
+    from observe_r1.evaluate import (
+        REPORT_FILES,
+        answer_conditions,
+        check_model,
+        metrics_from_records,
+        write_report,
+    )
+    from observe_r1.prior import prior_accuracy
     from observe_r1.prompts import TAGS
     from observe_r1.rows import InputError, check_writable, read_rows
 
@@ -176,11 +190,12 @@ def evaluate(
         if response_format not in TAGS:
             formats = " or ".join(TAGS)
             raise InputError(f"--response-format: {response_format!r} is not {formats}")
+        conditions = ablation.parse_conditions(image_ablation)
         earlier = prepare_outputs(  # beside the model (a run folder's final/) is fine
             out, option="--out", inputs=[data], products=REPORT_FILES, overwrite=overwrite
         )
-        for name in (*REPORT_FILES, PARTIAL_FILE):
-            check_writable(out / name, f"--out's {name}")
+        for name in (*REPORT_FILES, PARTIAL_FILE, ablation.BLANK_FOLDER):
+            check_writable(out / name, f"--out's {name}", folder=name == ablation.BLANK_FOLDER)
         check_model(model)
         loaded = read_rows(data, skip_invalid=skip_invalid)
         if loaded.skipped:
@@ -202,16 +217,21 @@ def evaluate(
             "batch_size": batch_size,
             "seed": seed,
             "precision": precision,
-        }
+        } | ({"image_ablation": list(conditions)} if conditions else {})
         partial = PartialResponses(out / PARTIAL_FILE, settings)
         remove_outputs(earlier)  # --overwrite: the inputs check out; no stale report stays
         if partial.batches:
             typer.echo(f"resuming: {len(partial.batches)} batches answered before", err=True)
+        partners = ablation.swap_partners(rows, seed)
+        blank = out / ablation.BLANK_FOLDER
+        asked = {"real": rows} | {
+            c: ablation.ablated_rows(rows, c, partners, blank) for c in conditions
+        }
         with Progress() as progress:
-            task = progress.add_task("generating", total=len(rows))
-            metrics, records = evaluate_model(
+            task = progress.add_task("generating", total=len(rows) * len(asked))
+            found, precision = answer_conditions(
                 model,
-                rows,
+                asked,
                 response_format=response_format,
                 progress=lambda n: progress.advance(task, n),
                 samples=samples,
@@ -222,8 +242,13 @@ def evaluate(
                 partial=partial,
                 precision=precision,
             )
-        metrics["skipped"] = loaded.skipped
-        write_report(metrics, out, f"{model} on {data.name}", records)
+        records = found.pop("real")
+        metrics = metrics_from_records(records) | {"precision": precision}
+        metrics |= prior_accuracy(rows) | {"skipped": loaded.skipped}
+        if conditions:
+            reliance = ablation.image_reliance(rows, records, found, partners, seed=seed)
+            metrics["image_ablation"] = reliance
+        write_report(metrics, out, f"{model} on {data.name}", records, found)
         partial.finish()
     typer.echo((out / "eval.md").read_text())
     typer.echo(f"report: {out}")
@@ -308,11 +333,19 @@ def synth(
         help="Levels to cycle through: comma-separated levels and ranges a:b from -1 to 5, "
         "'starter' (-1, 0) or 'all' (-1 to 5), e.g. starter,1:5.",
     ),
+    answers: str = typer.Option(
+        "natural",
+        help="rows.jsonl's gold answers: natural (as drawn) or balanced (each answer of a "
+        "family x level equally often).",
+    ),
+    test_answers: str = typer.Option("balanced", help="test.jsonl's gold answers, as --answers."),
     overwrite: bool = typer.Option(False, help=OVERWRITE_HELP),
 ) -> None:
     """Procedural image questions with checkable answers and intrinsic levels (default 1-5,
-    starter levels -1 and 0 below them)."""
+    starter levels -1 and 0 below them); prints each file's prior accuracy."""
     from model_zoo.outputs import prepare_outputs
+    from observe_r1.prior import prior_accuracy
+    from observe_r1.rows import read_rows
     from observe_r1.synth import parse_levels, synthesize
 
     with _clean_errors():
@@ -330,10 +363,30 @@ def synth(
             choice_share=choice_share,
             test_n=test_n,
             levels=parse_levels(levels),
+            answers=answers,
+            test_answers=test_answers,
         )
-    typer.echo(
-        f"rows: {rows} ({n})" + (f", test: {out / 'test.jsonl'} ({test_n})" if test_n else "")
-    )
+    written = [(rows, n, answers)] + ([(out / "test.jsonl", test_n, test_answers)] * bool(test_n))
+    for path, count, mode in written:
+        prior = prior_accuracy(read_rows(path).rows)
+        typer.echo(
+            f"{path.stem}: {path} ({count} rows, {mode} answers): prior accuracy "
+            f"{prior['prior_accuracy']:.3f}, chance {prior['chance_accuracy']:.3f}"
+        )
+
+
+@app.command()
+def prior(
+    data: Path = typer.Argument(..., exists=True, dir_okay=False, help="Rows JSONL."),
+) -> None:
+    """The rows' prior accuracy: what the best constant answer per family x level x format
+    scores (judged as eval judges accuracy), beside chance, overall and per stratum."""
+    from observe_r1.prior import prior_accuracy, prior_lines
+    from observe_r1.rows import read_rows
+
+    with _clean_errors():
+        report = prior_accuracy(read_rows(data).rows)
+    typer.echo("\n".join(prior_lines(report)))
 
 
 @app.command()

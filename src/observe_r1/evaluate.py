@@ -30,7 +30,10 @@ from observe_r1.rewards import accuracy_reward, extract_answer, format_reward
 from observe_r1.rows import InputError, row_images
 
 LETTERS = "ABCDEFGH"
-REPORT_FILES = ("eval.json", "eval.md", "eval.png", "predictions.jsonl")  # in the --out folder
+REPORT_FILES = (  # in the --out folder; the last two with --image-ablation
+    "eval.json", "eval.md", "eval.png", "predictions.jsonl",
+    "predictions.blank.jsonl", "predictions.swap.jsonl",
+)  # fmt: skip
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
 OBSERVE_BLOCK = re.compile(r"<observe>(.*?)</observe>", re.S)
 EVAL_TOP_K = 50  # `generate`'s default, which sampled evaluation has always used
@@ -258,6 +261,52 @@ def generate_responses(
     return Responses(texts, tokens)
 
 
+def load_vlm(model: str):
+    """(model in eval mode, processor) of a zoo name, HF id or folder; `InputError`
+    ``--model NAME: cannot load it (...)`` when it does not load."""
+    from transformers import AutoModelForImageTextToText
+
+    from model_zoo import resolve
+    from model_zoo.processors import load_processor
+
+    try:
+        folder = resolve(model)
+        vlm = AutoModelForImageTextToText.from_pretrained(folder).eval()
+        return vlm, load_processor(folder)
+    except (OSError, ValueError, RuntimeError) as error:
+        raise InputError(f"--model {model}: cannot load it ({error})") from None
+
+
+def answer_conditions(
+    model: str,
+    conditions: dict[str, list[dict[str, Any]]],
+    *,
+    response_format: str = "observe",
+    progress=None,
+    **generation: Any,
+) -> tuple[dict[str, list[dict[str, Any]]], str]:
+    """Load ``model`` and answer the rows of every condition (the real rows, the same rows
+    with ablated images, ...) in one batched :func:`generate_responses` pass, in the given
+    order (one ``partial`` file resumes all of it): (:func:`prediction_records` per
+    condition, the precision answered in, by default bf16 autocast where it pays
+    (`model_zoo.hardware.inference_precision`))."""
+    from model_zoo.hardware import inference_precision
+
+    vlm, processor = load_vlm(model)
+    generation.setdefault("precision", inference_precision(vlm.device.type))
+    asked = [row for rows in conditions.values() for row in rows]
+    responses = generate_responses(
+        vlm, processor, asked, response_format=response_format, progress=progress, **generation
+    )
+    found, start = {}, 0
+    for name, rows in conditions.items():
+        part = slice(start, start + len(rows))
+        mine = Responses(responses.texts[part], responses.tokens[part])
+        found[name] = prediction_records(rows, mine, response_format=response_format)
+        start += len(rows)
+    return found, generation["precision"]
+
+
 def evaluate_model(
     model: str,
     rows: list[dict[str, Any]],
@@ -272,29 +321,10 @@ def evaluate_model(
     ``generation``: the keyword arguments of :func:`generate_responses`; ``precision``
     defaults to bf16 autocast where it pays (`model_zoo.hardware.inference_precision`).
     """
-    from transformers import AutoModelForImageTextToText
-
-    from model_zoo import resolve
-    from model_zoo.hardware import inference_precision
-    from model_zoo.processors import load_processor
-
-    try:
-        folder = resolve(model)
-        vlm = AutoModelForImageTextToText.from_pretrained(folder).eval()
-        processor = load_processor(folder)
-    except (OSError, ValueError, RuntimeError) as error:
-        raise InputError(f"--model {model}: cannot load it ({error})") from None
-    generation.setdefault("precision", inference_precision(vlm.device.type))
-    responses = generate_responses(
-        vlm,
-        processor,
-        rows,
-        response_format=response_format,
-        progress=progress,
-        **generation,
+    found, precision = answer_conditions(
+        model, {"real": rows}, response_format=response_format, progress=progress, **generation
     )
-    records = prediction_records(rows, responses, response_format=response_format)
-    return metrics_from_records(records) | {"precision": generation["precision"]}, records
+    return metrics_from_records(found["real"]) | {"precision": precision}, found["real"]
 
 
 def check_model(model: str) -> None:
@@ -307,23 +337,52 @@ def check_model(model: str) -> None:
         raise InputError(f"--model {model}: {problem}")
 
 
+def _ablation_lines(block: dict[str, Any], prior: float | None) -> list[str]:
+    """Markdown of the ``image_ablation`` block (`observe_r1.image_ablation.image_reliance`)."""
+    shown = "" if prior is None else f" (prior accuracy {prior:.3f} on these rows)"
+    lines = ["", f"Image ablation{shown}:", "", "| images | accuracy |", "| --- | --- |"]
+    lines += [f"| {name} | {value:.3f} |" for name, value in block["accuracy"].items()]
+    for key, name in (("image_grounded_accuracy", "image-grounded accuracy (real - swap)"),
+                      ("real_minus_blank", "real - blank")):  # fmt: skip
+        if key in block:
+            d = block[key]
+            interval = f"[{d['ci95_low']:+.3f}, {d['ci95_high']:+.3f}]"
+            lines.append(f"| {name} | {d['difference']:+.3f} {interval} |")
+    null = block["permutation_null"]
+    lines.append(
+        f"| answers permuted within family x level x format ({null['permutations']}) | "
+        f"{null['accuracy']:.3f}, p = {null['p_value']:.3g} |"
+    )
+    if "swap_same_answer_rows" in block:
+        lines.append(f"| swapped rows whose partner has the same answer | "
+                     f"{block['swap_same_answer_rows']} |")  # fmt: skip
+    return lines
+
+
 def write_report(
     metrics: dict[str, Any],
     out: Path,
     title: str,
     records: list[dict[str, Any]] | None = None,
+    ablated_records: dict[str, list[dict[str, Any]]] | None = None,
 ) -> None:
-    """``eval.json``, ``eval.md`` (tables), ``eval.png`` (accuracy per level and family) and,
-    given ``records``, ``predictions.jsonl`` (one line per row and sample)."""
+    """``eval.json``, ``eval.md`` (tables; the prior accuracy beside accuracy where
+    ``metrics`` hold it), ``eval.png`` (accuracy per level and family) and, given
+    ``records``, ``predictions.jsonl`` (one line per row and sample), given
+    ``ablated_records``, ``predictions.<condition>.jsonl`` per image ablation."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(metrics, indent=2))
-    if records is not None:
-        lines = [json.dumps(record, ensure_ascii=False) for record in records]
-        (out / "predictions.jsonl").write_text("\n".join(lines) + "\n")
+    found = {"predictions.jsonl": records} | {
+        f"predictions.{name}.jsonl": found for name, found in (ablated_records or {}).items()
+    }
+    for name, rows in found.items():
+        if rows is not None:
+            lines = [json.dumps(record, ensure_ascii=False) for record in rows]
+            (out / name).write_text("\n".join(lines) + "\n")
     lines = [f"# {title}", "", "| metric | value |", "| --- | --- |"]
-    for key in ("rows", "samples_per_row", "accuracy", "format_rate", "mean_tokens",
-                "median_tokens", "majority_answer_baseline", "observation_recall",
-                "precision"):  # fmt: skip
+    for key in ("rows", "samples_per_row", "accuracy", "prior_accuracy", "chance_accuracy",
+                "format_rate", "mean_tokens", "median_tokens", "majority_answer_baseline",
+                "observation_recall", "precision"):  # fmt: skip
         value = metrics.get(key)
         if value is None:
             continue
@@ -331,12 +390,21 @@ def write_report(
             f"| {key} | {value:.3f} |" if isinstance(value, float) else f"| {key} | {value} |"
         )
     lines += [f"| {k} | {v:.3f} |" for k, v in metrics["pass_at_k"].items()]
-    for group in ("accuracy_by_level", "accuracy_by_family"):
-        lines += ["", f"| {group.removeprefix('accuracy_by_')} | accuracy |", "| --- | --- |"]
-        lines += [f"| {k} | {v:.3f} |" for k, v in metrics[group].items()]
+    for group in ("level", "family"):
+        priors = metrics.get(f"prior_accuracy_by_{group}")
+        head = f"| {group} | accuracy |" + (" prior | chance |" if priors else "")
+        lines += ["", head, "| --- " * (4 if priors else 2) + "|"]
+        for key, value in metrics[f"accuracy_by_{group}"].items():
+            extra = ""
+            if priors:
+                chance = metrics[f"chance_accuracy_by_{group}"][key]
+                extra = f" {priors[key]:.3f} | {chance:.3f} |"
+            lines.append(f"| {key} | {value:.3f} |{extra}")
     if metrics.get("observation_recall_by_family"):
         lines += ["", "| family | observation recall |", "| --- | --- |"]
         lines += [f"| {k} | {v:.3f} |" for k, v in metrics["observation_recall_by_family"].items()]
+    if "image_ablation" in metrics:
+        lines += _ablation_lines(metrics["image_ablation"], metrics.get("prior_accuracy"))
     (out / "eval.md").write_text("\n".join(lines) + "\n")
 
     import matplotlib

@@ -34,7 +34,7 @@ from observe_r1.rewards import completion_text
 from observe_r1.rollout_generation import patched_generate
 from observe_r1.round_merge import merge_rounds
 from observe_r1.shaping import bonus_mask, difficulty_weight, shape_advantages
-from observe_r1.shared_prompt import add_shared_prompt_forward
+from observe_r1.shared_prompt import QWEN_IMAGE_INPUTS, add_shared_prompt_forward, check_engine
 
 _HOOKS = {
     "_calculate_rewards": ["self", "inputs", "prompts", "completions", "completion_ids_list"],
@@ -161,6 +161,8 @@ class ObserveR1Trainer(GuardedTrainer, RenamedWeightsResume, GRPOTrainer):
         if self.args.bf16 and self.ref_model is not None and not engine:
             self.ref_model.to(torch.bfloat16)
         if self.args.share_prompt_forward:
+            plugin = self.accelerator.state.deepspeed_plugin if engine else None
+            check_engine(getattr(plugin, "zero_stage", None))
             for model in (self.model, self.ref_model):
                 if model is not None:
                     base = model.get_base_model() if is_peft_model(model) else model
@@ -298,11 +300,13 @@ class ObserveR1Trainer(GuardedTrainer, RenamedWeightsResume, GRPOTrainer):
                 num_images=num_images,
                 **other_inputs,
             )
+        images = {name: other_inputs.pop(name, None) for name in QWEN_IMAGE_INPUTS}
         given = sorted(name for name, value in other_inputs.items() if value is not None)
         if given or compute_aux_loss:
             raise RuntimeError(
-                f"share_prompt_forward takes images as pixel_values alone, got "
-                f"{given or ['an MoE auxiliary loss']}: set share_prompt_forward false"
+                f"share_prompt_forward takes images as {', '.join(QWEN_IMAGE_INPUTS)} "
+                f"and pixel_values, got {given or ['an MoE auxiliary loss']}: set "
+                "share_prompt_forward false"
             )
         with self.accelerator.autocast():
             output = model(
@@ -313,6 +317,7 @@ class ObserveR1Trainer(GuardedTrainer, RenamedWeightsResume, GRPOTrainer):
                 num_images=num_images,
                 compute_entropy=compute_entropy,
                 shared_prompt=True,
+                **images,
             )
         return output.log_probs, output.entropy, None
 

@@ -12,13 +12,27 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoTokenizer,
+    Gemma2Config,
+    LlamaConfig,
+    LlavaConfig,
+)
 from trl.trainer.utils import add_fused_lm_head
 
 from model_zoo import resolve
 from model_zoo.processors import load_processor
 from observe_r1 import shared_prompt
-from observe_r1.shared_prompt import add_shared_prompt_forward, check_supported, prompt_groups
+from observe_r1.shared_prompt import (
+    RowImages,
+    add_shared_prompt_forward,
+    check_engine,
+    check_supported,
+    images_per_row,
+    prompt_groups,
+)
 from observe_r1.trainer import ObserveR1Trainer
 from tests.observe_r1.test_distributed import REPO, SCRIPT
 from tests.observe_r1.test_trainer import TINY, _trainer, config_for, write_rows
@@ -59,10 +73,17 @@ def batch_of_groups(processor, vision: bool, group: int = 3, completion: int = 7
     completion_mask[4, 2:] = 0
     input_ids = torch.cat([inputs["input_ids"].repeat_interleave(group, 0), completions], 1)
     mask = torch.cat([inputs["attention_mask"].repeat_interleave(group, 0), completion_mask], 1)
-    pixels = inputs["pixel_values"].repeat_interleave(group, 0) if vision else None
     shuffled = torch.randperm(2 * group, generator=generator)  # TRL shuffles a round's rows
-    pixels = pixels[shuffled] if vision else None
-    return input_ids[shuffled], mask[shuffled], pixels, completion
+    images = {}
+    if vision:  # per image: one entry, or (Qwen-VL) t * h * w patch rows, here equal per image
+        pixels = inputs["pixel_values"].view(2, -1, *inputs["pixel_values"].shape[1:])
+        images["pixel_values"] = pixels.repeat_interleave(group, 0)[shuffled].flatten(0, 1)
+    if "image_grid_thw" in inputs:
+        images["image_grid_thw"] = inputs["image_grid_thw"].repeat_interleave(group, 0)[shuffled]
+        types = inputs["mm_token_type_ids"].repeat_interleave(group, 0)
+        types = torch.cat([types, types.new_zeros(completions.shape)], 1)
+        images["mm_token_type_ids"] = types[shuffled]
+    return input_ids[shuffled], mask[shuffled], images, completion
 
 
 def stock_and_shared(name: str, vision: bool):
@@ -71,10 +92,9 @@ def stock_and_shared(name: str, vision: bool):
     torch.manual_seed(0)
     model = loader.from_pretrained(folder, dtype=torch.float32)
     processor = load_processor(folder) if vision else AutoTokenizer.from_pretrained(folder)
-    input_ids, mask, pixels, keep = batch_of_groups(processor, vision)
+    input_ids, mask, extra, keep = batch_of_groups(processor, vision)
     add_fused_lm_head(model, temperature=0.9, outputs=("log_probs", "entropy"))
     add_shared_prompt_forward(model, temperature=0.9)
-    extra = {"pixel_values": pixels} if vision else {}
     labels = input_ids.masked_fill(mask == 0, -100)
     labels[:, :-keep] = -100
     stock = model(
@@ -104,7 +124,8 @@ def stock_and_shared(name: str, vision: bool):
 
 
 @pytest.mark.parametrize(
-    ("name", "vision"), [("tiny-llava", True), ("tiny-llama", False), ("tiny-qwen2", False)]
+    ("name", "vision"),
+    [("tiny-llava", True), ("tiny-qwen2.5-vl", True), ("tiny-llama", False), ("tiny-qwen2", False)],
 )
 def test_shared_prompt_matches_the_stock_forward_in_values_and_gradients(name, vision):
     (logps, entropy, grads), (s_logps, s_entropy, s_grads), valid = stock_and_shared(name, vision)
@@ -116,25 +137,49 @@ def test_shared_prompt_matches_the_stock_forward_in_values_and_gradients(name, v
     for parameter, grad in grads.items():
         torch.testing.assert_close(s_grads[parameter], grad, rtol=1e-3, atol=1e-5, msg=parameter)
     if vision:  # the image reaches the loss through the one prompt pass
-        assert any("vision" in n and g.abs().sum() > 0 for n, g in s_grads.items())
+        assert any(
+            ("vision" in n or "visual" in n) and g.abs().sum() > 0 for n, g in s_grads.items()
+        )
 
 
 def test_groups_are_the_rows_of_one_prompt_and_image_wherever_they_lie():
     ids = torch.tensor([[0, 5, 6], [7, 5, 6], [0, 5, 6], [7, 5, 6], [7, 5, 6]])
     mask = torch.tensor([[0, 1, 1], [1, 1, 1], [0, 1, 1], [1, 1, 1], [1, 1, 1]])
-    images = [
-        torch.zeros(1, 2),
-        torch.ones(1, 2),
-        torch.zeros(1, 2),
-        torch.zeros(1, 2),
-        torch.ones(1, 2),
-    ]
+    images = [RowImages(torch.full((1, 2), value)) for value in (0.0, 1.0, 0.0, 0.0, 1.0)]
     assert prompt_groups(ids, mask, images) == [[0, 2], [1, 4], [3]]  # row 3: same text, new image
+    patches = torch.zeros(8, 2)  # Qwen-VL: the same patch rows under another (t, h, w) grid
+    grids = [torch.tensor([[1, 2, 4]]), torch.tensor([[1, 4, 2]]), torch.tensor([[1, 2, 4]])]
+    qwen_images = [RowImages(patches, grid) for grid in grids]
+    assert prompt_groups(ids[[0, 0, 0]], mask[[0, 0, 0]], qwen_images) == [[0, 2], [1]]
 
 
-def test_models_with_3d_positions_are_refused():
-    with pytest.raises(ConfigError, match="qwen2_5_vl"):
-        check_supported("qwen2_5_vl")
+def test_images_per_row_splits_qwen_patch_rows_by_image_grid():
+    grid = torch.tensor([[1, 2, 2], [1, 2, 4], [1, 2, 2]])  # 4, 8 and 4 patch rows
+    pixels = torch.arange(16.0).unsqueeze(1)
+    rows = images_per_row(pixels, [1, 0, 2], 3, grid)
+    assert [r.pixels.flatten().tolist() for r in rows] == [
+        [0.0, 1.0, 2.0, 3.0],
+        [],
+        list(map(float, range(4, 16))),
+    ]
+    assert [r.grid.tolist() for r in rows] == [[[1, 2, 2]], [], [[1, 2, 4], [1, 2, 2]]]
+    assert rows[1].inputs() == {} and set(rows[2].inputs()) == {"pixel_values", "image_grid_thw"}
+
+
+def test_untested_text_models_and_dropout_are_refused():
+    soft_capped = LlavaConfig(text_config=Gemma2Config(hidden_size=16, num_hidden_layers=1))
+    with pytest.raises(ConfigError, match="gemma2"):  # the outer type alone passes
+        check_supported(soft_capped)
+    with pytest.raises(ConfigError, match="dropout"):
+        check_supported(LlamaConfig(attention_dropout=0.1))
+    check_supported(LlavaConfig(text_config=LlamaConfig()))
+
+
+def test_deepspeed_zero3_is_refused_and_zero2_taken():
+    with pytest.raises(ConfigError, match="ZeRO-3"):
+        check_engine(3)
+    check_engine(2)
+    check_engine(None)
 
 
 # Two fp32 paths that sum the same terms in another order agree to a few ulps of the
@@ -188,8 +233,9 @@ def assert_same_first_step(grads, other_grads, weights, other_weights, *, lr, ep
         assert (gap <= bound + 2 * ulp).all(), (name, (gap - bound - 2 * ulp).max().item())
 
 
+@pytest.mark.parametrize("model", ["tiny-llava", "tiny-qwen2.5-vl"])
 def test_a_training_step_with_a_shared_prompt_moves_the_weights_as_the_stock_one(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, model
 ):
     """Same seed, so the same rollouts; beta 0.01 sends the reference through the path too.
     The claim is about gradients: they agree to fp32 summation noise, and the weights to
@@ -204,7 +250,7 @@ def test_a_training_step_with_a_shared_prompt_moves_the_weights_as_the_stock_one
     for shared in (False, True):
         config = config_for(
             tmp_path / str(shared),
-            model="tiny-llava",
+            model=model,
             max_steps=1,
             max_completion_length=16,
             learning_rate=1e-3,
@@ -226,14 +272,6 @@ def test_a_training_step_with_a_shared_prompt_moves_the_weights_as_the_stock_one
     assert_same_first_step(grads[False], grads[True], after[False], after[True], lr=1e-3)
     for name in before.keys() - grads[False].keys():  # no gradient: untouched in both runs
         assert torch.equal(after[True][name], after[False][name]), name
-
-
-def test_a_model_with_3d_positions_is_refused_at_trainer_start(tmp_path):
-    config = config_for(
-        tmp_path, model="tiny-qwen2.5-vl", share_prompt_forward=True, gradient_checkpointing=False
-    )
-    with pytest.raises(ConfigError, match="share_prompt_forward"):
-        _trainer(config, ObserveR1Trainer)
 
 
 def test_gradient_checkpointing_is_refused_with_a_shared_prompt(tmp_path):

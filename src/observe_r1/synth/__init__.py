@@ -6,6 +6,11 @@ independent random stream. Row ``i`` depends only on (seed, split, i): the same 
 byte-identical files. Families cycle in the given order and the levels (default 1-5; the
 starter levels -1 and 0 lie below them, see `observe_r1.synth.families`) cycle within each
 family, so any ``n`` is balanced over both; a ``choice_share`` of rows becomes multiple choice.
+
+Gold answers: ``answers="natural"`` draws them as the families draw them (small counts and
+sums are common); ``"balanced"`` stratifies each family x level's gold answers over its
+answer range (`observe_r1.synth.answers`), so that no constant answer per family x level
+beats chance. Training rows default to natural, the held-out test split to balanced.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from observe_r1.rows import InputError, check_writable, write_rows
+from observe_r1.synth.answers import ANSWER_MODES, balanced_problem
 from observe_r1.synth.families import (
     ALL_LEVELS,
     FAMILIES,
@@ -74,21 +80,26 @@ def make_problem(
     families: Sequence[str],
     choice_share: float,
     levels: Sequence[int] = LEVELS,
+    answers: str = "natural",
 ) -> Problem:
-    """Row `index` of a split: its family and level by position, its content by its own RNG."""
+    """Row `index` of a split: its family and level by position, its content by its own RNG
+    (``answers="balanced"``: its gold answer by its place among its family x level's rows)."""
     rng = random.Random(f"{seed}:{split}:{index}")
     family = families[index % len(families)]
     level = levels[(index // len(families)) % len(levels)]
+    if answers == "balanced":
+        place = index // (len(families) * len(levels))
+        key = f"{seed}:{split}:{family}:{level}"
+        return balanced_problem(family, rng, level, place, choice_share, key)
     problem = FAMILIES[family](rng, level)
     return as_choice(problem, rng) if rng.random() < choice_share else problem
 
 
-def _write_split(
-    out: Path, split: str, name: str, n: int, seed: int, families, choice_share, image_size, levels
-) -> Path:
+def _write_split(out: Path, split: str, name: str, n: int, answers: str, settings: tuple) -> Path:
+    seed, families, choice_share, image_size, levels = settings
     rows = []
     for index in range(n):
-        problem = make_problem(seed, split, index, families, choice_share, levels)
+        problem = make_problem(seed, split, index, families, choice_share, levels, answers)
         row_id = f"{split}-{problem.family}-{index}"
         image = out / "images" / f"{row_id}.png"
         render(problem.scene, image_size).save(image)
@@ -111,10 +122,13 @@ def synthesize(
     choice_share: float = 0.25,
     test_n: int = 0,
     levels: Sequence[int] | None = None,
+    answers: str = "natural",
+    test_answers: str = "balanced",
 ) -> Path:
     """Write `n` rows to ``out/rows.jsonl`` (and `test_n` to ``out/test.jsonl``); return the
     training JSONL. `families` defaults to all of `FAMILIES`, in their order; `levels` to
-    1-5 (`STARTER_LEVELS` or any of `ALL_LEVELS`, cycled in the given order).
+    1-5 (`STARTER_LEVELS` or any of `ALL_LEVELS`, cycled in the given order); `answers` and
+    `test_answers` (``natural`` or ``balanced``) say how each split's gold answers are drawn.
 
     Raises `observe_r1.rows.InputError` (naming the CLI option) for settings out of range
     and outputs that cannot be written, before anything is written."""
@@ -134,6 +148,9 @@ def synthesize(
         raise InputError(f"--test-n: must be at least 0, got {test_n}")
     if not 0 <= choice_share <= 1:  # NaN too
         raise InputError(f"--choice-share: must lie in [0, 1], got {choice_share}")
+    for option, mode in (("--answers", answers), ("--test-answers", test_answers)):
+        if mode not in ANSWER_MODES:
+            raise InputError(f"{option}: {mode!r} is not natural or balanced")
     out = Path(out)
     check_writable(out, "--out", folder=True)
     check_writable(out / "images", "--out's images", folder=True)
@@ -142,5 +159,5 @@ def synthesize(
     (out / "images").mkdir(parents=True, exist_ok=True)
     settings = (seed, families, choice_share, image_size, levels)
     if test_n:
-        _write_split(out, "test", "test.jsonl", test_n, *settings)
-    return _write_split(out, "train", "rows.jsonl", n, *settings)
+        _write_split(out, "test", "test.jsonl", test_n, test_answers, settings)
+    return _write_split(out, "train", "rows.jsonl", n, answers, settings)

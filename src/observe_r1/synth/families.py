@@ -479,16 +479,22 @@ FAMILIES: dict[str, Callable[[random.Random, int], Problem]] = {
 }
 
 
-def as_choice(problem: Problem, rng: random.Random) -> Problem:
+def as_choice(problem: Problem, rng: random.Random, letter: int | None = None) -> Problem:
     """The multiple-choice variant: the gold value and three nearby wrong values as options
     A-D (starter levels: one, options A-B), the gold letter as answer (the question stays
-    bare, see `observe_r1.rows`)."""
+    bare, see `observe_r1.rows`); the gold at a shuffled place, or at option `letter` (0: A).
+    A negative gold (arithmetic level 5) gets negative wrong values too."""
     gold = int(problem.answer)
     spread = max(3, abs(gold) // 4)
-    wrong = [v for v in range(gold - spread, gold + spread + 1) if v != gold and v >= 0]
+    span = range(gold - spread, gold + spread + 1)
+    wrong = [v for v in span if v != gold and (v >= 0 or gold < 0)]
     n_wrong = 1 if problem.level in STARTER_LEVELS else 3
-    choices = [str(v) for v in rng.sample(wrong, n_wrong) + [gold]]
-    rng.shuffle(choices)
-    letter = "ABCD"[choices.index(str(gold))]
-    rationale = f"{problem.rationale} The value {gold} is option {letter}."
-    return replace(problem, answer=letter, choices=choices, rationale=rationale)
+    choices = [str(v) for v in rng.sample(wrong, n_wrong)]
+    if letter is None:
+        choices.append(str(gold))
+        rng.shuffle(choices)
+    else:
+        choices.insert(letter, str(gold))
+    letter_name = "ABCD"[choices.index(str(gold))]
+    rationale = f"{problem.rationale} The value {gold} is option {letter_name}."
+    return replace(problem, answer=letter_name, choices=choices, rationale=rationale)
