@@ -168,3 +168,12 @@ def test_ablation_eval_on_a_real_model_resumes_across_conditions(
     ]
     assert len(swapped) == 4 and Counter(r["row"] for r in swapped) == Counter(range(4))
     assert "| level | accuracy | prior | chance |" in (out / "eval.md").read_text()
+
+
+def test_a_bad_ablation_is_one_error_line_before_anything_is_written(tmp_path, balanced_rows):
+    out = tmp_path / "report"
+    args = ["eval", "--model", "tiny-llava", "--data", str(balanced_rows), "--out", str(out),
+            "--image-ablation", "blank,mask"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and not out.exists()
+    assert result.stderr.strip() == "error: --image-ablation: 'mask' is not blank or swap"
