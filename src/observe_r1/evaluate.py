@@ -355,7 +355,7 @@ def _ablation_lines(block: dict[str, Any], prior: float | None) -> list[str]:
     )
     if "swap_same_answer_rows" in block:
         lines.append(f"| swapped rows whose partner has the same answer | "
-                     f"{block['swap_same_answer_rows']} |")  # fmt: skip
+                     f"{block['swap_same_answer_rows']} of {block['rows']} |")  # fmt: skip
     return lines
 
 

@@ -160,7 +160,7 @@ def image_reliance(
     samples scored); `partners` from `swap_partners(rows, seed)`."""
     real = _first_correct(records)
     prior = prior_accuracy(rows)
-    report: dict[str, Any] = {"conditions": list(ablated), "seed": seed}
+    report: dict[str, Any] = {"conditions": list(ablated), "seed": seed, "rows": len(rows)}
     report |= {key: prior[key] for key in ("prior_accuracy", "chance_accuracy")}
     report["accuracy"] = {"real": float(real.mean())} | {
         condition: float(_first_correct(found).mean()) for condition, found in ablated.items()

@@ -25,6 +25,10 @@ from observe_r1.rows import InputError, read_rows
 from observe_r1.synth import STARTER_LEVELS, synthesize
 
 
+def result_md(out: Path) -> str:
+    return (out / "eval.md").read_text()
+
+
 def _row(family, level, answer, image="x.png", **more):
     return {"family": family, "level": level, "question": "q", "answer": answer,
             "image": image} | more  # fmt: skip
@@ -116,6 +120,7 @@ def test_an_answerer_that_ignores_the_image_has_no_image_grounded_accuracy(
     assert report["accuracy"] == pytest.approx(report["prior_accuracy"])  # "2" is a best constant
     assert block["prior_accuracy"] == report["prior_accuracy"]
     assert len((out / "predictions.swap.jsonl").read_text().splitlines()) == 24
+    assert "| swapped rows whose partner has the same answer | 0 of 24 |" in result_md(out)
 
 
 def test_an_answerer_that_reads_the_image_has_it(tmp_path, balanced_rows, monkeypatch):
