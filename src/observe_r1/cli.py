@@ -222,7 +222,7 @@ def evaluate(
         remove_outputs(earlier)  # --overwrite: the inputs check out; no stale report stays
         if partial.batches:
             typer.echo(f"resuming: {len(partial.batches)} batches answered before", err=True)
-        partners = ablation.swap_partners(rows, seed)
+        partners = ablation.swap_partners(rows, seed) if conditions else []
         blank = out / ablation.BLANK_FOLDER
         asked = {"real": rows} | {
             c: ablation.ablated_rows(rows, c, partners, blank) for c in conditions
@@ -366,13 +366,15 @@ def synth(
             answers=answers,
             test_answers=test_answers,
         )
-    written = [(rows, n, answers)] + ([(out / "test.jsonl", test_n, test_answers)] * bool(test_n))
-    for path, count, mode in written:
-        prior = prior_accuracy(read_rows(path).rows)
-        typer.echo(
-            f"{path.stem}: {path} ({count} rows, {mode} answers): prior accuracy "
-            f"{prior['prior_accuracy']:.3f}, chance {prior['chance_accuracy']:.3f}"
-        )
+        written = [(rows, n, answers)]
+        if test_n:
+            written.append((out / "test.jsonl", test_n, test_answers))
+        for path, count, mode in written:
+            prior = prior_accuracy(read_rows(path).rows)
+            typer.echo(
+                f"{path.stem}: {path} ({count} rows, {mode} answers): prior accuracy "
+                f"{prior['prior_accuracy']:.3f}, chance {prior['chance_accuracy']:.3f}"
+            )
 
 
 @app.command()

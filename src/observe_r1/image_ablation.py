@@ -125,11 +125,11 @@ def permutation_null(
         groups[key].append(index)
     for key in sorted(groups, key=repr):
         indices = groups[key]
-        gold_values = sorted({golds[i] for i in indices})
-        said = sorted({predictions[i] for i in indices}, key=repr)
+        gold_values = {g: k for k, g in enumerate(sorted({golds[i] for i in indices}))}
+        said = {p: k for k, p in enumerate(sorted({predictions[i] for i in indices}, key=repr))}
         verdict = np.array([[judged(g, p) for p in said] for g in gold_values])  # (G, P)
-        gold_at = np.array([gold_values.index(golds[i]) for i in indices])
-        said_at = np.array([said.index(predictions[i]) for i in indices])
+        gold_at = np.array([gold_values[golds[i]] for i in indices])
+        said_at = np.array([said[predictions[i]] for i in indices])
         shuffled = rng.permuted(np.tile(said_at, (permutations, 1)), axis=1)  # (perms, m)
         hits += verdict[gold_at[None, :], shuffled].sum(axis=1)
     return hits / len(golds)
