@@ -27,7 +27,8 @@ still leads to an unexcluded item, so no beam is spent on excluded items, the to
 over the trie of the unexcluded items. (Dropping excluded items only once their beams
 finish would let them occupy beams on the way and return fewer than k items.) Cost: the
 pruned nodes are at most ``len(exclude) * trie.depth`` per prompt, found by walking each
-excluded item's path; each step tests its candidates against them with one ``torch.isin``.
+excluded item's path; each step looks its candidates up among them by binary search
+(``torch.searchsorted`` in the sorted keys).
 
 Two implementations share the trie:
 
@@ -397,7 +398,9 @@ def trie_beam_search(
         edge = child_start[node[parent]] + nth_child
         token, child = child_token[edge], child_node[edge]
         if pruned.numel():
-            kept = ~torch.isin(user[parent] * trie.n_nodes + child, pruned)
+            key = user[parent] * trie.n_nodes + child
+            nearest = pruned[torch.searchsorted(pruned, key).clamp(max=pruned.numel() - 1)]
+            kept = nearest != key
             parent, token, child = parent[kept], token[kept], child[kept]
         step = candidate_log_probs(logits[:, -1], parent, token, beam_scores)
         cand_score = score[parent] + step
