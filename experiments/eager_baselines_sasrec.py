@@ -5,7 +5,8 @@ into a models folder, one process per call, so they can run pinned side by side:
         experiments/eager_baselines_sasrec.py --dataset movielens-100k \\
         --models runs/baselines/ml100k/sasrec --lengths 50 --part 0/2
 
-A finished point (``report.json``) is skipped; ``--part I/N`` trains every N-th point.
+A finished point (``report.json``) is skipped; ``--part I/N`` trains every N-th point,
+``--points NAME,...`` only those named (e.g. ``len200-d64-drop0.2-lr0.001``).
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ def main() -> None:
     parser.add_argument("--models", type=Path, required=True)
     parser.add_argument("--lengths", default="50,200")
     parser.add_argument("--part", default="0/1")
+    parser.add_argument("--points", default="", help="Only these grid points (names, commas).")
     args = parser.parse_args()
     torch.set_num_threads(1)
     part, parts = map(int, args.part.split("/"))
     valid = load_split(args.dataset, "valid")
     points = sasrec_grid([int(n) for n in args.lengths.split(",")])[part::parts]
+    if args.points:
+        points = [p for p in points if p.name in args.points.split(",")]
     for point in points:
         print(f"== {point.name}", flush=True)
         report = train_sasrec_point(
