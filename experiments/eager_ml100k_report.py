@@ -20,7 +20,7 @@ import math
 import platform
 from pathlib import Path
 
-from eager_llm.evaluate import difference_table, markdown_table
+from eager_llm.evaluate import difference_table, markdown_table, protocol_line
 from eager_llm.training.run_log import read_metrics
 
 NOTES = Path(__file__).parent / "notes" / "eager_ml100k.md"
@@ -300,7 +300,7 @@ def render(root: Path, plot_name: str) -> str:
         "other work of the session), no GPU; fp32 (the CPU has no native bf16, so `bf16: true` "
         "is turned off with a note).",
         f"- **Test**: {report['split']} split, all {report['n_users']} users, full ranking over "
-        f"{report['n_items']} items, history items not masked, {report['beams']} beams unless "
+        f"{report['n_items']} items, {protocol_line(report)}, {report['beams']} beams unless "
         f"a name says otherwise, torch threads {report['threads']}.",
         "- **Wall times** (`timings.txt`, seconds per command):",
         "",

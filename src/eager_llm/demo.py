@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eager_llm.encoders import TrainConfig
-from eager_llm.evaluate import evaluate, markdown_table, per_user, write_report
+from eager_llm.evaluate import evaluate, markdown_table, per_user, protocol_line, write_report
 from eager_llm.indexing import IndexConfig, build_index
 from eager_llm.indexing.build import Timer
 from eager_llm.metrics import per_user_from_ranks
@@ -271,6 +271,8 @@ def render_report(
             "",
             f"## Evaluation: first {report['n_users']} test users, full ranking over "
             f"{report['n_items']} items, {report['beams']} beams",
+            "",
+            protocol_line(report),
             "",
             markdown_table(report["results"]),
             "",

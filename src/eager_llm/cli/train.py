@@ -166,7 +166,7 @@ def tiger_command(
     d_model: int = typer.Option(128, help="Model width (TIGER: 128)."),
     d_ff: int = typer.Option(1024, help="MLP width (TIGER: 1024)."),
     heads: int = typer.Option(6, help="Attention heads of 64 dims (TIGER: 6)."),
-    valid_users: int = typer.Option(200, help="Validation users (fixed sample)."),
+    valid_users: int = typer.Option(500, help="Validation users (fixed sample)."),
     seed: int = typer.Option(0, help="Seed of the weights, the order and the user sample."),
     overwrite: bool = typer.Option(False, help="Replace the model an earlier run left."),
 ) -> None:
