@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from .popular import popularity
 from .ranking import check_seen, top_k
@@ -25,25 +26,38 @@ class ItemKNNConfig:
     shrink: float = 0.0
 
 
-def interaction_matrix(train: Sequence[np.ndarray], n_items: int) -> np.ndarray:
-    """(n_users, n_items) float64, 1 where the user's training sequence holds the item."""
-    matrix = np.zeros((len(train), n_items))
-    for user, sequence in enumerate(train):
-        matrix[user, np.asarray(sequence, dtype=np.int64)] = 1.0
+def interaction_matrix(train: Sequence[np.ndarray], n_items: int) -> sparse.csr_matrix:
+    """(n_users, n_items) sparse, 1 where the user's training sequence holds the item."""
+    rows = np.concatenate([np.full(len(s), u) for u, s in enumerate(train)] or [np.zeros(0)])
+    cols = np.concatenate([np.asarray(s, dtype=np.int64) for s in train] or [np.zeros(0)])
+    matrix = sparse.csr_matrix(
+        (np.ones(len(rows)), (rows.astype(np.int64), cols.astype(np.int64))),
+        shape=(len(train), n_items),
+    )
+    matrix.data[:] = 1.0  # a repeated item counts once
     return matrix
 
 
+def item_overlap(train: Sequence[np.ndarray], n_items: int) -> np.ndarray:
+    """(n_items, n_items) float64: users whose training sequences hold both items."""
+    matrix = interaction_matrix(train, n_items)
+    return (matrix.T @ matrix).toarray()
+
+
 def item_similarity(
-    train: Sequence[np.ndarray], n_items: int, config: ItemKNNConfig = ItemKNNConfig()
+    train: Sequence[np.ndarray],
+    n_items: int,
+    config: ItemKNNConfig = ItemKNNConfig(),
+    overlap: np.ndarray | None = None,
 ) -> np.ndarray:
     """(n_items, n_items) shrunk cosine similarity, each row cut to its ``neighbours`` largest
-    entries (ties: lower item index kept)."""
+    entries (ties: lower item index kept). ``overlap``: :func:`item_overlap`, when known."""
     if config.shrink < 0:
         raise ValueError(f"shrink must be >= 0, got {config.shrink}")
     if config.neighbours is not None and config.neighbours < 1:
         raise ValueError(f"neighbours must be >= 1, got {config.neighbours}")
-    matrix = interaction_matrix(train, n_items)
-    overlap = matrix.T @ matrix
+    if overlap is None:
+        overlap = item_overlap(train, n_items)
     norms = np.sqrt(np.diag(overlap))
     similarity = overlap / (np.outer(norms, norms) + config.shrink + 1e-12)
     np.fill_diagonal(similarity, 0.0)

@@ -86,8 +86,17 @@ def target_ranks(
     """0-based position of each target in the full ranking :func:`top_k` would give (int64,
     (B,)); -1 when the target is itself a removed history item."""
     scores, _ = _masked(scores, histories, seen)
-    order = full_order(scores, tiebreak)
+    rows = np.arange(len(scores))
     targets = np.asarray(targets, dtype=np.int64)
-    position = np.argmax(order == targets[:, None], axis=1)
-    removed = np.isneginf(scores[np.arange(len(targets)), targets])
-    return np.where(removed, -1, position).astype(np.int64)
+    own = scores[rows, targets][:, None]
+    ahead = scores > own  # counted without sorting: the items full_order puts first
+    tied = scores == own
+    index = np.arange(scores.shape[1])
+    if tiebreak is None:
+        ahead |= tied & (index < targets[:, None])
+    else:
+        tie = np.asarray(tiebreak, dtype=np.float64)
+        own_tie = tie[targets][:, None]
+        ahead |= tied & ((tie > own_tie) | ((tie == own_tie) & (index < targets[:, None])))
+    removed = np.isneginf(own[:, 0])
+    return np.where(removed, -1, ahead.sum(1)).astype(np.int64)

@@ -30,7 +30,7 @@ from eager_llm.data import LeaveOneOut, leave_one_out, load_dataset
 from eager_llm.encoders import SASRec, SASRecConfig
 from eager_llm.metrics import per_user_from_ranks
 
-from .itemknn import ItemKNNConfig, item_similarity, itemknn_scores
+from .itemknn import ItemKNNConfig, item_overlap, item_similarity, itemknn_scores
 from .markov import MarkovConfig, markov_scores, transition_counts
 from .popular import popularity, popularity_scores
 from .ranking import check_seen, target_ranks
@@ -124,27 +124,25 @@ def ranks_metrics(ranks: np.ndarray) -> dict[str, float]:
     return found
 
 
-def ndcg10(ranks: np.ndarray) -> float:
-    return ranks_metrics(ranks)["ndcg@10"]
+def params_text(params: dict) -> str:
+    return ", ".join(f"{key}={value}" for key, value in params.items()) or "-"
 
 
 def _choose(
     grid: Sequence, scorer: Callable[[object, Users], np.ndarray], valid: Users, seen: str, tie
-) -> tuple[object, list[dict]]:
-    """The grid point with the best validation NDCG@10 and every point's metrics."""
-    table, best, best_value = [], None, -1.0
+) -> tuple[object, list[dict], dict]:
+    """The grid point with the best validation NDCG@10 (the first on ties), every point's
+    validation Recall/NDCG@10, and the chosen point's."""
+    table, best, chosen = [], None, {"ndcg@10": -1.0}
     for point in grid:
         ranks = target_ranks(scorer(point, valid), valid.targets, valid.histories, seen, tie)
         metrics = ranks_metrics(ranks)
-        table.append({"params": _params(point), "recall@10": metrics["recall@10"],
-                      "ndcg@10": metrics["ndcg@10"]})  # fmt: skip
-        if metrics["ndcg@10"] > best_value:
-            best, best_value = point, metrics["ndcg@10"]
-    return best, table
-
-
-def _params(point) -> dict:
-    return asdict(point) if hasattr(point, "__dataclass_fields__") else dict(point)
+        row = {"params": asdict(point), "recall@10": metrics["recall@10"],
+               "ndcg@10": metrics["ndcg@10"]}  # fmt: skip
+        table.append(row)
+        if row["ndcg@10"] > chosen["ndcg@10"]:
+            best, chosen = point, row
+    return best, table, chosen
 
 
 def sasrec_folder(models: Path, point: SASRecPoint) -> Path:
@@ -188,8 +186,9 @@ def evaluate_baselines(
 ) -> dict:
     """Every baseline chosen on the validation users under ``seen`` and scored on ``split``:
     ``{"dataset", "split", "seen", "n_users", "n_items", "threads", "results": [{"method",
-    "params", "valid_ndcg@10", metrics..., "seconds", "ranks"}], "tuning": {method: grid
-    table}}``; ``ranks`` are per-user 0-based target ranks over the whole catalogue."""
+    "params", "valid_recall@10", "valid_ndcg@10", metrics..., "seconds", "ranks"}],
+    "tuning": {method: grid table}}``; ``ranks`` are per-user 0-based target ranks over the
+    whole catalogue."""
     check_seen(seen)
     valid = load_split(dataset, "valid")
     users = valid if split == "valid" else load_split(dataset, split)
@@ -197,54 +196,50 @@ def evaluate_baselines(
     tie = popularity(train, valid.n_items)
     results, tuning = [], {}
 
-    def add(method: str, params: dict, valid_ndcg: float, scores: np.ndarray, seconds: float):
+    def add(method: str, params: dict, chosen: dict, scores: np.ndarray, seconds: float):
+        """A result row: ``chosen`` holds the grid point's validation Recall/NDCG@10."""
         ranks = target_ranks(scores, users.targets, users.histories, seen, tie)
-        results.append({"method": method, "params": params, "valid_ndcg@10": valid_ndcg,
+        results.append({"method": method, "params": params,
+                        "valid_recall@10": chosen["recall@10"], "valid_ndcg@10": chosen["ndcg@10"],
                         **ranks_metrics(ranks), "seconds": round(seconds, 2),
                         "ranks": ranks.tolist()})  # fmt: skip
+        log(f"{method} {params_text(params)}: {split} Recall@10 {results[-1]['recall@10']:.4f}")
 
     started = time.perf_counter()
-    pop = popularity_scores(train, users.n_items, len(users.targets))
     valid_pop = popularity_scores(train, valid.n_items, len(valid.targets))
-    valid_ndcg = ndcg10(target_ranks(valid_pop, valid.targets, valid.histories, seen))
-    ranks_pop = target_ranks(pop, users.targets, users.histories, seen)
-    results.append({"method": "most popular", "params": {}, "valid_ndcg@10": valid_ndcg,
-                    **ranks_metrics(ranks_pop), "seconds": round(time.perf_counter() - started, 2),
-                    "ranks": ranks_pop.tolist()})  # fmt: skip
-    log(f"most popular: {results[-1]['recall@10']:.4f} R@10")
+    chosen = ranks_metrics(target_ranks(valid_pop, valid.targets, valid.histories, seen, tie))
+    pop = popularity_scores(train, users.n_items, len(users.targets))
+    add("most popular", {}, chosen, pop, time.perf_counter() - started)
 
     started = time.perf_counter()
     counts = {
         w: transition_counts(train, valid.n_items, w) for w in {c.window for c in MARKOV_GRID}
     }
-    point, table = _choose(
+    point, table, chosen = _choose(
         MARKOV_GRID, lambda c, u: markov_scores(counts[c.window], u.histories, c), valid, seen, tie
     )
     tuning["Markov"] = table
-    best_valid = max(row["ndcg@10"] for row in table)
-    add("Markov (co-occurrence)", asdict(point), best_valid,
+    add("Markov (co-occurrence)", asdict(point), chosen,
         markov_scores(counts[point.window], users.histories, point),
         time.perf_counter() - started)  # fmt: skip
-    log(f"Markov {asdict(point)}: {results[-1]['recall@10']:.4f} R@10")
 
     started = time.perf_counter()
     similarities: dict = {}
+    overlap = item_overlap(train, valid.n_items)
 
     def knn(config: ItemKNNConfig, u: Users) -> np.ndarray:
         if config not in similarities:
             similarities.clear()
-            similarities[config] = item_similarity(train, valid.n_items, config)
+            similarities[config] = item_similarity(train, valid.n_items, config, overlap)
         return itemknn_scores(similarities[config], u.histories)
 
-    point, table = _choose(ITEMKNN_GRID, knn, valid, seen, tie)
+    point, table, chosen = _choose(ITEMKNN_GRID, knn, valid, seen, tie)
     tuning["ItemKNN"] = table
-    best_valid = max(row["ndcg@10"] for row in table)
-    add("ItemKNN", asdict(point), best_valid, knn(point, users), time.perf_counter() - started)
-    log(f"ItemKNN {asdict(point)}: {results[-1]['recall@10']:.4f} R@10")
+    add("ItemKNN", asdict(point), chosen, knn(point, users), time.perf_counter() - started)
 
     for length in sasrec_lengths:
         started = time.perf_counter()
-        table, best, best_value = [], None, -1.0
+        table, best, chosen = [], None, {"ndcg@10": -1.0}
         for point in sasrec_grid([length]):
             folder = sasrec_folder(models, point)
             if not (folder / "report.json").is_file() and not train_missing:
@@ -254,16 +249,15 @@ def evaluate_baselines(
             table.append({"params": asdict(point), "epoch": row["epoch"],
                           "recall@10": row["recall@10"], "ndcg@10": row["ndcg@10"],
                           "train_seconds": report["seconds"]})  # fmt: skip
-            if row["ndcg@10"] > best_value:
-                best, best_value = point, row["ndcg@10"]
+            if row["ndcg@10"] > chosen["ndcg@10"]:
+                best, chosen = point, row
         if best is None:
             log(f"SASRec-{length}: no trained model in {models}; skipped")
             continue
         tuning[f"SASRec-{length}"] = table
         model = SASRec.load(sasrec_folder(models, best) / seen)
-        add(f"SASRec-{length} (CE)", asdict(best), best_value,
+        add(f"SASRec-{length} (CE)", asdict(best), chosen,
             sasrec_scores(model, users.histories), time.perf_counter() - started)  # fmt: skip
-        log(f"SASRec-{length} {best.name}: {results[-1]['recall@10']:.4f} R@10")
     return {
         "dataset": dataset,
         "split": split,
