@@ -9,6 +9,7 @@ import torch
 
 from eager_llm.baselines import (
     SEEN,
+    CETrainConfig,
     ItemKNNConfig,
     MarkovConfig,
     item_similarity,
@@ -17,8 +18,10 @@ from eager_llm.baselines import (
     markov_scores,
     most_popular,
     sasrec_rankings,
+    sasrec_scores,
     target_ranks,
     top_k,
+    train_sasrec_ce,
     transition_counts,
 )
 from eager_llm.encoders import SASRec, SASRecConfig
@@ -149,3 +152,20 @@ def test_seen_remove_never_returns_a_history_item_and_keeps_k(method):
     assert any(set(h) & set(items) for h, items in zip(histories, kept, strict=True))
     for history, items in zip(histories, removed, strict=True):
         assert not set(history) & set(items) and len(set(items)) == k
+
+
+def test_sasrec_ce_learns_a_successor_chain_and_keeps_each_protocols_best():
+    torch.manual_seed(0)
+    train = [np.array([(start + j) % 8 for j in range(8)]) for start in range(8)] * 4
+    histories = [[(start + j) % 8 for j in range(4)] for start in range(8)]
+    targets = [(start + 4) % 8 for start in range(8)]
+    models, report = train_sasrec_ce(
+        train, histories, targets, 8, SASRecConfig(dim=16, max_len=5, dropout=0.0),
+        CETrainConfig(lr=1e-2, epochs=40, patience=3, batch_size=8),
+    )  # fmt: skip
+    assert set(models) == set(SEEN) and len(report["history"]) < 40  # stopped early
+    for seen, model in models.items():
+        assert report["best"][seen]["epoch"] >= 1
+        assert sasrec_scores(model, histories).argmax(1).tolist() == targets
+        ranked = top_k(sasrec_scores(model, histories), 1, histories, seen)
+        assert [items[0] for items in ranked] == targets
