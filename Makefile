@@ -12,6 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
 .PHONY: install demo test test-all lint format bench clean
+.PHONY: gpu-check gpu-wheels
 
 install: $(STAMP)
 
@@ -45,6 +46,18 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+# The prepared GPU check (docs/gpus.md#the-gpu-check): one page in $(GPU_OUT)/gpu_check.md;
+# GPU_DEVICE=cpu rehearses it here. gpu-wheels: what the GPU machine's image lacks, into .whl/.
+GPU_DEVICE ?= cuda
+GPU_OUT ?= runs/gpu_check
+GPU_PYTHON ?= $(PY)
+gpu-check:
+	PYTHONPATH=src$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PYTHON) experiments/gpu_check.py \
+		--device $(GPU_DEVICE) --out $(GPU_OUT)
+
+gpu-wheels:
+	bash experiments/gpu_wheels.sh
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated model cache, and one torch thread per test."""
+"""Shared fixtures: an isolated model cache, one torch thread per test, and the device of
+the device-aware tests."""
 
 from __future__ import annotations
 
@@ -26,3 +27,22 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+DEVICE_ENV = "OBSERVE_EAGER_TEST_DEVICE"  # cpu (default) or cuda: experiments/gpu_check.py
+
+
+@pytest.fixture
+def compute_device():
+    """Where a device-aware test computes: ``$OBSERVE_EAGER_TEST_DEVICE`` (default ``cpu``).
+    On CUDA, TF32 is off while it runs, so fp32 matmuls and convolutions stay fp32."""
+    device = os.environ.get(DEVICE_ENV, "cpu")
+    if device == "cpu":
+        yield device
+        return
+    if not torch.cuda.is_available():
+        pytest.skip(f"{DEVICE_ENV}={device} but no CUDA device is available")
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield device
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

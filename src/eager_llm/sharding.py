@@ -28,14 +28,16 @@ class Shard:
         return self.rank == 0
 
 
-def current_shard() -> tuple[Shard, str]:
+def current_shard(device: str = "auto") -> tuple[Shard, str]:
     """This process's shard and device (``cuda:<local rank>`` on GPUs, else ``cpu``) from
     the launcher's environment (``accelerate launch``, ``torchrun``: gloo on CPUs, NCCL on
-    GPUs); one process and its default device when not launched."""
+    GPUs); one process and its default device when not launched. ``device`` ``"cpu"``:
+    the CPU even where there is a GPU."""
     import torch
     from accelerate import PartialState
 
-    state = PartialState(cpu=not torch.accelerator.is_available())  # else no CPU group
+    cpu = device == "cpu" or not torch.accelerator.is_available()
+    state = PartialState(cpu=cpu)  # else no CPU group
     return Shard(state.process_index, state.num_processes), str(state.device)
 
 

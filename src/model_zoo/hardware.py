@@ -16,6 +16,7 @@ from pathlib import Path
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 PRECISIONS = ("fp32", "bf16")  # how a model generates: fp32, or fp32 weights under bf16 autocast
+DEVICES = ("auto", "cpu", "cuda")  # where an evaluation runs; auto: cuda when there is one
 
 
 @cache
@@ -50,12 +51,40 @@ def cpu_bf16(requested: bool, use_cpu: bool) -> bool:
     return requested
 
 
+def cuda_has_bf16() -> bool:
+    """Whether the current CUDA device computes in bf16 natively (Ampere and newer)."""
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+
+
 def inference_precision(device_type: str) -> str:
-    """``"bf16"`` (fp32 weights, bf16 autocast) where bf16 pays: a GPU, or a CPU with
-    native bf16 units; ``"fp32"`` elsewhere. Generation records it with what it made."""
-    if device_type == "cuda" or (device_type == "cpu" and cpu_has_native_bf16()):
-        return "bf16"
-    return "fp32"
+    """``"bf16"`` (fp32 weights, bf16 autocast) where bf16 pays: a GPU with bf16 units, or a
+    CPU with native bf16 units; ``"fp32"`` elsewhere. Generation records it with what it
+    made."""
+    native = {"cuda": cuda_has_bf16, "cpu": cpu_has_native_bf16}.get(device_type)
+    return "bf16" if native and native() else "fp32"
+
+
+def resolve_device(requested: str, cuda_available: bool) -> str:
+    """``"cpu"`` or ``"cuda"``: as asked, ``"auto"``: cuda when ``cuda_available``; raises
+    ValueError naming the choices for anything else, and for cuda without a GPU."""
+    if requested not in DEVICES:
+        raise ValueError(f"must be {', '.join(DEVICES)}, got {requested!r}")
+    if requested == "auto":
+        return "cuda" if cuda_available else "cpu"
+    if requested == "cuda" and not cuda_available:
+        raise ValueError("cuda: no CUDA device is available here (use auto or cpu)")
+    return requested
+
+
+def weights_dtype(requested: str, device_type: str, bf16_native: bool) -> str:
+    """The weights' dtype of a ranking model: ``"float32"`` or ``"bfloat16"`` as asked,
+    ``"auto"``: bfloat16 on a GPU with bf16 units (``bf16_native``), float32 elsewhere (a
+    CPU keeps float32: what it always ranked in)."""
+    if requested == "auto":
+        return "bfloat16" if device_type == "cuda" and bf16_native else "float32"
+    return requested
 
 
 def resolve_precision(requested: str, device_type: str) -> str:

@@ -43,6 +43,7 @@ PRECISION_HELP = (
     "fp32 | bf16 (fp32 weights, bf16 autocast) | auto: bf16 on a GPU or a CPU with native "
     "bf16 units, fp32 elsewhere. Recorded with the results."
 )
+DEVICE_HELP = "auto (cuda when there is a GPU) | cpu | cuda: where the model answers."
 
 
 @app.callback()
@@ -62,13 +63,26 @@ def _clean_errors(*kinds: type[Exception]) -> Iterator[None]:
         yield
 
 
-def _precision(requested: str) -> str:
-    """``--precision`` resolved for a CPU run (``auto``: bf16 where it pays)."""
+def _device(requested: str) -> str:
+    """``--device`` resolved: ``cpu`` or ``cuda`` (``auto``: cuda when there is one)."""
+    import torch
+
+    from model_zoo.hardware import resolve_device
+    from observe_r1.rows import InputError
+
+    try:
+        return resolve_device(requested, torch.cuda.is_available())
+    except ValueError as error:
+        raise InputError(f"--device: {error}") from None
+
+
+def _precision(requested: str, device: str = "cpu") -> str:
+    """``--precision`` resolved for a run on ``device`` (``auto``: bf16 where it pays)."""
     from model_zoo.hardware import resolve_precision
     from observe_r1.rows import InputError
 
     try:
-        return resolve_precision(requested, "cpu")
+        return resolve_precision(requested, device)
     except ValueError as error:
         raise InputError(f"--precision: {error}") from None
 
@@ -150,6 +164,7 @@ def evaluate(
     skip_invalid: bool = typer.Option(False, help="Skip bad rows and count them."),
     seed: int = typer.Option(0, help="Sampling seed (samples > 1); each batch seeded apart."),
     precision: str = typer.Option("auto", help=PRECISION_HELP),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
     image_ablation: str = typer.Option(
         None,
         help="Also answer the rows with blank and/or swapped images (blank,swap; the swap "
@@ -186,7 +201,8 @@ def evaluate(
         check_size("--batch-size", batch_size, MAX_BATCH)
         check_size("--limit", limit, MAX_ROWS)
         _sampling(temperature, seed)
-        precision = _precision(precision)
+        device = _device(device)
+        precision = _precision(precision, device)
         if response_format not in TAGS:
             formats = " or ".join(TAGS)
             raise InputError(f"--response-format: {response_format!r} is not {formats}")
@@ -241,6 +257,7 @@ def evaluate(
                 seed=seed,
                 partial=partial,
                 precision=precision,
+                device=device,
             )
         records = found.pop("real")
         metrics = metrics_from_records(records) | {"precision": precision}

@@ -261,9 +261,9 @@ def generate_responses(
     return Responses(texts, tokens)
 
 
-def load_vlm(model: str):
-    """(model in eval mode, processor) of a zoo name, HF id or folder; `InputError`
-    ``--model NAME: cannot load it (...)`` when it does not load."""
+def load_vlm(model: str, device: str = "cpu"):
+    """(model in eval mode on ``device``, processor) of a zoo name, HF id or folder;
+    `InputError` ``--model NAME: cannot load it (...)`` when it does not load."""
     from transformers import AutoModelForImageTextToText
 
     from model_zoo import resolve
@@ -271,7 +271,7 @@ def load_vlm(model: str):
 
     try:
         folder = resolve(model)
-        vlm = AutoModelForImageTextToText.from_pretrained(folder).eval()
+        vlm = AutoModelForImageTextToText.from_pretrained(folder).to(device).eval()
         return vlm, load_processor(folder)
     except (OSError, ValueError, RuntimeError) as error:
         raise InputError(f"--model {model}: cannot load it ({error})") from None
@@ -283,16 +283,17 @@ def answer_conditions(
     *,
     response_format: str = "observe",
     progress=None,
+    device: str = "cpu",
     **generation: Any,
 ) -> tuple[dict[str, list[dict[str, Any]]], str]:
-    """Load ``model`` and answer the rows of every condition (the real rows, the same rows
-    with ablated images, ...) in one batched :func:`generate_responses` pass, in the given
-    order (one ``partial`` file resumes all of it): (:func:`prediction_records` per
-    condition, the precision answered in, by default bf16 autocast where it pays
+    """Load ``model`` on ``device`` and answer the rows of every condition (the real rows,
+    the same rows with ablated images, ...) in one batched :func:`generate_responses` pass,
+    in the given order (one ``partial`` file resumes all of it): (:func:`prediction_records`
+    per condition, the precision answered in, by default bf16 autocast where it pays
     (`model_zoo.hardware.inference_precision`))."""
     from model_zoo.hardware import inference_precision
 
-    vlm, processor = load_vlm(model)
+    vlm, processor = load_vlm(model, device)
     generation.setdefault("precision", inference_precision(vlm.device.type))
     asked = [row for rows in conditions.values() for row in rows]
     responses = generate_responses(
@@ -313,16 +314,22 @@ def evaluate_model(
     *,
     response_format: str = "observe",
     progress=None,
+    device: str = "cpu",
     **generation: Any,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Load ``model`` (zoo name, HF id or folder), answer ``rows``: (:func:`score` metrics
-    with the ``precision`` answered in, :func:`prediction_records`).
+    """Load ``model`` (zoo name, HF id or folder) on ``device``, answer ``rows``:
+    (:func:`score` metrics with the ``precision`` answered in, :func:`prediction_records`).
 
     ``generation``: the keyword arguments of :func:`generate_responses`; ``precision``
     defaults to bf16 autocast where it pays (`model_zoo.hardware.inference_precision`).
     """
     found, precision = answer_conditions(
-        model, {"real": rows}, response_format=response_format, progress=progress, **generation
+        model,
+        {"real": rows},
+        response_format=response_format,
+        progress=progress,
+        device=device,
+        **generation,
     )
     return metrics_from_records(found["real"]) | {"precision": precision}, found["real"]
 

@@ -328,3 +328,11 @@ def test_seen_remove_keeps_every_history_item_out_of_every_list(root, tmp_path):
     assert "error: --seen must be keep or remove, got 'drop'" in result.output
     result = cli("eval", "--run", tmp_path / "stage1", "--beam-scores", "full")
     assert "error: --beam-scores must be vocabulary or allowed, got 'full'" in result.output
+
+
+def test_eval_device_must_be_auto_cpu_or_an_available_cuda(tmp_path):
+    bad = cli("eval", "--run", tmp_path, "--device", "gpu")
+    assert bad.exit_code == 2 and "error: --device: must be auto, cpu, cuda" in bad.output
+    if not torch.cuda.is_available():
+        bad = cli("eval", "--run", tmp_path, "--device", "cuda")
+        assert bad.exit_code == 2 and "error: --device: cuda: no CUDA device" in bad.output

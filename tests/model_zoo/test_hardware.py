@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from model_zoo.hardware import cpu_has_native_bf16
 
 
@@ -64,3 +66,35 @@ def test_both_configs_apply_the_cpu_bf16_rule(monkeypatch, tmp_path):
         configs / "eager_llm" / "smol-ml100k.yaml", "train", output_dir=str(tmp_path)
     )
     assert eager.bf16 is False
+
+
+def test_auto_device_is_cuda_only_where_there_is_one():
+    from model_zoo.hardware import resolve_device
+
+    assert resolve_device("auto", cuda_available=True) == "cuda"
+    assert resolve_device("auto", cuda_available=False) == "cpu"
+    assert resolve_device("cpu", cuda_available=True) == "cpu"
+    assert resolve_device("cuda", cuda_available=True) == "cuda"
+    for bad, available in (("cuda", False), ("gpu", True), ("cuda:0", True)):
+        with pytest.raises(ValueError, match="auto|cuda"):
+            resolve_device(bad, cuda_available=available)
+
+
+def test_auto_weights_dtype_is_bfloat16_only_on_a_gpu_with_bf16_units():
+    from model_zoo.hardware import weights_dtype
+
+    assert weights_dtype("auto", "cuda", bf16_native=True) == "bfloat16"
+    assert weights_dtype("auto", "cuda", bf16_native=False) == "float32"
+    assert weights_dtype("auto", "cpu", bf16_native=True) == "float32"  # the CPU as before
+    assert weights_dtype("float32", "cuda", bf16_native=True) == "float32"
+    assert weights_dtype("bfloat16", "cpu", bf16_native=False) == "bfloat16"
+
+
+def test_inference_precision_is_bf16_on_a_gpu_with_bf16_units(monkeypatch):
+    from model_zoo import hardware
+
+    monkeypatch.setattr(hardware, "cuda_has_bf16", lambda: True)
+    assert hardware.inference_precision("cuda") == "bf16"
+    monkeypatch.setattr(hardware, "cuda_has_bf16", lambda: False)
+    assert hardware.inference_precision("cuda") == "fp32"
+    assert hardware.inference_precision("mps") == "fp32"

@@ -210,3 +210,19 @@ def test_eval_cli_skips_a_truncated_image_up_front_and_counts_it(tmp_path):
     assert f"skipped 1 invalid rows: {data}:1: field 'image'" in result.stderr
     report = json.loads((out / "eval.json").read_text())
     assert report["skipped"] == 1 and report["rows"] == 1
+
+
+def test_eval_device_is_auto_cpu_or_an_available_cuda(tmp_path):
+    import torch
+    from typer.testing import CliRunner
+
+    from observe_r1.cli import app
+
+    data = draw_counting_rows(tmp_path / "data", n=1)
+    args = ["eval", "--model", "tiny-llava", "--data", str(data), "--out", str(tmp_path / "r")]
+    bad = CliRunner().invoke(app, [*args, "--device", "gpu"])
+    assert bad.exit_code == 2 and "error: --device: must be auto, cpu, cuda" in bad.output
+    if not torch.cuda.is_available():
+        bad = CliRunner().invoke(app, [*args, "--device", "cuda"])
+        assert bad.exit_code == 2 and "error: --device: cuda: no CUDA device" in bad.output
+    assert not (tmp_path / "r").exists()  # refused before anything is written

@@ -86,13 +86,15 @@ def batch_of_groups(processor, vision: bool, group: int = 3, completion: int = 7
     return input_ids[shuffled], mask[shuffled], images, completion
 
 
-def stock_and_shared(name: str, vision: bool):
+def stock_and_shared(name: str, vision: bool, device: str = "cpu"):
     folder = resolve(name)
     loader = AutoModelForImageTextToText if vision else AutoModelForCausalLM
     torch.manual_seed(0)
-    model = loader.from_pretrained(folder, dtype=torch.float32)
+    model = loader.from_pretrained(folder, dtype=torch.float32).to(device)
     processor = load_processor(folder) if vision else AutoTokenizer.from_pretrained(folder)
     input_ids, mask, extra, keep = batch_of_groups(processor, vision)
+    input_ids, mask = input_ids.to(device), mask.to(device)
+    extra = {key: value.to(device) for key, value in extra.items()}
     add_fused_lm_head(model, temperature=0.9, outputs=("log_probs", "entropy"))
     add_shared_prompt_forward(model, temperature=0.9)
     labels = input_ids.masked_fill(mask == 0, -100)
@@ -127,8 +129,12 @@ def stock_and_shared(name: str, vision: bool):
     ("name", "vision"),
     [("tiny-llava", True), ("tiny-qwen2.5-vl", True), ("tiny-llama", False), ("tiny-qwen2", False)],
 )
-def test_shared_prompt_matches_the_stock_forward_in_values_and_gradients(name, vision):
-    (logps, entropy, grads), (s_logps, s_entropy, s_grads), valid = stock_and_shared(name, vision)
+def test_shared_prompt_matches_the_stock_forward_in_values_and_gradients(
+    name, vision, compute_device
+):
+    """On the CPU, or on a GPU with ``OBSERVE_EAGER_TEST_DEVICE=cuda`` (the GPU check)."""
+    stock, shared, valid = stock_and_shared(name, vision, compute_device)
+    (logps, entropy, grads), (s_logps, s_entropy, s_grads) = stock, shared
     assert s_logps.shape == logps.shape
     torch.testing.assert_close(s_logps[valid], logps[valid], rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(s_entropy[valid], entropy[valid], rtol=1e-4, atol=1e-4)

@@ -58,7 +58,12 @@ def eval_command(
     compare: list[str] = typer.Option(
         None, help="Another run to evaluate: NAME=FOLDER (repeatable)."
     ),
-    dtype: str = typer.Option("float32", help="float32 or bfloat16 (about 2x faster on CPU)."),
+    dtype: str = typer.Option(
+        "auto",
+        help="auto (bfloat16 on a GPU with bf16 units, float32 on a CPU), float32 or bfloat16 "
+        "(about 2x faster on CPU).",
+    ),
+    device: str = typer.Option("auto", help="auto (cuda when there is a GPU) | cpu | cuda."),
     instructions: str = typer.Option(
         "0", help="Seqrec instructions to rank under: ids (0,2,4) or 'all' (mean, min, max)."
     ),
@@ -70,17 +75,25 @@ def eval_command(
     Sibling runs (evaluated when DIR/../NAME/final exists): stage1, no-gct, single-source,
     tiger. Writes RUN/eval.json, RUN/eval.md and RUN/eval.png. Under `accelerate launch`
     the users are split across the processes; the first writes the report."""
+    import torch
+
     from eager_llm.evaluate import evaluate, markdown_table, protocol_line, write_report
     from eager_llm.instructions import parse_instructions
     from eager_llm.sharding import current_shard
     from eager_llm.training.preflight import check_trained_run
+    from model_zoo.hardware import cuda_has_bf16, resolve_device, weights_dtype
 
     try:
         check_decoding(beams, batch_size, limit_users)
         check_protocol(seen, beam_scores)
         chosen = parse_instructions(instructions)
+        try:
+            where = resolve_device(device, torch.cuda.is_available())
+        except ValueError as error:
+            raise ValueError(f"--device: {error}") from None
+        dtype = weights_dtype(dtype, where, cuda_has_bf16())
         check_trained_run(run)  # errors name the file
-        shard, device = current_shard()
+        shard, device = current_shard(where)
         report = evaluate(
             run,
             split=split,
