@@ -40,7 +40,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 OBSERVE_TINY = REPO / "configs" / "observe_r1" / "tiny.yaml"
 EAGER_TINY = REPO / "configs" / "eager_llm" / "tiny.yaml"
-PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "math-verify")
+PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "math-verify",
+            "huggingface-hub", "tokenizers", "pyarrow", "numpy")  # fmt: skip
 GRPO_STEPS = 4
 EAGER_STEPS = 8
 TEST_DEVICE_ENV = "OBSERVE_EAGER_TEST_DEVICE"
