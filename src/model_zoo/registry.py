@@ -117,6 +117,11 @@ ZOO: dict[str, ZooModel] = {
             "random Qwen2.5-VL with Qwen vision specials and M-RoPE (tests)",
             _tiny("build_tiny_qwen2_5_vl"),
         ),
+        ZooModel(
+            "tiny-qwen2.5-vl-head32",
+            "tiny-qwen2.5-vl with head size 32, which vLLM's CPU attention takes (vLLM tests)",
+            _tiny("build_tiny_qwen2_5_vl_head32"),
+        ),
     ]
 }
 

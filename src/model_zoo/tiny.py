@@ -7,6 +7,7 @@ Weights are random but seeded, so every machine builds the same model.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -49,6 +50,10 @@ TEXT_DIMS = {
     "max_position_embeddings": 2048,
 }
 TINY_IMAGE_PX = 56  # 4x4 patches of 14 px
+VIDEO_KEYS_FROM_IMAGE = (  # what Qwen2VLVideoProcessor shares with the image processor
+    "do_convert_rgb", "do_normalize", "do_rescale", "do_resize", "image_mean", "image_std",
+    "merge_size", "patch_size", "resample", "rescale_factor", "size", "temporal_patch_size",
+)  # fmt: skip
 
 
 def _token_ids(tokenizer) -> dict[str, int]:
@@ -157,27 +162,30 @@ def build_tiny_llava(out: Path) -> None:
     _save(LlavaForConditionalGeneration(config), processor, out)
 
 
-def build_tiny_qwen2_5_vl(out: Path) -> None:
+def build_tiny_qwen2_5_vl(out: Path, head_dim: int = 16) -> None:
     """``Qwen2_5_VLForConditionalGeneration`` with Qwen's vision specials and M-RoPE;
-    a 56 px image -> 16 patches -> 4 image tokens after the 2x2 merge."""
+    a 56 px image -> 16 patches -> 4 image tokens after the 2x2 merge. ``head_dim``: of the
+    text and the vision attention."""
     tokenizer = build_tiny_tokenizer(QWEN_VISION)
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in QWEN_VISION}
-    head_dim = TEXT_DIMS["hidden_size"] // TEXT_DIMS["num_attention_heads"]
+    heads = TEXT_DIMS["hidden_size"] // head_dim
+    rotary_half = head_dim // 2  # M-RoPE: temporal/height/width sections of it
     text = {
         "vocab_size": len(tokenizer),
         **TEXT_DIMS,
+        "num_attention_heads": heads,
+        "num_key_value_heads": max(heads // 2, 1),
         **_token_ids(tokenizer),
-        # M-RoPE: temporal/height/width sections of the rotary half-dimension
         "rope_parameters": {
             "rope_type": "default",
             "rope_theta": 10000.0,
-            "mrope_section": [2, 3, 3],
+            "mrope_section": [rotary_half // 4, *2 * [(rotary_half - rotary_half // 4) // 2]],
         },
     }
-    assert sum(text["rope_parameters"]["mrope_section"]) == head_dim // 2
+    assert sum(text["rope_parameters"]["mrope_section"]) == rotary_half
     vision = {
         "depth": 2,
-        "hidden_size": 32,
+        "hidden_size": 2 * head_dim,
         "intermediate_size": 64,
         "num_heads": 2,
         "out_hidden_size": TEXT_DIMS["hidden_size"],
@@ -207,3 +215,14 @@ def build_tiny_qwen2_5_vl(out: Path) -> None:
     )
     torch.manual_seed(SEED)
     _save(Qwen2_5_VLForConditionalGeneration(config), processor, out)
+
+
+def build_tiny_qwen2_5_vl_head32(out: Path) -> None:
+    """`build_tiny_qwen2_5_vl` with head size 32 (2 text heads), the least vLLM's CPU
+    attention takes, and a video processor config beside the image one: vLLM loads Qwen's
+    full processor (images and video; the project's loader takes the image part alone)."""
+    build_tiny_qwen2_5_vl(out, head_dim=32)
+    image = json.loads((out / "processor_config.json").read_text())["image_processor"]
+    video = {key: image[key] for key in VIDEO_KEYS_FROM_IMAGE}
+    video |= {"video_processor_type": "Qwen2VLVideoProcessor", "do_sample_frames": False}
+    (out / "video_preprocessor_config.json").write_text(json.dumps(video, indent=2))

@@ -1,9 +1,17 @@
 """The tiny random models load through the Auto classes and run forward and generate."""
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from PIL import Image
-from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoTokenizer,
+)
 
 from model_zoo import resolve
 from model_zoo.processors import load_processor
@@ -69,6 +77,7 @@ def test_tiny_qwen_has_its_familys_conventions(name, architecture, eos, bias):
     [
         ("tiny-llava", "LlavaForConditionalGeneration", [16, 16]),  # fixed 56 px crop
         ("tiny-qwen2.5-vl", "Qwen2_5_VLForConditionalGeneration", [4, 6]),  # native aspect
+        ("tiny-qwen2.5-vl-head32", "Qwen2_5_VLForConditionalGeneration", [4, 6]),
     ],
 )
 def test_tiny_vlm_processes_images_and_trains(name, architecture, image_tokens):
@@ -90,3 +99,15 @@ def test_tiny_vlm_processes_images_and_trains(name, architecture, image_tokens):
 
     generated = model.generate(**batch, max_new_tokens=3, do_sample=False)
     assert generated.shape[1] == batch["input_ids"].shape[1] + 3
+
+
+def test_the_vllm_variant_has_head_size_32_and_a_video_processor_config():
+    """vLLM's CPU attention refuses head size 16, and vLLM loads Qwen's full processor."""
+    folder = Path(resolve("tiny-qwen2.5-vl-head32"))
+    config = AutoConfig.from_pretrained(folder)
+    text = config.text_config
+    assert text.hidden_size // text.num_attention_heads == 32
+    assert config.vision_config.hidden_size // config.vision_config.num_heads == 32
+    video = json.loads((folder / "video_preprocessor_config.json").read_text())
+    image = json.loads((folder / "processor_config.json").read_text())["image_processor"]
+    assert video["patch_size"] == image["patch_size"] and video["size"] == image["size"]
