@@ -381,6 +381,9 @@ def spawn(name: str, device: str, work: Path, limit: float) -> dict:
 
 
 def _commit() -> str:
+    """``$GPU_CHECK_COMMIT`` when set (a copy without .git), else the checkout's commit."""
+    if given := os.environ.get("GPU_CHECK_COMMIT"):
+        return given
     try:
         done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
                               capture_output=True, text=True)  # fmt: skip
