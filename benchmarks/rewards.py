@@ -24,7 +24,7 @@ from fractions import Fraction
 from math_verify import parse, verify
 
 from observe_r1.rewards import accuracy_reward, extract_answer, format_reward
-from observe_r1.safe_verify import math_equal, start_workers, stats
+from observe_r1.rewards.safe_verify import math_equal, start_workers, stats
 
 GROUP_SIZE = 8
 LATEX = [  # (gold, an equivalent way to write it)

@@ -414,7 +414,7 @@ def test_images_at_the_pixel_limit_pass(work):
 def test_math_workers_ignore_ctrl_c(capfd):
     """Ctrl-C in a terminal signals its whole foreground process group; the math workers are
     outside it, and ignore SIGINT sent to them directly: no traceback, still answering."""
-    from observe_r1.safe_verify import _Worker
+    from observe_r1.rewards.safe_verify import _Worker
 
     worker = _Worker()
     try:

@@ -2,7 +2,7 @@
 
 - `format_reward`: ``value`` (0.5) if the completion has the required tag layout, else 0.0.
 - `accuracy_reward`: 1.0 if the single ``<answer>`` block matches the gold answer, else 0.0
-  (rules in `observe_r1.answer_match`).
+  (rules in `observe_r1.rewards.answer_match`).
 - `make_format_reward`, `make_accuracy_reward`: ``(prompts, completions, answer, **kw) ->
   list[float]`` callables named "format" and "accuracy", for plain-text or conversational
   completions (lists of ``{"role": ..., "content": ...}`` messages).
@@ -10,7 +10,7 @@
 Every call is bounded whatever the model wrote: the format check is linear in the text, answers
 longer than `MAX_ANSWER_CHARS` are refused, and math-verify runs in a worker process that is
 killed after `VERIFY_TIMEOUT_S`. Timeouts and refusals score 0 and are counted in
-``observe_r1.safe_verify.stats`` (also reachable as ``make_accuracy_reward().stats``).
+``observe_r1.rewards.safe_verify.stats`` (also reachable as ``make_accuracy_reward().stats``).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any, Literal
 
-from observe_r1.answer_match import answers_match
-from observe_r1.safe_verify import start_workers, stats
+from observe_r1.rewards.answer_match import answers_match
+from observe_r1.rewards.safe_verify import start_workers, stats
 
 FORMAT_VALUE = 0.5
 OBSERVE_THINK_ANSWER = ("observe", "think", "answer")

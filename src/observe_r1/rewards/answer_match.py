@@ -14,7 +14,7 @@ The first rule that applies decides:
    or neither (``25%``, ``25\\%``): equal exact values are equal; values further apart than
    math-verify's rounding (6 decimals, of the fraction for percentages) are different. Values
    closer than that are left to math-verify (``1/3`` equals ``0.333333`` there).
-5. math-verify, in the time-limited worker (`observe_r1.safe_verify`). Percentages, sets,
+5. math-verify, in the time-limited worker (`observe_r1.rewards.safe_verify`). Percentages, sets,
    intervals, equations and units are as the library handles them (``50%`` equals ``0.5`` and
    also ``50``).
    A gold it cannot read as math falls back to normalised text equality (the public code scored
@@ -33,7 +33,7 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import NamedTuple
 
-from observe_r1.safe_verify import VerifyTimeout, math_equal
+from observe_r1.rewards.safe_verify import VerifyTimeout, math_equal
 
 MATH_VERIFY_ROUNDING = Fraction(1, 10**6)
 

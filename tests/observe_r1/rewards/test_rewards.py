@@ -19,7 +19,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from math_verify import parse, verify
 
-from observe_r1.answer_match import MAX_MATCH_CHARS, answers_match, unwrap
 from observe_r1.rewards import (
     MAX_ANSWER_CHARS,
     OBSERVE_THINK_ANSWER,
@@ -30,7 +29,8 @@ from observe_r1.rewards import (
     make_accuracy_reward,
     make_format_reward,
 )
-from observe_r1.safe_verify import start_workers, stats
+from observe_r1.rewards.answer_match import MAX_MATCH_CHARS, answers_match, unwrap
+from observe_r1.rewards.safe_verify import start_workers, stats
 
 GENEROUS_TIMEOUT_S = 10.0  # table cases must not flake on a busy machine; no case comes close
 ADVERSARIAL_BOUND_S = 3.0  # the target is 1 s; 3 s leaves room for a loaded CI machine
@@ -384,7 +384,9 @@ def test_unwrap_by_hand_agrees_with_the_old_regex(text):
 
 
 PATHOLOGICAL_SCRIPT = """
-from observe_r1.answer_match import answers_match, choice_letter, is_prose, plain_number, unwrap
+from observe_r1.rewards.answer_match import (
+    answers_match, choice_letter, is_prose, plain_number, unwrap,
+)
 dollars = "$" * 6000 + "x"  # the old regex: about 4 minutes for this one call
 assert unwrap(dollars) == dollars and unwrap("$" * 6000 + "x" + "$") == "x"
 assert choice_letter("$" * 999 + "C") is None and plain_number("$" * 999 + "7") is None

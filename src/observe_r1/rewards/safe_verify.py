@@ -1,17 +1,17 @@
 """math-verify with a hard time limit that works from any thread.
 
-math-verify bounds its own work with ``signal.alarm``, which only works in the main thread, and a
-model can write answers that keep SymPy busy for hours (``9^{9^{9^{9}}}``). So the comparison
-runs in a persistent child process (`observe_r1.math_worker`), one JSON line per request; when a
-request overruns its limit the child is killed (SIGKILL, then reaped) and the call raises
-`VerifyTimeout`. A second, already warm child waits as a spare, so a kill costs the next request
-nothing; a fresh spare starts in the background. Only a burst of kills faster than a child
-starts (about 1 s) can find no ready worker: those requests time out too, so that every call
-stays within its limit; the very first start is the one wait allowed to exceed it. Children are
-started on first use (or by `start_workers`), killed at interpreter exit, and exit by themselves
-when their stdin closes. They run in their own process group, so a Ctrl-C in the terminal reaches
-only the parent (which then closes them), and they ignore SIGINT sent to them directly: no
-traceback from a worker ever reaches the terminal.
+math-verify bounds its own work with ``signal.alarm``, which only works in the main thread, and
+a model can write answers that keep SymPy busy for hours (``9^{9^{9^{9}}}``). So the comparison
+runs in a persistent child process (`observe_r1.rewards.math_worker`), one JSON line per
+request; when a request overruns its limit the child is killed (SIGKILL, then reaped) and the
+call raises `VerifyTimeout`. A second, already warm child waits as a spare, so a kill costs the
+next request nothing; a fresh spare starts in the background. Only a burst of kills faster than
+a child starts (about 1 s) can find no ready worker: those requests time out too, so that every
+call stays within its limit; the very first start is the one wait allowed to exceed it. Children
+are started on first use (or by `start_workers`), killed at interpreter exit, and exit by
+themselves when their stdin closes. They run in their own process group, so a Ctrl-C in the
+terminal reaches only the parent (which then closes them), and they ignore SIGINT sent to them
+directly: no traceback from a worker ever reaches the terminal.
 
 Calls are serialised by a lock; the time limit covers the comparison, not the wait for the lock.
 """
@@ -50,11 +50,11 @@ stats = VerifyStats()
 
 
 class _Worker:
-    """One ``python -m observe_r1.math_worker`` child and its pipes."""
+    """One ``python -m observe_r1.rewards.math_worker`` child and its pipes."""
 
     def __init__(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "observe_r1.math_worker"],
+            [sys.executable, "-m", "observe_r1.rewards.math_worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             process_group=0,  # out of the terminal's group: Ctrl-C interrupts the parent only
@@ -75,7 +75,9 @@ class _Worker:
             if line is None:
                 return False
             if line != b"ready\n":
-                raise RuntimeError("observe_r1.math_worker died while starting; see its stderr")
+                raise RuntimeError(
+                    "observe_r1.rewards.math_worker died while starting; see its stderr"
+                )
             self.ready = True
         return True
 
@@ -117,7 +119,9 @@ class _WorkerPair:
             active = self._workers[0]
             if not self._started:  # only the very first start may exceed a request's limit
                 if not active.wait_ready(STARTUP_TIMEOUT_S):
-                    raise RuntimeError(f"observe_r1.math_worker not ready in {STARTUP_TIMEOUT_S}s")
+                    raise RuntimeError(
+                        f"observe_r1.rewards.math_worker not ready in {STARTUP_TIMEOUT_S}s"
+                    )
                 self._started = True
             deadline = time.monotonic() + timeout_s
             if not active.wait_ready(timeout_s):  # a replacement still starting: a burst of kills

@@ -1,4 +1,4 @@
-"""The child process behind `observe_r1.safe_verify`: math-verify behind a pipe.
+"""The child process behind `observe_r1.rewards.safe_verify`: math-verify behind a pipe.
 
 Protocol, one line each way: after importing, the worker writes ``ready``; then for every
 request line ``["<gold>", "<answer>"]`` (JSON) it writes one verdict line:
