@@ -31,7 +31,7 @@ import torch
 
 from model_zoo.hardware import cpu_has_native_bf16
 from observe_r1.config import load_config
-from observe_r1.synth import synthesize
+from observe_r1.data.synth import synthesize
 from observe_r1.train import build_trainer
 
 CONFIGS = Path(__file__).parents[1] / "configs" / "observe_r1"

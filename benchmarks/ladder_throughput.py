@@ -26,12 +26,12 @@ from pathlib import Path
 import torch
 
 from model_zoo.hardware import resolve_precision, torch_uses_avx512
+from observe_r1.data.rows import read_rows
+from observe_r1.data.synth import STARTER_LEVELS, synthesize
 from observe_r1.evaluate import generate_responses, question_and_gold
 from observe_r1.ladder import steps
 from observe_r1.ladder.build import LadderConfig, build_ladder
 from observe_r1.ladder.rollouts import RolloutEngine
-from observe_r1.rows import read_rows
-from observe_r1.synth import STARTER_LEVELS, synthesize
 
 
 def cpu_name() -> str:

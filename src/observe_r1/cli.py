@@ -1,7 +1,7 @@
 """``observe-r1``: GRPO training of multimodal reasoners (Observe-R1).
 
 One error path: every expected failure (a bad row, file, option value, model name or output
-path) raises `observe_r1.rows.InputError` (or the config's `ConfigError`, a run folder's
+path) raises `observe_r1.data.rows.InputError` (or the config's `ConfigError`, a run folder's
 `RunFolderError`, a checkpoint's `ResumeError`), checked before any model is loaded or file
 written, and `_clean_errors` prints it as one line ``error: <where>: <what>`` on stderr with
 exit status 2. Anything else is a bug: one line saying so and exit status 1
@@ -57,7 +57,7 @@ def _clean_errors(*kinds: type[Exception]) -> Iterator[None]:
     into ``error: <message>``, an `OSError` met during the work (disk full, permissions)
     into ``error: <file>: <reason>``; exit 2."""
     from model_zoo.outputs import OutputError
-    from observe_r1.rows import InputError
+    from observe_r1.data.rows import InputError
 
     with expected_errors(InputError, SizeError, OutputError, *kinds):
         yield
@@ -68,7 +68,7 @@ def _device(requested: str) -> str:
     import torch
 
     from model_zoo.hardware import resolve_device
-    from observe_r1.rows import InputError
+    from observe_r1.data.rows import InputError
 
     try:
         return resolve_device(requested, torch.cuda.is_available())
@@ -79,7 +79,7 @@ def _device(requested: str) -> str:
 def _precision(requested: str, device: str = "cpu") -> str:
     """``--precision`` resolved for a run on ``device`` (``auto``: bf16 where it pays)."""
     from model_zoo.hardware import resolve_precision
-    from observe_r1.rows import InputError
+    from observe_r1.data.rows import InputError
 
     try:
         return resolve_precision(requested, device)
@@ -94,7 +94,7 @@ def _sampling(temperature: float, seed: int) -> None:
 
 
 def _positive(option: str, value: float) -> None:
-    from observe_r1.rows import InputError
+    from observe_r1.data.rows import InputError
 
     if not (math.isfinite(value) and value > 0):
         raise InputError(f"{option}: must be a positive number, got {value}")
@@ -117,8 +117,8 @@ def train(
     from model_zoo.run_folder import RunFolderError
     from model_zoo.training_guards import NonFiniteError
     from observe_r1.config import ConfigError, load_config
+    from observe_r1.data.rows import InputError, check_writable
     from observe_r1.evaluate import check_model
-    from observe_r1.rows import InputError, check_writable
     from observe_r1.trainer import ResumeError
     from yaml_config import blame_override
 
@@ -182,6 +182,8 @@ def evaluate(
     from model_zoo.cache import file_sha256
     from model_zoo.outputs import prepare_outputs, remove_outputs
     from observe_r1 import image_ablation as ablation
+    from observe_r1.data.prompts import TAGS
+    from observe_r1.data.rows import InputError, check_writable, read_rows
     from observe_r1.eval_resume import PARTIAL_FILE, PartialResponses
     from observe_r1.evaluate import (
         REPORT_FILES,
@@ -191,8 +193,6 @@ def evaluate(
         write_report,
     )
     from observe_r1.prior import prior_accuracy
-    from observe_r1.prompts import TAGS
-    from observe_r1.rows import InputError, check_writable, read_rows
 
     out = out or Path("runs") / f"eval-{data.stem}"
     with _clean_errors():
@@ -295,7 +295,7 @@ def align(
     from model_zoo.outputs import OutputError, prepare_outputs, remove_outputs
     from model_zoo.smolvlm import assets_folder
     from observe_r1.align import run_align
-    from observe_r1.rows import InputError, check_writable, read_rows
+    from observe_r1.data.rows import InputError, check_writable, read_rows
 
     with _clean_errors():
         check_size("--projector-steps", projector_steps, MAX_STEPS, low=0)
@@ -361,9 +361,9 @@ def synth(
     """Procedural image questions with checkable answers and intrinsic levels (default 1-5,
     starter levels -1 and 0 below them); prints each file's prior accuracy."""
     from model_zoo.outputs import prepare_outputs
+    from observe_r1.data.rows import read_rows
+    from observe_r1.data.synth import parse_levels, synthesize
     from observe_r1.prior import prior_accuracy
-    from observe_r1.rows import read_rows
-    from observe_r1.synth import parse_levels, synthesize
 
     with _clean_errors():
         check_size("--n", n, MAX_ROWS)
@@ -400,8 +400,8 @@ def prior(
 ) -> None:
     """The rows' prior accuracy: what the best constant answer per family x level x format
     scores (judged as eval judges accuracy), beside chance, overall and per stratum."""
+    from observe_r1.data.rows import read_rows
     from observe_r1.prior import prior_accuracy, prior_lines
-    from observe_r1.rows import read_rows
 
     with _clean_errors():
         report = prior_accuracy(read_rows(data).rows)
@@ -495,8 +495,8 @@ def import_rows(
 ) -> None:
     """Canonical rows from the official Observe-R1 JSONL, a saved HF dataset or easy-vqa."""
     from model_zoo.outputs import prepare_outputs
-    from observe_r1 import importers
-    from observe_r1.rows import RowError
+    from observe_r1.data import importers
+    from observe_r1.data.rows import RowError
 
     with _clean_errors():
         check_size("--limit", limit, MAX_ROWS)
@@ -548,9 +548,9 @@ def demo(
     rollouts: int = typer.Option(4, help="Ladder rollouts per row."),
 ) -> None:
     """synth -> ladder -> GRPO -> eval before/after -> report.md (a few minutes on CPU)."""
+    from observe_r1.data.rows import check_writable
     from observe_r1.demo import run_demo
     from observe_r1.evaluate import check_model
-    from observe_r1.rows import check_writable
 
     with _clean_errors():
         check_size("--steps", steps, MAX_STEPS)

@@ -23,9 +23,9 @@ from PIL import Image, ImageDraw
 
 from eager_llm.significance import paired_bootstrap
 from observe_r1.config import load_config
+from observe_r1.data.synth import STARTER_LEVELS
 from observe_r1.run_log import read_records
 from observe_r1.significance import mcnemar
-from observe_r1.synth import STARTER_LEVELS
 from observe_r1.train import train
 
 RUN = Path("runs/observe_r1_demo")
@@ -84,9 +84,9 @@ def run_demo(
     max_new_tokens: int = 96,
 ) -> Path:
     """synth -> ladder -> GRPO -> eval before/after -> ``out/report.md``; returns the report."""
+    from observe_r1.data.rows import read_rows
+    from observe_r1.data.synth import synthesize
     from observe_r1.ladder.build import LadderConfig, build_ladder
-    from observe_r1.rows import read_rows
-    from observe_r1.synth import synthesize
 
     started = time.perf_counter()
     train_rows = synthesize(

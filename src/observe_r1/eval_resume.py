@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from observe_r1.rows import InputError
+from observe_r1.data.rows import InputError
 
 PARTIAL_FILE = "predictions.partial.jsonl"
 

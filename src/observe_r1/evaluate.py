@@ -23,11 +23,11 @@ from typing import Any
 import torch
 from PIL import Image
 
+from observe_r1.data.prompts import TAGS, conversation
+from observe_r1.data.rows import InputError, row_images
 from observe_r1.eval_resume import PartialResponses
 from observe_r1.generation import Decoding, generate_ids, stop_ids
-from observe_r1.prompts import TAGS, conversation
 from observe_r1.rewards import accuracy_reward, extract_answer, format_reward
-from observe_r1.rows import InputError, row_images
 
 LETTERS = "ABCDEFGH"
 REPORT_FILES = (  # in the --out folder; the last two with --image-ablation

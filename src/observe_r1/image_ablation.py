@@ -31,9 +31,9 @@ import numpy as np
 from PIL import Image
 
 from eager_llm.significance import paired_bootstrap
+from observe_r1.data.rows import InputError, row_images
 from observe_r1.evaluate import question_and_gold
 from observe_r1.prior import judged, prior_accuracy, stratum
-from observe_r1.rows import InputError, row_images
 
 CONDITIONS = ("blank", "swap")
 BLANK_FOLDER = "blank_images"  # in eval's --out: the white images, one per image size

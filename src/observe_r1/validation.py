@@ -19,8 +19,8 @@ from accelerate.utils import gather_object
 from transformers import TrainerCallback
 
 from model_zoo.training_guards import append_record
+from observe_r1.data.rows import read_rows
 from observe_r1.evaluate import Responses, generate_responses, score
-from observe_r1.rows import read_rows
 
 VALID_KEYS = ("eval_accuracy", "eval_format_rate", "eval_mean_tokens")
 

@@ -7,8 +7,8 @@ from transformers import Dinov2Config, Dinov2Model
 from model_zoo import resolve
 from model_zoo.smolvlm import assemble, assemble_aligned, verified_assets
 from observe_r1.align import ChatCollator, run_align, stage_dataset
+from observe_r1.data.rows import read_rows
 from observe_r1.demo import draw_counting_rows
-from observe_r1.rows import read_rows
 
 
 def tiny_vision(folder):

@@ -19,7 +19,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from observe_r1.cli import app
-from observe_r1.rows import (
+from observe_r1.data.rows import (
     MAX_ANSWER_CHARS,
     MAX_IMAGE_PIXELS,
     MAX_LINE_BYTES,
@@ -428,7 +428,7 @@ def test_math_workers_ignore_ctrl_c(capfd):
 
 
 def test_a_full_disk_during_the_work_is_one_error_line(work, monkeypatch):
-    import observe_r1.synth as synth_module
+    import observe_r1.data.synth as synth_module
 
     def full(path, rows):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))

@@ -142,7 +142,7 @@ def test_generation_and_report_on_tiny_vlm(tmp_path):
     folder = resolve("tiny-llava")
     model = AutoModelForImageTextToText.from_pretrained(folder)
     processor = load_processor(folder)
-    from observe_r1.rows import read_rows
+    from observe_r1.data.rows import read_rows
 
     rows = read_rows(draw_counting_rows(tmp_path / "data", n=3)).rows
     responses = generate_responses(

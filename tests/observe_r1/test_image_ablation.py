@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 
 from observe_r1 import evaluate
 from observe_r1.cli import app
+from observe_r1.data.rows import InputError, read_rows
+from observe_r1.data.synth import STARTER_LEVELS, synthesize
 from observe_r1.eval_resume import PartialResponses
 from observe_r1.evaluate import Responses
 from observe_r1.image_ablation import (
@@ -21,8 +23,6 @@ from observe_r1.image_ablation import (
     permutation_null,
     swap_partners,
 )
-from observe_r1.rows import InputError, read_rows
-from observe_r1.synth import STARTER_LEVELS, synthesize
 
 
 def result_md(out: Path) -> str:

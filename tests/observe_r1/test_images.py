@@ -19,14 +19,14 @@ from typer.testing import CliRunner
 from model_zoo import resolve
 from model_zoo.cache import file_sha256
 from model_zoo.processors import load_processor
-from observe_r1 import importers
 from observe_r1.cli import app
+from observe_r1.data import importers
+from observe_r1.data.rows import MAX_IMAGES, RowError, read_rows, row_images, write_rows
 from observe_r1.evaluate import open_images, row_conversation
 from observe_r1.ladder.build import LadderConfig, build_ladder, side_paths
 from observe_r1.ladder.cache import RolloutCache, rollout_key
 from observe_r1.ladder.rollouts import Sampling, step_by_step_messages
 from observe_r1.pixels import PixelBounds
-from observe_r1.rows import MAX_IMAGES, RowError, read_rows, row_images, write_rows
 from observe_r1.trainer import ObserveR1Trainer, drop_empty_images
 from tests.observe_r1.test_ladder_build import CountingEngine, hashed_judge  # noqa: F401
 from tests.observe_r1.test_trainer import TINY, RecordingObserveR1, _trainer

@@ -11,12 +11,12 @@ import torch
 from typer.testing import CliRunner
 
 from observe_r1.cli import app
+from observe_r1.data.rows import InputError, RowError, read_rows
+from observe_r1.data.synth import synthesize
 from observe_r1.ladder import steps
 from observe_r1.ladder.build import LadderConfig, build_ladder, side_paths
 from observe_r1.ladder.cache import RolloutCache, rollout_key
 from observe_r1.ladder.rollouts import Completion, RolloutEngine, Sampling, step_by_step_messages
-from observe_r1.rows import InputError, RowError, read_rows
-from observe_r1.synth import synthesize
 
 MODEL = "tiny-qwen2.5-vl"
 

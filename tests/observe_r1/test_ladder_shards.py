@@ -16,10 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from observe_r1.cli import app
+from observe_r1.data.synth import synthesize
 from observe_r1.ladder.build import side_paths
 from observe_r1.ladder.cache import RolloutCache
 from observe_r1.ladder.rollouts import Completion
-from observe_r1.synth import synthesize
 
 REPO = Path(__file__).parents[2]
 MODEL = "tiny-qwen2.5-vl"

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from observe_r1 import trainer as trainer_module
 from observe_r1.cli import app
 from observe_r1.config import ConfigError, load_config
+from observe_r1.data.rows import RowError
 from observe_r1.demo import draw_counting_rows
 from observe_r1.rewards import make_format_reward
-from observe_r1.rows import RowError
 from observe_r1.shaping import shape_advantages
 from observe_r1.train import build_trainer, train
 

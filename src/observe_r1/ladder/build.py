@@ -27,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from model_zoo.hardware import PRECISIONS
+from observe_r1.data.rows import InputError, check_writable, read_rows, write_rows
 from observe_r1.evaluate import question_and_gold
 from observe_r1.ladder import steps
 from observe_r1.ladder.cache import RolloutCache, rollout_key
@@ -39,7 +40,6 @@ from observe_r1.ladder.rollouts import (
     answer_only_messages,
     step_by_step_messages,
 )
-from observe_r1.rows import InputError, check_writable, read_rows, write_rows
 
 
 @dataclass

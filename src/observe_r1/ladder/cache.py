@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from model_zoo.cache import file_sha256
+from observe_r1.data.rows import InputError, row_images
 from observe_r1.ladder.rollouts import Completion, Messages, Sampling
-from observe_r1.rows import InputError, row_images
 
 
 def rollout_key(model_id: str, row: dict[str, Any], messages: Messages, sampling: Sampling) -> str:

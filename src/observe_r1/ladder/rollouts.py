@@ -21,9 +21,9 @@ from model_zoo import resolve
 from model_zoo.cache import file_sha256
 from model_zoo.hardware import resolve_precision
 from model_zoo.processors import load_processor
+from observe_r1.data.rows import InputError
 from observe_r1.evaluate import open_images, row_conversation
 from observe_r1.generation import Decoding, generate_ids, stop_ids
-from observe_r1.rows import InputError
 
 Messages = list[dict[str, Any]]
 

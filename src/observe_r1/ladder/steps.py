@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
+from observe_r1.data.rows import LETTERS
 from observe_r1.rewards import accuracy_reward
 from observe_r1.rewards.answer_match import is_prose, plain_number, unwrap
 from observe_r1.rewards.safe_verify import VerifyTimeout, math_equal
-from observe_r1.rows import LETTERS
 
 Row = dict[str, Any]
 MAX_EXPRESSION_CHARS = 64

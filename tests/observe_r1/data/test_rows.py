@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from observe_r1.rows import RowError, read_rows, write_rows
+from observe_r1.data.rows import RowError, read_rows, write_rows
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_training_asks_a_choice_row_with_lettered_options(tmp_path, image):
     from observe_r1.train import training_dataset
 
     path = one_row(tmp_path, answer="12", choices=["10", "12"])
-    tiny = Path(__file__).parents[2] / "configs" / "observe_r1" / "tiny.yaml"
+    tiny = Path(__file__).parents[3] / "configs" / "observe_r1" / "tiny.yaml"
     config = load_config(tiny, [f"train_file={path}", f"output_dir={tmp_path / 'run'}"])
     dataset, _ = training_dataset(config)
     question = dataset[0]["prompt"][-1]["content"][-1]["text"]

@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from observe_r1.cli import app
+from observe_r1.data.rows import InputError, read_rows
+from observe_r1.data.synth import ALL_LEVELS, FAMILIES, STARTER_LEVELS, make_problem, synthesize
+from observe_r1.data.synth.answers import answer_range, draw_with_answer, stratified
 from observe_r1.prior import best_constant, judged, prior_accuracy, stratum
-from observe_r1.rows import InputError, read_rows
-from observe_r1.synth import ALL_LEVELS, FAMILIES, STARTER_LEVELS, make_problem, synthesize
-from observe_r1.synth.answers import answer_range, draw_with_answer, stratified
 
 STRATA = [(family, level) for family in FAMILIES for level in ALL_LEVELS]
 SLOW_TO_REACH = {("arithmetic", 5), ("dice", 4), ("dice", 5)}  # answers rarer than 1e-4
@@ -84,7 +84,7 @@ def test_balanced_rows_depend_on_seed_split_and_index_only():
 def test_negative_gold_gets_options():
     rng = random.Random(0)
     problem = draw_with_answer("arithmetic", rng, 5, "-14")
-    from observe_r1.synth.families import as_choice
+    from observe_r1.data.synth.families import as_choice
 
     choice = as_choice(problem, rng, letter=2)
     assert choice.answer == "C" and choice.choices[2] == "-14" and len(set(choice.choices)) == 4

@@ -32,7 +32,7 @@ is a count the learned caption already states (starter probe,
 - ``chart``: how many bars: a level-1 bar chart of 2-3 (-1) or 2-4 (0) days.
 - ``geometry``: how many triangles: 2-3 (-1) or 2-4 (0) black outline triangles.
 
-Scenes are lists of `observe_r1.synth.render` primitives in the 112-unit design frame.
+Scenes are lists of `observe_r1.data.synth.render` primitives in the 112-unit design frame.
 Counted objects (the starter triangles too) carry a ``shape`` tag and dice pips a ``pip``
 tag, so tests can recount them.
 """
@@ -482,7 +482,7 @@ FAMILIES: dict[str, Callable[[random.Random, int], Problem]] = {
 def as_choice(problem: Problem, rng: random.Random, letter: int | None = None) -> Problem:
     """The multiple-choice variant: the gold value and three nearby wrong values as options
     A-D (starter levels: one, options A-B), the gold letter as answer (the question stays
-    bare, see `observe_r1.rows`); the gold at a shuffled place, or at option `letter` (0: A).
+    bare, see `observe_r1.data.rows`); the gold at a shuffled place, or at option `letter` (0: A).
     A negative gold (arithmetic level 5) gets negative wrong values too."""
     gold = int(problem.answer)
     spread = max(3, abs(gold) // 4)

@@ -21,7 +21,7 @@ import math
 import random
 from collections.abc import Sequence
 
-from observe_r1.synth.families import (
+from observe_r1.data.synth.families import (
     _TRIPLES,
     FAMILIES,
     STARTER_COUNTS,

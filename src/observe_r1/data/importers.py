@@ -1,4 +1,4 @@
-"""Canonical rows (`observe_r1.rows`) from other formats: ``observe-r1 import``.
+"""Canonical rows (`observe_r1.data.rows`) from other formats: ``observe-r1 import``.
 
 - ``official``: the public Observe-R1 / LMM-R1 JSONL, ``{"message": ..., "answer": ...}``
   where ``message`` is a chat list (a real list, or one stringified as JSON or as a Python
@@ -35,7 +35,7 @@ from typing import Any
 
 from PIL import Image
 
-from observe_r1.rows import (
+from observe_r1.data.rows import (
     LETTERS,
     ImageOutOfBounds,
     LoadedRows,

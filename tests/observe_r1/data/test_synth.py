@@ -14,11 +14,11 @@ from scipy import ndimage
 from typer.testing import CliRunner
 
 from observe_r1.cli import app
+from observe_r1.data.rows import InputError, read_rows
+from observe_r1.data.synth import FAMILIES, STARTER_LEVELS, make_problem, parse_levels, synthesize
+from observe_r1.data.synth.families import LEVELS, counting, dice
+from observe_r1.data.synth.render import COLORS, DESIGN, render
 from observe_r1.ladder.steps import verifiable
-from observe_r1.rows import InputError, read_rows
-from observe_r1.synth import FAMILIES, STARTER_LEVELS, make_problem, parse_levels, synthesize
-from observe_r1.synth.families import LEVELS, counting, dice
-from observe_r1.synth.render import COLORS, DESIGN, render
 
 
 def files(folder):
@@ -142,7 +142,7 @@ def test_choice_variant_keeps_the_gold_value_behind_its_letter():
 
 
 def test_captions_and_rationales_state_what_is_drawn_and_the_answer():
-    from observe_r1.synth import FAMILIES, make_problem
+    from observe_r1.data.synth import FAMILIES, make_problem
 
     for index in range(50):
         problem = make_problem(3, "train", index, list(FAMILIES), choice_share=0.3)

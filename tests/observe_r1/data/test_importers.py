@@ -11,10 +11,10 @@ from datasets import Dataset, DatasetDict
 from PIL import Image
 from typer.testing import CliRunner
 
-from observe_r1 import importers
 from observe_r1.cli import app
+from observe_r1.data import importers
+from observe_r1.data.rows import RowError, read_rows
 from observe_r1.ladder.steps import verifiable
-from observe_r1.rows import RowError, read_rows
 
 
 @pytest.fixture

@@ -1,15 +1,15 @@
 """Procedural visual questions with checkable answers: ``observe-r1 synth``.
 
-`synthesize` writes ``DIR/rows.jsonl`` (canonical rows, see `observe_r1.rows`) and the PNGs
+`synthesize` writes ``DIR/rows.jsonl`` (canonical rows, see `observe_r1.data.rows`) and the PNGs
 under ``DIR/images/``; with ``test_n`` also a held-out ``DIR/test.jsonl`` drawn from an
 independent random stream. Row ``i`` depends only on (seed, split, i): the same seed gives
 byte-identical files. Families cycle in the given order and the levels (default 1-5; the
-starter levels -1 and 0 lie below them, see `observe_r1.synth.families`) cycle within each
+starter levels -1 and 0 lie below them, see `observe_r1.data.synth.families`) cycle within each
 family, so any ``n`` is balanced over both; a ``choice_share`` of rows becomes multiple choice.
 
 Gold answers: ``answers="natural"`` draws them as the families draw them (small counts and
 sums are common); ``"balanced"`` stratifies each family x level's gold answers over its
-answer range (`observe_r1.synth.answers`), so that no constant answer per family x level
+answer range (`observe_r1.data.synth.answers`), so that no constant answer per family x level
 beats chance. Training rows default to natural, the held-out test split to balanced.
 """
 
@@ -19,9 +19,9 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from observe_r1.rows import InputError, check_writable, write_rows
-from observe_r1.synth.answers import ANSWER_MODES, balanced_problem
-from observe_r1.synth.families import (
+from observe_r1.data.rows import InputError, check_writable, write_rows
+from observe_r1.data.synth.answers import ANSWER_MODES, balanced_problem
+from observe_r1.data.synth.families import (
     ALL_LEVELS,
     FAMILIES,
     LEVELS,
@@ -29,7 +29,7 @@ from observe_r1.synth.families import (
     Problem,
     as_choice,
 )
-from observe_r1.synth.render import DESIGN, render
+from observe_r1.data.synth.render import DESIGN, render
 
 __all__ = [
     "ALL_LEVELS",
@@ -130,7 +130,7 @@ def synthesize(
     1-5 (`STARTER_LEVELS` or any of `ALL_LEVELS`, cycled in the given order); `answers` and
     `test_answers` (``natural`` or ``balanced``) say how each split's gold answers are drawn.
 
-    Raises `observe_r1.rows.InputError` (naming the CLI option) for settings out of range
+    Raises `observe_r1.data.rows.InputError` (naming the CLI option) for settings out of range
     and outputs that cannot be written, before anything is written."""
     families = list(families or FAMILIES)
     unknown = sorted(set(families) - set(FAMILIES))
