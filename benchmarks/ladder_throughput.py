@@ -1,5 +1,5 @@
 """Ladder build and greedy evaluation rows/s: today's ``model.generate`` vs shared-prefix
-generation (`observe_r1.generation`), in one run, on the default model (targets: ladder
+generation (`observe_r1.evaluation.generation`), in one run, on the default model (targets: ladder
 >= 3x, greedy evaluation >= 2x).
 
 Rounds alternate the two paths on the same synth rows. The ladder is built end to end
@@ -28,7 +28,7 @@ import torch
 from model_zoo.hardware import resolve_precision, torch_uses_avx512
 from observe_r1.data.rows import read_rows
 from observe_r1.data.synth import STARTER_LEVELS, synthesize
-from observe_r1.evaluate import generate_responses, question_and_gold
+from observe_r1.evaluation.evaluate import generate_responses, question_and_gold
 from observe_r1.ladder import steps
 from observe_r1.ladder.build import LadderConfig, build_ladder
 from observe_r1.ladder.rollouts import RolloutEngine

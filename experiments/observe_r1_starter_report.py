@@ -10,9 +10,9 @@ McNemar tests against the starting model (asked in the run's own format) and aga
 baseline, with a paired bootstrap 95 % interval of the accuracy difference; accuracy per family
 and level; answer collapse (each model's share of answers equal to its most common one per
 family, beside the family-majority accuracy and the test rows' prior accuracy per family x level,
-`observe_r1.prior`) and how much of each model's accuracy its answer distribution earns (its
-answers permuted within each family: no image test, that is `eval --image-ablation`); per run the
-share of zero-signal groups and,
+`observe_r1.evaluation.prior`) and how much of each model's accuracy its answer distribution earns
+(its answers permuted within each family: no image test, that is `eval --image-ablation`); per run
+the share of zero-signal groups and,
 per 25 steps of its rollouts, sampled accuracy, format rate, length and the share cut at the
 length cap. Writes OUT_DIR/curves.png (reward, zero-signal share and validation accuracy
 against the optimizer step, one line per run).
@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 
 from eager_llm.significance import paired_bootstrap  # noqa: E402
 from observe_r1.data.rows import read_rows  # noqa: E402
-from observe_r1.prior import prior_accuracy  # noqa: E402
+from observe_r1.evaluation.prior import prior_accuracy  # noqa: E402
 from observe_r1.significance import mcnemar  # noqa: E402
 
 RUNS = {  # run -> the format it answers in
@@ -109,7 +109,8 @@ def family_prior_lines(models: dict[str, list[dict]], rows: list[dict] | None) -
     """Answer collapse: per model, the share of its answers that are its most common answer
     within the row's family (1.0: one answer per family), against the accuracy of answering
     each family's most common gold answer (the prior a collapsed policy can reach) and,
-    given the test `rows`, their prior accuracy per family x level (`observe_r1.prior`)."""
+    given the test `rows`, their prior accuracy per family x level
+    (`observe_r1.evaluation.prior`)."""
     first = next(iter(models.values()))
     families = sorted({r["family"] for r in first})
 

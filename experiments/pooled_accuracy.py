@@ -18,7 +18,7 @@ from pathlib import Path
 
 from scipy.stats import binomtest
 
-from observe_r1.evaluate import metrics_from_records, observation_recall
+from observe_r1.evaluation.evaluate import metrics_from_records, observation_recall
 
 
 def read_jsonl(path: Path) -> list[dict]:

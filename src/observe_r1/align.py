@@ -28,7 +28,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from model_zoo.checkpoints import RenamedWeightsResume
 from observe_r1.data.prompts import conversation
-from observe_r1.evaluate import question_and_gold
+from observe_r1.evaluation.evaluate import question_and_gold
 
 CAPTION_REQUEST = "Describe the image exactly."
 LANGUAGE_LORA_TARGETS = (

@@ -118,7 +118,7 @@ def train(
     from model_zoo.training_guards import NonFiniteError
     from observe_r1.config import ConfigError, load_config
     from observe_r1.data.rows import InputError, check_writable
-    from observe_r1.evaluate import check_model
+    from observe_r1.evaluation.evaluate import check_model
     from observe_r1.trainer import ResumeError
     from yaml_config import blame_override
 
@@ -181,18 +181,18 @@ def evaluate(
 
     from model_zoo.cache import file_sha256
     from model_zoo.outputs import prepare_outputs, remove_outputs
-    from observe_r1 import image_ablation as ablation
     from observe_r1.data.prompts import TAGS
     from observe_r1.data.rows import InputError, check_writable, read_rows
-    from observe_r1.eval_resume import PARTIAL_FILE, PartialResponses
-    from observe_r1.evaluate import (
+    from observe_r1.evaluation import image_ablation as ablation
+    from observe_r1.evaluation.evaluate import (
         REPORT_FILES,
         answer_conditions,
         check_model,
         metrics_from_records,
         write_report,
     )
-    from observe_r1.prior import prior_accuracy
+    from observe_r1.evaluation.prior import prior_accuracy
+    from observe_r1.evaluation.resume import PARTIAL_FILE, PartialResponses
 
     out = out or Path("runs") / f"eval-{data.stem}"
     with _clean_errors():
@@ -363,7 +363,7 @@ def synth(
     from model_zoo.outputs import prepare_outputs
     from observe_r1.data.rows import read_rows
     from observe_r1.data.synth import parse_levels, synthesize
-    from observe_r1.prior import prior_accuracy
+    from observe_r1.evaluation.prior import prior_accuracy
 
     with _clean_errors():
         check_size("--n", n, MAX_ROWS)
@@ -401,7 +401,7 @@ def prior(
     """The rows' prior accuracy: what the best constant answer per family x level x format
     scores (judged as eval judges accuracy), beside chance, overall and per stratum."""
     from observe_r1.data.rows import read_rows
-    from observe_r1.prior import prior_accuracy, prior_lines
+    from observe_r1.evaluation.prior import prior_accuracy, prior_lines
 
     with _clean_errors():
         report = prior_accuracy(read_rows(data).rows)
@@ -435,7 +435,7 @@ def ladder(
     skip_invalid: bool = typer.Option(False, help="Skip bad rows and count them."),
 ) -> None:
     """Build a NeuraLadder: filter, score with N rollouts, sort, mix, sample (resumable)."""
-    from observe_r1.evaluate import check_model
+    from observe_r1.evaluation.evaluate import check_model
     from observe_r1.ladder.build import LadderConfig, build_ladder, side_paths
 
     with _clean_errors():
@@ -550,7 +550,7 @@ def demo(
     """synth -> ladder -> GRPO -> eval before/after -> report.md (a few minutes on CPU)."""
     from observe_r1.data.rows import check_writable
     from observe_r1.demo import run_demo
-    from observe_r1.evaluate import check_model
+    from observe_r1.evaluation.evaluate import check_model
 
     with _clean_errors():
         check_size("--steps", steps, MAX_STEPS)

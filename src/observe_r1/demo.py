@@ -63,7 +63,7 @@ def _evaluate(
 ) -> tuple[dict, list[bool]]:
     """Greedy evaluation of ``model`` on ``rows``, report files in ``out``: (metrics, right
     or wrong per row)."""
-    from observe_r1.evaluate import evaluate_model, write_report
+    from observe_r1.evaluation.evaluate import evaluate_model, write_report
 
     metrics, records = evaluate_model(
         model, rows, max_new_tokens=max_new_tokens, batch_size=EVAL_BATCH

@@ -1,4 +1,4 @@
-"""GRPO's rollouts through `observe_r1.generation`: each group's prompt prefilled once.
+"""GRPO's rollouts through `observe_r1.evaluation.generation`: each group's prompt prefilled once.
 
 TRL's ``_generate_single_turn`` hands ``model.generate`` a batch in which every prompt
 appears ``num_generations`` times in a row (its ``RepeatSampler``) and keeps decoding every
@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import torch
 
-from observe_r1.generation import SHARED_PREFIX_TYPES, Decoding, generate_ids
+from observe_r1.evaluation.generation import SHARED_PREFIX_TYPES, Decoding, generate_ids
 
 ROW_FIELDS = ("input_ids", "attention_mask", "pixel_values")  # one row each, dim 0
 

@@ -27,7 +27,7 @@ from model_zoo.training_guards import written
 from observe_r1.config import ConfigError, ObserveR1Config
 from observe_r1.data.prompts import TAGS
 from observe_r1.data.rows import check_writable, read_rows, row_images
-from observe_r1.evaluate import question_and_gold, row_conversation
+from observe_r1.evaluation.evaluate import question_and_gold, row_conversation
 from observe_r1.pixels import pixel_bounds
 from observe_r1.rewards import make_accuracy_reward, make_format_reward
 from observe_r1.run_log import MetricsFile, plot_reward_curve, truncate_after

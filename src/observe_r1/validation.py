@@ -1,6 +1,6 @@
 """Validation during training: every ``eval_steps`` optimizer steps (and before the first
 step), greedy accuracy, format rate and mean completion length on the held-out rows of
-``eval_file``, scored by :mod:`observe_r1.evaluate` (the code of ``observe-r1 eval``).
+``eval_file``, scored by :mod:`observe_r1.evaluation.evaluate` (the code of ``observe-r1 eval``).
 
 One record per validation is appended to ``metrics.jsonl``: ``step``, :data:`VALID_KEYS`,
 ``eval_rows`` and ``seconds``. Each process answers every ``world_size``-th row; the main
@@ -20,7 +20,7 @@ from transformers import TrainerCallback
 
 from model_zoo.training_guards import append_record
 from observe_r1.data.rows import read_rows
-from observe_r1.evaluate import Responses, generate_responses, score
+from observe_r1.evaluation.evaluate import Responses, generate_responses, score
 
 VALID_KEYS = ("eval_accuracy", "eval_format_rate", "eval_mean_tokens")
 
@@ -45,7 +45,8 @@ def unshard(parts: list[list[Any]]) -> list[Any]:
 
 
 def validation_record(step: int, metrics: dict[str, Any], seconds: float) -> dict[str, Any]:
-    """The ``metrics.jsonl`` line of one validation from :func:`observe_r1.evaluate.score`."""
+    """The ``metrics.jsonl`` line of one validation from
+    :func:`observe_r1.evaluation.evaluate.score`."""
     return {
         "step": step,
         "eval_accuracy": metrics["accuracy"],

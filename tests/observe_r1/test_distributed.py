@@ -14,7 +14,7 @@ from transformers import AutoModelForImageTextToText
 
 from model_zoo import resolve
 from model_zoo.processors import load_processor
-from observe_r1.evaluate import generate_responses, score
+from observe_r1.evaluation.evaluate import generate_responses, score
 from observe_r1.shaping import shape_advantages
 from observe_r1.validation import validation_record, validation_rows
 from tests.observe_r1.test_trainer import TINY, write_rows

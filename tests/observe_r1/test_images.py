@@ -22,7 +22,7 @@ from model_zoo.processors import load_processor
 from observe_r1.cli import app
 from observe_r1.data import importers
 from observe_r1.data.rows import MAX_IMAGES, RowError, read_rows, row_images, write_rows
-from observe_r1.evaluate import open_images, row_conversation
+from observe_r1.evaluation.evaluate import open_images, row_conversation
 from observe_r1.ladder.build import LadderConfig, build_ladder, side_paths
 from observe_r1.ladder.cache import RolloutCache, rollout_key
 from observe_r1.ladder.rollouts import Sampling, step_by_step_messages

@@ -9,7 +9,7 @@ from transformers import GenerationConfig
 from observe_r1 import rollout_generation
 from observe_r1.rollout_generation import group_size, patched_generate, plain_decoding
 from observe_r1.trainer import ObserveR1Trainer
-from tests.observe_r1.test_generation import SYSTEM, model_and_inputs
+from tests.observe_r1.evaluation.test_generation import SYSTEM, model_and_inputs
 from tests.observe_r1.test_trainer import _trainer, config_for
 
 

@@ -12,8 +12,8 @@ row has neither field (or ``"images": []``); both fields at once are an error.
 `row_images` gives a row's image paths. ``answer`` is a string (numbers are accepted and
 converted). A multiple-choice row lists its 2 to 6 options
 in ``choices`` and keeps ``question`` bare: consumers letter the options A-F when they ask
-(`observe_r1.evaluate.question_and_gold`); its ``answer`` is the gold letter or the text of
-one option. Any other field (family, level, difficulty, ...) is carried along untouched.
+(`observe_r1.evaluation.evaluate.question_and_gold`); its ``answer`` is the gold letter or the text
+of one option. Any other field (family, level, difficulty, ...) is carried along untouched.
 
 Bounds (a row over one is an error naming ``file:line`` and the field, or is skipped and
 counted with ``skip_invalid``): a line holds at most `MAX_LINE_BYTES` bytes of UTF-8 JSON;

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from model_zoo.hardware import PRECISIONS
 from observe_r1.data.rows import InputError, check_writable, read_rows, write_rows
-from observe_r1.evaluate import question_and_gold
+from observe_r1.evaluation.evaluate import question_and_gold
 from observe_r1.ladder import steps
 from observe_r1.ladder.cache import RolloutCache, rollout_key
 from observe_r1.ladder.plot import plot_profile

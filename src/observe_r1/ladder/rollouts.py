@@ -2,8 +2,8 @@
 
 `RolloutEngine.generate` answers a batch of (messages, row images) prompts with ``n`` responses
 each (prompts left-padded; each prefilled once and its cache shared by its ``n`` responses,
-`observe_r1.generation`). The model loads on first use, so a builder whose rollouts are all
-cached never loads it.
+`observe_r1.evaluation.generation`). The model loads on first use, so a builder whose rollouts are
+all cached never loads it.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from model_zoo.cache import file_sha256
 from model_zoo.hardware import resolve_precision
 from model_zoo.processors import load_processor
 from observe_r1.data.rows import InputError
-from observe_r1.evaluate import open_images, row_conversation
-from observe_r1.generation import Decoding, generate_ids, stop_ids
+from observe_r1.evaluation.evaluate import open_images, row_conversation
+from observe_r1.evaluation.generation import Decoding, generate_ids, stop_ids
 
 Messages = list[dict[str, Any]]
 
@@ -35,7 +35,7 @@ ANSWER_ONLY_PROMPT = (
 
 def answer_only_messages(row: dict[str, Any]) -> Messages:
     """Chat messages asking for the row's final answer alone (the simple-question filter);
-    options lettered as `observe_r1.evaluate.question_and_gold` asks them."""
+    options lettered as `observe_r1.evaluation.evaluate.question_and_gold` asks them."""
     messages = row_conversation(row, "observe")
     messages[0] = {"role": "system", "content": [{"type": "text", "text": ANSWER_ONLY_PROMPT}]}
     return messages

@@ -14,7 +14,7 @@ from observe_r1.cli import app
 from observe_r1.data.rows import InputError, read_rows
 from observe_r1.data.synth import ALL_LEVELS, FAMILIES, STARTER_LEVELS, make_problem, synthesize
 from observe_r1.data.synth.answers import answer_range, draw_with_answer, stratified
-from observe_r1.prior import best_constant, judged, prior_accuracy, stratum
+from observe_r1.evaluation.prior import best_constant, judged, prior_accuracy, stratum
 
 STRATA = [(family, level) for family in FAMILIES for level in ALL_LEVELS]
 SLOW_TO_REACH = {("arithmetic", 5), ("dice", 4), ("dice", 5)}  # answers rarer than 1e-4

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).parents[2] / "experiments" / "pooled_accuracy.py"
+SCRIPT = Path(__file__).parents[3] / "experiments" / "pooled_accuracy.py"
 
 
 def write_set(folder: Path, rows: list[dict], records: list[dict]) -> str:

@@ -8,7 +8,7 @@ from transformers import AutoModelForImageTextToText
 from model_zoo import resolve
 from model_zoo.processors import load_processor
 from observe_r1.demo import draw_counting_rows
-from observe_r1.evaluate import (
+from observe_r1.evaluation.evaluate import (
     Responses,
     generate_responses,
     majority_baseline,

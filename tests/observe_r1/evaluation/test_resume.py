@@ -9,8 +9,8 @@ from model_zoo import resolve
 from model_zoo.processors import load_processor
 from observe_r1.data.rows import InputError, read_rows
 from observe_r1.demo import draw_counting_rows
-from observe_r1.eval_resume import PartialResponses
-from observe_r1.evaluate import generate_responses
+from observe_r1.evaluation.evaluate import generate_responses
+from observe_r1.evaluation.resume import PartialResponses
 
 SETTINGS = {"model": "m", "rows": 4, "samples": 2, "seed": 0}
 

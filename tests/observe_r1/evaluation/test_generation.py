@@ -1,5 +1,5 @@
-"""`observe_r1.generation`: each prompt prefilled once, finished rows dropped, the same tokens
-as ``model.generate`` when greedy and the same draws when sampled (tiny real models)."""
+"""`observe_r1.evaluation.generation`: each prompt prefilled once, finished rows dropped, the same
+tokens as ``model.generate`` when greedy and the same draws when sampled (tiny real models)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, Auto
 
 from model_zoo import resolve
 from model_zoo.processors import load_processor
-from observe_r1 import generation
-from observe_r1.generation import Decoding, generate_ids, next_tokens, until_stop
+from observe_r1.evaluation import generation
+from observe_r1.evaluation.generation import Decoding, generate_ids, next_tokens, until_stop
 
 QUESTIONS = ["How many circles are there?", "Colour?", "What is the largest shape in it?"]
 SYSTEM = "You answer questions about shapes, briefly and with care. Question: "

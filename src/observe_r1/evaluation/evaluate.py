@@ -25,8 +25,8 @@ from PIL import Image
 
 from observe_r1.data.prompts import TAGS, conversation
 from observe_r1.data.rows import InputError, row_images
-from observe_r1.eval_resume import PartialResponses
-from observe_r1.generation import Decoding, generate_ids, stop_ids
+from observe_r1.evaluation.generation import Decoding, generate_ids, stop_ids
+from observe_r1.evaluation.resume import PartialResponses
 from observe_r1.rewards import accuracy_reward, extract_answer, format_reward
 
 LETTERS = "ABCDEFGH"
@@ -205,7 +205,7 @@ def generate_responses(
     precision: str = "fp32",
 ) -> Responses:
     """Greedy (``samples=1``) or sampled responses for every row, batched; each prompt
-    prefilled once and finished rows dropped from the batch (`observe_r1.generation`;
+    prefilled once and finished rows dropped from the batch (`observe_r1.evaluation.generation`;
     ``shared_prefix=False``: plain ``model.generate``). Sampling keeps ``generate``'s default
     top-k of 50 that this evaluator has always drawn with. A response's ``tokens`` count
     its stop token, as the ladder and the trainer count. ``precision``: ``"fp32"`` or
@@ -214,7 +214,7 @@ def generate_responses(
     ``seed``: sampling draws from ``torch.manual_seed(seed + first row of the batch)``, so a
     batch's samples do not depend on the batches before it (None: the global generator).
     ``partial``: batches answered by an earlier, stopped run are taken from it, new ones
-    are added to it (:mod:`observe_r1.eval_resume`).
+    are added to it (:mod:`observe_r1.evaluation.resume`).
     """
     tokenizer = processor.tokenizer
     tokenizer.padding_side = "left"
@@ -345,7 +345,8 @@ def check_model(model: str) -> None:
 
 
 def _ablation_lines(block: dict[str, Any], prior: float | None) -> list[str]:
-    """Markdown of the ``image_ablation`` block (`observe_r1.image_ablation.image_reliance`)."""
+    """Markdown of the ``image_ablation`` block
+    (`observe_r1.evaluation.image_ablation.image_reliance`)."""
     shown = "" if prior is None else f" (prior accuracy {prior:.3f} on these rows)"
     lines = ["", f"Image ablation{shown}:", "", "| images | accuracy |", "| --- | --- |"]
     lines += [f"| {name} | {value:.3f} |" for name, value in block["accuracy"].items()]

@@ -11,18 +11,18 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from observe_r1 import evaluate
 from observe_r1.cli import app
 from observe_r1.data.rows import InputError, read_rows
 from observe_r1.data.synth import STARTER_LEVELS, synthesize
-from observe_r1.eval_resume import PartialResponses
-from observe_r1.evaluate import Responses
-from observe_r1.image_ablation import (
+from observe_r1.evaluation import evaluate
+from observe_r1.evaluation.evaluate import Responses
+from observe_r1.evaluation.image_ablation import (
     ablated_rows,
     parse_conditions,
     permutation_null,
     swap_partners,
 )
+from observe_r1.evaluation.resume import PartialResponses
 
 
 def result_md(out: Path) -> str:

@@ -16,13 +16,13 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
-from observe_r1.evaluate import question_and_gold
+from observe_r1.evaluation.evaluate import question_and_gold
 from observe_r1.rewards import accuracy_reward
 
 
 def judged(gold: str, prediction: str | None) -> bool:
     """Whether an extracted answer `prediction` earns accuracy against `gold`: the judge of
-    `observe_r1.evaluate.prediction_records` (`accuracy_reward` on its answer block)."""
+    `observe_r1.evaluation.evaluate.prediction_records` (`accuracy_reward` on its answer block)."""
     return prediction is not None and accuracy_reward(f"<answer>{prediction}</answer>", gold) == 1
 
 

@@ -4,7 +4,7 @@ The evaluated rows are asked again with their images replaced (`ablated_rows`):
 
 - ``blank``: each image by a white image of its size;
 - ``swap``: a row's images by those of its partner, another row of its stratum (family x
-  level x format, `observe_r1.prior.stratum`). `swap_partners` sorts a stratum's rows by
+  level x format, `observe_r1.evaluation.prior.stratum`). `swap_partners` sorts a stratum's rows by
   gold answer (answers and rows within an answer in an order seeded by ``seed``) and pairs
   each with the row ``s`` places on, cyclically, ``s`` the size of the largest answer
   group: a derangement in which every partner has another gold answer wherever no answer
@@ -32,8 +32,8 @@ from PIL import Image
 
 from eager_llm.significance import paired_bootstrap
 from observe_r1.data.rows import InputError, row_images
-from observe_r1.evaluate import question_and_gold
-from observe_r1.prior import judged, prior_accuracy, stratum
+from observe_r1.evaluation.evaluate import question_and_gold
+from observe_r1.evaluation.prior import judged, prior_accuracy, stratum
 
 CONDITIONS = ("blank", "swap")
 BLANK_FOLDER = "blank_images"  # in eval's --out: the white images, one per image size
@@ -116,8 +116,8 @@ def permutation_null(
     seed: int = 0,
 ) -> np.ndarray:
     """Accuracy (permutations,) of `predictions` shuffled within each stratum against
-    `golds` (n_rows each), judged by `observe_r1.prior.judged`; each pair of distinct gold
-    and prediction judged once."""
+    `golds` (n_rows each), judged by `observe_r1.evaluation.prior.judged`; each pair of distinct
+    gold and prediction judged once."""
     rng = np.random.default_rng(seed)
     hits = np.zeros(permutations)
     groups: dict[Any, list[int]] = defaultdict(list)
@@ -156,7 +156,7 @@ def image_reliance(
     permutations: int = PERMUTATIONS,
 ) -> dict[str, Any]:
     """The ``image_ablation`` block of ``eval.json`` from the real rows' `records` and each
-    condition's records in `ablated` (`observe_r1.evaluate.prediction_records`, first
+    condition's records in `ablated` (`observe_r1.evaluation.evaluate.prediction_records`, first
     samples scored); `partners` from `swap_partners(rows, seed)`."""
     real = _first_correct(records)
     prior = prior_accuracy(rows)
