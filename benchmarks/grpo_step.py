@@ -30,9 +30,9 @@ from pathlib import Path
 import torch
 
 from model_zoo.hardware import cpu_has_native_bf16
-from observe_r1.config import load_config
 from observe_r1.data.synth import synthesize
-from observe_r1.train import build_trainer
+from observe_r1.training.config import load_config
+from observe_r1.training.train import build_trainer
 
 CONFIGS = Path(__file__).parents[1] / "configs" / "observe_r1"
 # name -> (config, overrides); the first is today's default, the others are timed against it.

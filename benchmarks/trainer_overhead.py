@@ -17,10 +17,10 @@ from pathlib import Path
 
 from trl import GRPOTrainer
 
-from observe_r1.config import load_config
 from observe_r1.demo import draw_counting_rows
-from observe_r1.train import build_trainer
-from observe_r1.trainer import ObserveR1Trainer
+from observe_r1.training.config import load_config
+from observe_r1.training.train import build_trainer
+from observe_r1.training.trainer import ObserveR1Trainer
 
 TINY = Path(__file__).parents[1] / "configs" / "observe_r1" / "tiny.yaml"
 

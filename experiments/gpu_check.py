@@ -7,11 +7,11 @@ and the others still run), all of them inside ``--budget`` seconds:
 
 - ``versions``: torch, the CUDA device, transformers, TRL, PEFT, accelerate, datasets,
   math-verify, each against the project's pin (``pyproject.toml``);
-- ``grpo-*``: Observe-R1 GRPO steps through ``observe_r1.train.train`` with
+- ``grpo-*``: Observe-R1 GRPO steps through ``observe_r1.training.train.train`` with
   ``configs/observe_r1/tiny.yaml`` and ``bf16=true`` on the zoo's tiny random
   ``tiny-qwen2.5-vl`` and ``tiny-llava`` (built on the spot), and once with
   ``share_prompt_forward=true``: weights moved, fp32 weights kept, steps/s;
-- ``shared-prompt``: ``tests/observe_r1/test_shared_prompt.py``'s check that the
+- ``shared-prompt``: ``tests/observe_r1/training/test_shared_prompt.py``'s check that the
   shared-prompt forward equals TRL's stock one (log-probs, entropies, gradients), run on
   the device (``OBSERVE_EAGER_TEST_DEVICE``);
 - ``observe-eval``: ``observe-r1 eval --device DEVICE`` of the trained tiny Qwen2.5-VL;
@@ -152,10 +152,10 @@ def step_versions(device: str, work: Path) -> dict:
 
 def step_grpo(device: str, work: Path, model: str, shared: bool = False) -> dict:
     from model_zoo import resolve
-    from observe_r1.config import load_config
     from observe_r1.demo import draw_counting_rows
-    from observe_r1.run_log import read_records
-    from observe_r1.train import engine_keeps_fp32_master, policy_dtype, train
+    from observe_r1.training.config import load_config
+    from observe_r1.training.run_log import read_records
+    from observe_r1.training.train import engine_keeps_fp32_master, policy_dtype, train
 
     rows = work / "rows" / "train.jsonl"
     if not rows.is_file():
@@ -205,7 +205,7 @@ def step_grpo(device: str, work: Path, model: str, shared: bool = False) -> dict
 
 
 def step_shared_prompt(device: str, work: Path) -> dict:
-    test = "tests/observe_r1/test_shared_prompt.py"
+    test = "tests/observe_r1/training/test_shared_prompt.py"
     command = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", test,
                "-k", "matches_the_stock_forward"]  # fmt: skip
     env = os.environ | {TEST_DEVICE_ENV: device}

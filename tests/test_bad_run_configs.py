@@ -19,11 +19,11 @@ from typer.testing import CliRunner
 from eager_llm.cli import app as eager_app
 from eager_llm.training import load_config as load_eager_config
 from observe_r1.cli import app as observe_app
-from observe_r1.config import load_config as load_observe_config
+from observe_r1.training.config import load_config as load_observe_config
 from tests.eager_llm.training.toy import CONFIG as EAGER_CONFIG
 from tests.eager_llm.training.toy import toy_index
-from tests.observe_r1.test_trainer import TINY as OBSERVE_CONFIG
-from tests.observe_r1.test_trainer import write_rows
+from tests.observe_r1.training.test_trainer import TINY as OBSERVE_CONFIG
+from tests.observe_r1.training.test_trainer import write_rows
 
 APPS = {"observe": observe_app, "eager": eager_app}
 FINGERPRINT = "run_fingerprint.json"  # model_zoo.run_folder.FINGERPRINT
@@ -103,7 +103,7 @@ def earlier_run(folder: str, make, fingerprint: Callable[[Path], dict | str] | N
 
 def observe_print(work: Path, *overrides: str, rows: str = "rows/train.jsonl") -> dict:
     """The fingerprint of the observe case's config with ``overrides``."""
-    from observe_r1.train import run_fingerprint
+    from observe_r1.training.train import run_fingerprint
 
     settings = [f"train_file={work / rows}", f"output_dir={work / 'run'}", *overrides]
     return run_fingerprint(load_observe_config(OBSERVE_CONFIG, settings))

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from model_zoo.outputs import OutputError, check_input_and_output, prepare_outputs
 from observe_r1.cli import app as observe_app
-from tests.observe_r1.test_trainer import TINY
+from tests.observe_r1.training.test_trainer import TINY
 
 ROOT = Path(__file__).parents[1]
 

@@ -16,7 +16,7 @@ from eager_llm.cli import app as eager_app
 from observe_r1.cli import app as observe_app
 from tests.eager_llm.training.toy import CONFIG as EAGER_CONFIG
 from tests.eager_llm.training.toy import toy_index
-from tests.observe_r1.test_trainer import TINY, write_rows
+from tests.observe_r1.training.test_trainer import TINY, write_rows
 
 
 def invoke(app, *args) -> object:
@@ -79,7 +79,7 @@ def test_observe_run_folder_is_one_run_resumed_past_a_half_written_checkpoint(tm
 
 def test_observe_train_prints_a_refused_checkpoint_as_one_error_line(tmp_path):
     """``ResumeError`` (a checkpoint inside a generation round without its saved round)."""
-    from observe_r1.trainer import ROUND_STATE
+    from observe_r1.training.trainer import ROUND_STATE
 
     data = write_rows(tmp_path / "data", n=4)
     out = tmp_path / "run"
@@ -142,13 +142,13 @@ def test_eager_resume_skips_a_half_written_checkpoint_and_refuses_a_second_run(
 def test_an_unexpected_exception_is_one_bug_line_exit_1(tmp_path, monkeypatch, tool):
     """A fault no check foresaw (here planted in the training entry point)."""
     import eager_llm.training
-    import observe_r1.train
+    import observe_r1.training.train
 
     def broken(*args, **kwargs):
         raise KeyError("surprise")
 
     if tool == "observe-r1":
-        monkeypatch.setattr(observe_r1.train, "train", broken)
+        monkeypatch.setattr(observe_r1.training.train, "train", broken)
         data = write_rows(tmp_path / "data", n=2)
         run = lambda: observe_train(data, tmp_path / "run")  # noqa: E731
     else:
@@ -171,7 +171,7 @@ def test_a_start_that_fails_before_its_first_checkpoint_leaves_no_run(tmp_path, 
     """Issue 31, item 7: a failure no check foresaw, after the folder was prepared (here the
     first step, once it logged), leaves no fingerprint or records: the rerun is accepted."""
     import eager_llm.training.stages
-    import observe_r1.train
+    import observe_r1.training.train
 
     class FailsInStep1:
         def __init__(self, out: Path, error: Exception):
@@ -182,7 +182,7 @@ def test_a_start_that_fails_before_its_first_checkpoint_leaves_no_run(tmp_path, 
             raise self.error
 
     out = tmp_path / "run"
-    module = observe_r1.train if tool == "observe-r1" else eager_llm.training.stages
+    module = observe_r1.training.train if tool == "observe-r1" else eager_llm.training.stages
     if tool == "observe-r1":
         data = write_rows(tmp_path / "data", n=2)
         run = lambda: observe_train(data, out)  # noqa: E731

@@ -116,10 +116,10 @@ def train(
     """GRPO training with Observe-R1 shaping; writes metrics, checkpoints and final/."""
     from model_zoo.run_folder import RunFolderError
     from model_zoo.training_guards import NonFiniteError
-    from observe_r1.config import ConfigError, load_config
     from observe_r1.data.rows import InputError, check_writable
     from observe_r1.evaluation.evaluate import check_model
-    from observe_r1.trainer import ResumeError
+    from observe_r1.training.config import ConfigError, load_config
+    from observe_r1.training.trainer import ResumeError
     from yaml_config import blame_override
 
     given = {}  # config key -> the option that set it, to blame
@@ -142,7 +142,7 @@ def train(
                 raise ConfigError(f"{config}: {detail}", key="model", detail=detail) from None
             where = "--output-dir" if output_dir else f"{config}: output_dir"
             check_writable(settings.output_dir, where, folder=True)
-            from observe_r1.train import train as run_training
+            from observe_r1.training.train import train as run_training
 
             final = run_training(settings, resume=resume, overwrite=overwrite)
         except ConfigError as error:

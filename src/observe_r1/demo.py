@@ -22,11 +22,11 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from eager_llm.significance import paired_bootstrap
-from observe_r1.config import load_config
 from observe_r1.data.synth import STARTER_LEVELS
-from observe_r1.run_log import read_records
 from observe_r1.significance import mcnemar
-from observe_r1.train import train
+from observe_r1.training.config import load_config
+from observe_r1.training.run_log import read_records
+from observe_r1.training.train import train
 
 RUN = Path("runs/observe_r1_demo")
 SMOL_CPU_CONFIG = Path(__file__).parents[2] / "configs" / "observe_r1" / "smol-cpu.yaml"

@@ -7,7 +7,7 @@ from transformers import AutoModelForImageTextToText, Trainer, TrainingArguments
 from model_zoo import resolve
 from model_zoo.checkpoints import RenamedWeightsResume, load_saved_weights
 from observe_r1.align import StageTrainer
-from observe_r1.trainer import ObserveR1Trainer
+from observe_r1.training.trainer import ObserveR1Trainer
 
 
 class ResumingTrainer(RenamedWeightsResume, Trainer):

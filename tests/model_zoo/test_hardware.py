@@ -54,7 +54,7 @@ def test_cpu_bf16_turns_off_only_for_cpu_runs_without_native_bf16(monkeypatch, c
 def test_both_configs_apply_the_cpu_bf16_rule(monkeypatch, tmp_path):
     from eager_llm.training.config import load_config as load_eager
     from model_zoo import hardware
-    from observe_r1.config import load_config as load_observe
+    from observe_r1.training.config import load_config as load_observe
 
     monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
     configs = Path(__file__).parents[2] / "configs"

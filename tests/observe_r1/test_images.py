@@ -26,10 +26,10 @@ from observe_r1.evaluation.evaluate import open_images, row_conversation
 from observe_r1.ladder.build import LadderConfig, build_ladder, side_paths
 from observe_r1.ladder.cache import RolloutCache, rollout_key
 from observe_r1.ladder.rollouts import Sampling, step_by_step_messages
-from observe_r1.pixels import PixelBounds
-from observe_r1.trainer import ObserveR1Trainer, drop_empty_images
+from observe_r1.training.pixels import PixelBounds
+from observe_r1.training.trainer import ObserveR1Trainer, drop_empty_images
 from tests.observe_r1.test_ladder_build import CountingEngine, hashed_judge  # noqa: F401
-from tests.observe_r1.test_trainer import TINY, RecordingObserveR1, _trainer
+from tests.observe_r1.training.test_trainer import TINY, RecordingObserveR1, _trainer
 
 MODEL = "tiny-qwen2.5-vl"
 
@@ -224,7 +224,7 @@ class RecordingImages(RecordingObserveR1):
 
 
 def test_one_training_round_and_eval_on_mixed_rows(tmp_path):
-    from observe_r1.config import load_config
+    from observe_r1.training.config import load_config
 
     path = mixed_rows(tmp_path / "data")
     # 4 prompts x 4 completions in one round of 2 steps; the reference model's first chunk
@@ -253,7 +253,7 @@ def test_one_training_round_and_eval_on_mixed_rows(tmp_path):
 
 
 def test_a_training_file_of_text_only_rows_trains(tmp_path):
-    from observe_r1.config import load_config
+    from observe_r1.training.config import load_config
 
     rows = [
         {"id": "a", "question": "What is 2 + 3?", "answer": "5"},

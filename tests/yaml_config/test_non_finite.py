@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from eager_llm.cli import app as eager_app
 from observe_r1.cli import app as observe_app
 from tests.eager_llm.training.toy import CONFIG as EAGER_CONFIG
-from tests.observe_r1.test_trainer import TINY as OBSERVE_CONFIG
+from tests.observe_r1.training.test_trainer import TINY as OBSERVE_CONFIG
 
 CASES = [  # (app, config, key, YAML value): keys without a range of their own
     (observe_app, OBSERVE_CONFIG, "repetition_penalty", ".nan"),

@@ -3,7 +3,7 @@
 import pytest
 
 from eager_llm.training import load_config as load_eager_config
-from observe_r1.config import load_config as load_observe_config
+from observe_r1.training.config import load_config as load_observe_config
 from yaml_config import ConfigError, load_value, parse_override, read_mapping
 
 

@@ -60,8 +60,8 @@ def test_write_rows_keeps_images_relative_inside_the_folder(tmp_path, image):
 
 
 def test_training_asks_a_choice_row_with_lettered_options(tmp_path, image):
-    from observe_r1.config import load_config
-    from observe_r1.train import training_dataset
+    from observe_r1.training.config import load_config
+    from observe_r1.training.train import training_dataset
 
     path = one_row(tmp_path, answer="12", choices=["10", "12"])
     tiny = Path(__file__).parents[3] / "configs" / "observe_r1" / "tiny.yaml"
@@ -77,7 +77,7 @@ def test_a_float_image_with_non_finite_pixels_is_an_input_error(tmp_path, bad):
     from typer.testing import CliRunner
 
     from observe_r1.cli import app
-    from tests.observe_r1.test_trainer import TINY
+    from tests.observe_r1.training.test_trainer import TINY
 
     pixels = np.ones((32, 32), dtype=np.float32)
     pixels[3, 4] = bad

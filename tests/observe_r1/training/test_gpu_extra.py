@@ -21,7 +21,7 @@ from packaging.version import Version
 
 tomllib = pytest.importorskip("tomllib")
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 PIP_SETTINGS = ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_CONSTRAINT")
 
 

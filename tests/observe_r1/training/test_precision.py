@@ -6,8 +6,8 @@ import pytest
 import torch
 from trl import GRPOTrainer
 
-from observe_r1.train import engine_keeps_fp32_master, policy_dtype
-from tests.observe_r1.test_trainer import RecordingObserveR1, _trainer, config_for
+from observe_r1.training.train import engine_keeps_fp32_master, policy_dtype
+from tests.observe_r1.training.test_trainer import RecordingObserveR1, _trainer, config_for
 
 
 @pytest.fixture(autouse=True)

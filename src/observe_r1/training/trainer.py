@@ -6,7 +6,7 @@ call ``[]`` instead of ``None`` for a text-only row's images):
 - ``_calculate_rewards`` (returns rewards gathered over all processes): also gathers the
   completion lengths, in the same order, and stashes both.
 - ``_generate_and_score_completions``: after the stock pass, replaces ``advantages`` by
-  :func:`observe_r1.shaping.shape_advantages` over the gathered groups (contiguous blocks
+  :func:`observe_r1.training.shaping.shape_advantages` over the gathered groups (contiguous blocks
   of ``num_generations`` in the gathered order) and keeps this process's slice. TRL's own
   logged advantages and ``frac_reward_zero_std`` are rewritten to describe the shaped ones.
   With ``filter_groups`` (dynamic sampling) it runs that pass on the ladder's next prompts
@@ -28,13 +28,17 @@ from trl import GRPOTrainer
 
 from model_zoo.checkpoints import RenamedWeightsResume
 from model_zoo.training_guards import GuardedTrainer, json_line, written
-from observe_r1.group_filter import PromptOrder, keep_groups, take_groups
-from observe_r1.pixels import PixelBounds, bounded_image
 from observe_r1.rewards import completion_text
-from observe_r1.rollout_generation import patched_generate
-from observe_r1.round_merge import merge_rounds
-from observe_r1.shaping import bonus_mask, difficulty_weight, shape_advantages
-from observe_r1.shared_prompt import QWEN_IMAGE_INPUTS, add_shared_prompt_forward, check_engine
+from observe_r1.training.group_filter import PromptOrder, keep_groups, take_groups
+from observe_r1.training.pixels import PixelBounds, bounded_image
+from observe_r1.training.rollout_generation import patched_generate
+from observe_r1.training.round_merge import merge_rounds
+from observe_r1.training.shaping import bonus_mask, difficulty_weight, shape_advantages
+from observe_r1.training.shared_prompt import (
+    QWEN_IMAGE_INPUTS,
+    add_shared_prompt_forward,
+    check_engine,
+)
 
 _HOOKS = {
     "_calculate_rewards": ["self", "inputs", "prompts", "completions", "completion_ids_list"],
@@ -285,7 +289,7 @@ class ObserveR1Trainer(GuardedTrainer, RenamedWeightsResume, GRPOTrainer):
         **other_inputs,
     ):
         """With ``share_prompt_forward``: each group's prompt runs once
-        (`observe_r1.shared_prompt`; the stock path chunks by ``batch_size``, this one by
+        (`observe_r1.training.shared_prompt`; the stock path chunks by ``batch_size``, this one by
         group). Log-probabilities and entropies ``(B, T)``, no auxiliary loss."""
         if not self.args.share_prompt_forward:
             return super()._get_per_token_logps_and_entropies(

@@ -16,7 +16,7 @@ from typing import Any
 from trl import GRPOConfig
 
 from model_zoo.hardware import cpu_bf16
-from observe_r1.group_filter import DROP_RULES
+from observe_r1.training.group_filter import DROP_RULES
 from yaml_config import (
     AT_LEAST_1,
     BATCH,
@@ -88,7 +88,8 @@ RANGES: dict[str, Range] = {
 
 @dataclass
 class ObserveR1Config(GRPOConfig):
-    """``GRPOConfig`` + Observe-R1. Advantages follow ``observe_r1.shaping.shape_advantages``.
+    """``GRPOConfig`` + Observe-R1. Advantages follow
+    ``observe_r1.training.shaping.shape_advantages``.
 
     ``advantage_eps`` defaults to TRL's 1e-4 so that with both switches off the advantages
     equal stock GRPO's exactly.
@@ -112,11 +113,11 @@ class ObserveR1Config(GRPOConfig):
     # the processor's own bounds). Applied to the images themselves, so vLLM sees them too.
     min_pixels: int | None = None
     max_pixels: int | None = None
-    # Validation during training (observe_r1.validation): greedy on the first eval_limit rows
-    # of eval_file (all when null), every eval_steps optimizer steps (null: logging_steps).
+    # Validation during training (observe_r1.training.validation): greedy on the first eval_limit
+    # rows of eval_file (all when null), every eval_steps optimizer steps (null: logging_steps).
     eval_file: str = ""
     eval_limit: int | None = None
-    # Dynamic sampling (DAPO; observe_r1.group_filter): groups meeting any of these rules
+    # Dynamic sampling (DAPO; observe_r1.training.group_filter): groups meeting any of these rules
     # (all_correct, all_wrong, zero_variance) are replaced by the ladder's next prompts, for
     # at most max_refill_rounds extra generation passes per round. []: off (the paper).
     filter_groups: list[str] = field(default_factory=list)
@@ -124,7 +125,7 @@ class ObserveR1Config(GRPOConfig):
     # Keep the vision encoder's weights fixed (and LoRA off it); the projector still trains
     # where it lies outside the encoder (LLaVA), not where it is part of it (Qwen-VL's merger).
     freeze_vision: bool = False
-    # Run each group's prompt once in the loss forward (observe_r1.shared_prompt): the same
+    # Run each group's prompt once in the loss forward (observe_r1.training.shared_prompt): the same
     # log-probabilities and gradients as TRL's forward over G prompt copies, for less compute
     # when prompts are long against completions. LLaVA and text models (1-D positions) only.
     share_prompt_forward: bool = False

@@ -8,9 +8,9 @@ from PIL import Image
 
 from model_zoo import resolve
 from model_zoo.processors import load_processor
-from observe_r1.config import ConfigError
-from observe_r1.pixels import PixelBounds, bounded_image, pixel_bounds
-from tests.observe_r1.test_trainer import RecordingObserveR1, _trainer, config_for
+from observe_r1.training.config import ConfigError
+from observe_r1.training.pixels import PixelBounds, bounded_image, pixel_bounds
+from tests.observe_r1.training.test_trainer import RecordingObserveR1, _trainer, config_for
 
 
 class RecordingGrids(RecordingObserveR1):

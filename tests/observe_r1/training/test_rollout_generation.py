@@ -6,11 +6,11 @@ from __future__ import annotations
 import torch
 from transformers import GenerationConfig
 
-from observe_r1 import rollout_generation
-from observe_r1.rollout_generation import group_size, patched_generate, plain_decoding
-from observe_r1.trainer import ObserveR1Trainer
+from observe_r1.training import rollout_generation
+from observe_r1.training.rollout_generation import group_size, patched_generate, plain_decoding
+from observe_r1.training.trainer import ObserveR1Trainer
 from tests.observe_r1.evaluation.test_generation import SYSTEM, model_and_inputs
-from tests.observe_r1.test_trainer import _trainer, config_for
+from tests.observe_r1.training.test_trainer import _trainer, config_for
 
 
 def grouped(inputs: dict, n: int) -> dict:

@@ -24,8 +24,8 @@ from trl.trainer.utils import add_fused_lm_head
 
 from model_zoo import resolve
 from model_zoo.processors import load_processor
-from observe_r1 import shared_prompt
-from observe_r1.shared_prompt import (
+from observe_r1.training import shared_prompt
+from observe_r1.training.shared_prompt import (
     RowImages,
     add_shared_prompt_forward,
     check_engine,
@@ -33,9 +33,9 @@ from observe_r1.shared_prompt import (
     images_per_row,
     prompt_groups,
 )
-from observe_r1.trainer import ObserveR1Trainer
-from tests.observe_r1.test_distributed import REPO, SCRIPT
-from tests.observe_r1.test_trainer import TINY, _trainer, config_for, write_rows
+from observe_r1.training.trainer import ObserveR1Trainer
+from tests.observe_r1.training.test_distributed import REPO, SCRIPT
+from tests.observe_r1.training.test_trainer import TINY, _trainer, config_for, write_rows
 from yaml_config import ConfigError
 
 QUESTIONS = ["How many circles are there?", "What colour is the largest square in the image?"]

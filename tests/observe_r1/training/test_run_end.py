@@ -15,8 +15,8 @@ from safetensors import SafetensorError
 from typer.testing import CliRunner
 
 from observe_r1.cli import app
-from observe_r1.trainer import ObserveR1Trainer
-from tests.observe_r1.test_trainer import TINY, write_rows
+from observe_r1.training.trainer import ObserveR1Trainer
+from tests.observe_r1.training.test_trainer import TINY, write_rows
 
 # a constant rate: a step past the end would change the weights
 SETTINGS = ["max_completion_length=8", "lr_scheduler_type=constant"]

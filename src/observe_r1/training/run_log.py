@@ -88,7 +88,7 @@ class MetricsFile(TrainerCallback):
 
 def read_records(path: Path) -> list[dict]:
     """The records of ``metrics.jsonl``: optimizer steps (they have ``rollout``) and, with
-    ``eval_file``, validations (``eval_accuracy``, ...; ``observe_r1.validation``)."""
+    ``eval_file``, validations (``eval_accuracy``, ...; ``observe_r1.training.validation``)."""
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 

@@ -15,12 +15,12 @@ from transformers import AutoModelForImageTextToText
 from model_zoo import resolve
 from model_zoo.processors import load_processor
 from observe_r1.evaluation.evaluate import generate_responses, score
-from observe_r1.shaping import shape_advantages
-from observe_r1.validation import validation_record, validation_rows
-from tests.observe_r1.test_trainer import TINY, write_rows
+from observe_r1.training.shaping import shape_advantages
+from observe_r1.training.validation import validation_record, validation_rows
+from tests.observe_r1.training.test_trainer import TINY, write_rows
 
 SCRIPT = Path(__file__).with_name("distributed_run.py")
-REPO = Path(__file__).parents[2]
+REPO = Path(__file__).parents[3]
 
 
 def test_two_processes_shape_gathered_groups_like_one(tmp_path):

@@ -8,9 +8,9 @@ import torch
 from transformers import AutoModelForImageTextToText
 
 from model_zoo import resolve
-from observe_r1.train import build_trainer
-from observe_r1.trainer import ObserveR1Trainer
-from tests.observe_r1.test_trainer import _trainer, config_for
+from observe_r1.training.train import build_trainer
+from observe_r1.training.trainer import ObserveR1Trainer
+from tests.observe_r1.training.test_trainer import _trainer, config_for
 
 
 @pytest.mark.parametrize("frozen", [True, False])

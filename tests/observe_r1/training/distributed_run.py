@@ -11,14 +11,14 @@ from pathlib import Path
 
 import torch
 
-from observe_r1.config import load_config
-from observe_r1.train import save_final
-from tests.observe_r1.test_trainer import RecordingObserveR1, _trainer
+from observe_r1.training.config import load_config
+from observe_r1.training.train import save_final
+from tests.observe_r1.training.test_trainer import RecordingObserveR1, _trainer
 
 config = load_config(sys.argv[1], sys.argv[2:])
 trainer = _trainer(config, RecordingObserveR1)
 if os.environ.get("OBSERVE_R1_JUDGE") == "ladder":
-    from tests.observe_r1.test_dynamic_sampling import ladder_judge
+    from tests.observe_r1.training.test_dynamic_sampling import ladder_judge
 
     trainer.reward_funcs[-1] = ladder_judge
 trainer.train()

@@ -12,16 +12,16 @@ from transformers import AutoModelForImageTextToText
 from trl import GRPOTrainer
 from typer.testing import CliRunner
 
-from observe_r1 import trainer as trainer_module
 from observe_r1.cli import app
-from observe_r1.config import ConfigError, load_config
 from observe_r1.data.rows import RowError
 from observe_r1.demo import draw_counting_rows
 from observe_r1.rewards import make_format_reward
-from observe_r1.shaping import shape_advantages
-from observe_r1.train import build_trainer, train
+from observe_r1.training import trainer as trainer_module
+from observe_r1.training.config import ConfigError, load_config
+from observe_r1.training.shaping import shape_advantages
+from observe_r1.training.train import build_trainer, train
 
-TINY = Path(__file__).parents[2] / "configs" / "observe_r1" / "tiny.yaml"
+TINY = Path(__file__).parents[3] / "configs" / "observe_r1" / "tiny.yaml"
 
 
 def write_rows(folder: Path, n: int = 6) -> Path:
@@ -141,7 +141,7 @@ def test_fsdp_final_save_gathers_one_full_state_dict():
     from accelerate.utils import FullyShardedDataParallelPlugin
     from torch.distributed.fsdp import FullStateDictConfig, StateDictType
 
-    from observe_r1.train import use_full_state_dict
+    from observe_r1.training.train import use_full_state_dict
 
     plugin = FullyShardedDataParallelPlugin(fsdp_version=2, state_dict_type="SHARDED_STATE_DICT")
     use_full_state_dict(plugin)
@@ -184,7 +184,7 @@ def test_rows_with_missing_image_or_answer_name_the_line(tmp_path):
     skipping = load_config(
         TINY, [f"train_file={path}", f"output_dir={tmp_path / 'run'}", "skip_invalid=true"]
     )
-    from observe_r1.train import training_dataset
+    from observe_r1.training.train import training_dataset
 
     dataset, skipped = training_dataset(skipping)
     assert (len(dataset), skipped) == (2, 2)
@@ -252,7 +252,7 @@ def test_metrics_have_one_line_per_optimizer_step_and_trl_logs_the_shaped_advant
 
 
 def test_rollout_of_step_counts_rounds_of_micro_steps():
-    from observe_r1.run_log import rollout_of_step
+    from observe_r1.training.run_log import rollout_of_step
 
     # the paper's recipe: 64 micro-steps per round, 4 per optimizer step -> 16 steps a round
     assert [rollout_of_step(s, 64, 1, 4) for s in (1, 16, 17, 32, 33)] == [1, 1, 2, 2, 3]

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from observe_r1.config import ConfigError
 from observe_r1.rewards import make_format_reward
-from observe_r1.shaping import shape_advantages
-from observe_r1.train import build_trainer
-from tests.observe_r1.test_trainer import (
+from observe_r1.training.config import ConfigError
+from observe_r1.training.shaping import shape_advantages
+from observe_r1.training.train import build_trainer
+from tests.observe_r1.training.test_trainer import (
     TINY,
     RecordingObserveR1,
     _digest_bit,
@@ -162,7 +162,7 @@ def test_two_processes_each_fill_their_part_of_the_round_from_the_same_passes(tm
         f"output_dir={out}", "max_steps=1", "max_completion_length=8",
         "filter_groups=[all_correct, all_wrong]",
     ]  # fmt: skip
-    repo = Path(__file__).parents[2]
+    repo = Path(__file__).parents[3]
     env = {**os.environ, "PYTHONPATH": str(repo), "OBSERVE_R1_JUDGE": "ladder"}
     result = subprocess.run(command, capture_output=True, text=True, cwd=repo, env=env)
     assert result.returncode == 0, result.stderr[-3000:]

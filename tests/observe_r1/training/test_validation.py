@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from observe_r1.config import ConfigError
 from observe_r1.data.rows import read_rows
 from observe_r1.evaluation.evaluate import evaluate_model
-from observe_r1.train import train
-from observe_r1.validation import VALID_KEYS, shard, unshard
-from tests.observe_r1.test_trainer import config_for, write_rows
+from observe_r1.training.config import ConfigError
+from observe_r1.training.train import train
+from observe_r1.training.validation import VALID_KEYS, shard, unshard
+from tests.observe_r1.training.test_trainer import config_for, write_rows
 
 
 def _records(run: Path) -> tuple[list[dict], list[dict]]:

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from observe_r1.config import ConfigError, load_config
+from observe_r1.training.config import ConfigError, load_config
 
-CONFIGS = Path(__file__).parents[2] / "configs" / "observe_r1"
+CONFIGS = Path(__file__).parents[3] / "configs" / "observe_r1"
 
 
 GPU_ONLY = ["bf16=false"]  # TrainingArguments refuses bf16 on a CPU-only machine
@@ -38,7 +38,7 @@ PAPER_PROMPTS = 20_000
 def test_paper_config_derives_the_papers_rollout_shape_on_8_gpus():
     from trl.trainer.utils import RepeatSampler
 
-    from observe_r1.config import rollout_shape
+    from observe_r1.training.config import rollout_shape
 
     config = load_config(CONFIGS / "qwen2_5_vl_3b.yaml", ["output_dir=/tmp/unused", *GPU_ONLY])
     shape = rollout_shape(config, num_processes=PAPER_GPUS, num_prompts=PAPER_PROMPTS)
@@ -86,7 +86,7 @@ def test_paper_config_has_the_papers_generation_and_image_settings():
 
 
 def test_rollout_shape_refuses_optimizer_steps_that_straddle_rounds():
-    from observe_r1.config import rollout_shape
+    from observe_r1.training.config import rollout_shape
 
     config = load_config(
         CONFIGS / "tiny.yaml",
@@ -121,7 +121,7 @@ def test_every_trl_loss_type_and_dr_grpo_scaling_load():
 
     from trl import GRPOTrainer
 
-    from observe_r1.config import LOSS_TYPES
+    from observe_r1.training.config import LOSS_TYPES
 
     source = inspect.getsource(GRPOTrainer._compute_loss)
     for loss_type in LOSS_TYPES:  # each one a branch of TRL's loss

@@ -7,10 +7,10 @@ from pathlib import Path
 import torch
 
 from model_zoo.hardware import cpu_has_native_bf16
-from observe_r1.config import load_config, rollout_shape
-from observe_r1.shaping import bonus_mask, difficulty_weight
+from observe_r1.training.config import load_config, rollout_shape
+from observe_r1.training.shaping import bonus_mask, difficulty_weight
 
-CONFIGS = Path(__file__).parents[2] / "configs" / "observe_r1"
+CONFIGS = Path(__file__).parents[3] / "configs" / "observe_r1"
 UNUSED = ["output_dir=/tmp/unused"]
 
 # The paper's constraint and its responses' mean length (NeuraLadder complexity 155-248

@@ -17,7 +17,7 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
     smart_resize,
 )  # no torchvision
 
-from observe_r1.config import ConfigError
+from observe_r1.training.config import ConfigError
 
 
 @dataclass(frozen=True)

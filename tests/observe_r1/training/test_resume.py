@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.observe_r1.test_trainer import TINY, write_rows
+from tests.observe_r1.training.test_trainer import TINY, write_rows
 
 
 def _command(data: Path, out: Path, steps: int, *extra: str) -> list[str]:
@@ -74,9 +74,9 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(
 
 
 def test_a_checkpoint_inside_a_round_without_its_saved_round_is_refused(tmp_path):
-    from observe_r1.train import train
-    from observe_r1.trainer import ROUND_STATE, ResumeError
-    from tests.observe_r1.test_trainer import config_for
+    from observe_r1.training.train import train
+    from observe_r1.training.trainer import ROUND_STATE, ResumeError
+    from tests.observe_r1.training.test_trainer import config_for
 
     settings = {"steps_per_generation": 2, "num_iterations": 2, "max_completion_length": 8}
     config = config_for(tmp_path, max_steps=2, **settings)
@@ -97,7 +97,7 @@ def test_two_processes_killed_inside_a_round_resume_exactly(tmp_path):
 
     data = write_rows(tmp_path, n=16)  # 2 ranks x 2 prompts per step: 8 prompts per round
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    repo = Path(__file__).parents[2]
+    repo = Path(__file__).parents[3]
     env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
     settings = ["--set", "steps_per_generation=2", "--set", "num_iterations=2"]
 
