@@ -28,7 +28,7 @@ from observe_r1.ladder.cache import RolloutCache, rollout_key
 from observe_r1.ladder.rollouts import Sampling, step_by_step_messages
 from observe_r1.training.pixels import PixelBounds
 from observe_r1.training.trainer import ObserveR1Trainer, drop_empty_images
-from tests.observe_r1.test_ladder_build import CountingEngine, hashed_judge  # noqa: F401
+from tests.observe_r1.ladder.test_build import CountingEngine, hashed_judge  # noqa: F401
 from tests.observe_r1.training.test_trainer import TINY, RecordingObserveR1, _trainer
 
 MODEL = "tiny-qwen2.5-vl"

@@ -21,7 +21,7 @@ from observe_r1.ladder.build import side_paths
 from observe_r1.ladder.cache import RolloutCache
 from observe_r1.ladder.rollouts import Completion
 
-REPO = Path(__file__).parents[2]
+REPO = Path(__file__).parents[3]
 MODEL = "tiny-qwen2.5-vl"
 
 
