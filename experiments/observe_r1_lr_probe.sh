@@ -29,7 +29,7 @@ done
 .venv/bin/python - "$R" <<'PY'
 import json, sys
 from pathlib import Path
-from observe_r1.significance import mcnemar
+from model_zoo.significance import mcnemar
 root = Path(sys.argv[1])
 def right(folder):
     rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]

@@ -30,10 +30,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from eager_llm.significance import paired_bootstrap  # noqa: E402
+from model_zoo.significance import (
+    mcnemar,  # noqa: E402
+    paired_bootstrap,  # noqa: E402
+)
 from observe_r1.data.rows import read_rows  # noqa: E402
 from observe_r1.evaluation.prior import prior_accuracy  # noqa: E402
-from observe_r1.significance import mcnemar  # noqa: E402
 
 RUNS = {  # run -> the format it answers in
     "observe-r1": "observe",

@@ -26,11 +26,11 @@ from eager_llm.evaluate import evaluate, markdown_table, per_user, protocol_line
 from eager_llm.indexing import IndexConfig, build_index
 from eager_llm.indexing.build import Timer
 from eager_llm.metrics import per_user_from_ranks
-from eager_llm.significance import paired_bootstrap
 from eager_llm.training import load_config, run, stage1_final
 from eager_llm.training.run_log import read_metrics, read_validation_ranks
 from eager_llm.training.stages import VALIDATION_BASELINES
 from model_zoo import resolve
+from model_zoo.significance import paired_bootstrap
 
 RUN = Path("runs/eager_llm_demo")
 SMOL_CONFIG = Path(__file__).parents[2] / "configs" / "eager_llm" / "smol-ml100k.yaml"

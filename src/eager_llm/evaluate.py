@@ -31,7 +31,7 @@ evaluation does: the beam searches prune them from the user's trie
 
 ``eval.json`` keeps every method's per-user 0-based target rank (-1: not in its top-k), so
 ``eval.md`` gives each method's difference to most-popular and SASRec on the same users with
-a paired bootstrap 95 % interval (:mod:`eager_llm.significance`). Under ``accelerate launch``
+a paired bootstrap 95 % interval (:mod:`model_zoo.significance`). Under ``accelerate launch``
 the LLM decoding is split across processes by batch and gathered (:mod:`eager_llm.sharding`),
 and the report is the one process would write.
 
@@ -65,11 +65,11 @@ from eager_llm.instructions import spread
 from eager_llm.metrics import evaluate_rankings, list_ranks, per_user_from_ranks
 from eager_llm.run_decoder import Run, RunDecoder, load_run
 from eager_llm.sharding import Shard, deal, gather, merge
-from eager_llm.significance import paired_bootstrap
 from eager_llm.tiger import STATE as TIGER_STATE
 from eager_llm.tiger import tiger_rankings
 from eager_llm.training.index_files import IndexFiles, load_index, load_indexed_dataset
 from eager_llm.training.model import DTYPES
+from model_zoo.significance import paired_bootstrap
 
 SIBLINGS = {
     "stage1": "w/o annealing (stage 1)",

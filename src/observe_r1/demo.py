@@ -21,9 +21,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from eager_llm.significance import paired_bootstrap
+from model_zoo.significance import mcnemar, paired_bootstrap
 from observe_r1.data.synth import STARTER_LEVELS
-from observe_r1.significance import mcnemar
 from observe_r1.training.config import load_config
 from observe_r1.training.run_log import read_records
 from observe_r1.training.train import train

@@ -14,7 +14,7 @@ The evaluated rows are asked again with their images replaced (`ablated_rows`):
 Text-only rows stay as they are. `image_reliance` reports accuracy with the real, blank and
 swapped images; the *image-grounded accuracy* real - swapped (the headline: what the
 image's content adds, with the same kind of image in view) and real - blank, each with a
-paired bootstrap 95 % interval (`eager_llm.significance.paired_bootstrap`); and a
+paired bootstrap 95 % interval (`model_zoo.significance.paired_bootstrap`); and a
 permutation null (`permutation_null`): the model's real-image answers permuted within each
 stratum and judged as accuracy is, i.e. what its answer distribution alone earns.
 """
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from eager_llm.significance import paired_bootstrap
+from model_zoo.significance import paired_bootstrap
 from observe_r1.data.rows import InputError, row_images
 from observe_r1.evaluation.evaluate import question_and_gold
 from observe_r1.evaluation.prior import judged, prior_accuracy, stratum
