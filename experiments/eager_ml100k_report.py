@@ -21,7 +21,7 @@ import platform
 from pathlib import Path
 
 from eager_llm.evaluate import difference_table, markdown_table, protocol_line
-from eager_llm.training.run_log import read_metrics
+from model_zoo.training_guards import read_records
 
 NOTES = Path(__file__).parent / "notes" / "eager_ml100k.md"
 TRAINING_RUNS = {  # label -> run folder under R (those present are reported)
@@ -119,7 +119,7 @@ INDICES = {
 def validation_curve(folder: Path) -> list[dict]:
     """The validation records of a training run: step, samples, eval_recall@10, eval_ndcg@10;
     one per step (a resumed run validates its checkpoint's step again: the last is kept)."""
-    records = read_metrics(folder / "metrics.jsonl")
+    records = read_records(folder / "metrics.jsonl")
     by_step = {r["step"]: r for r in records if "eval_recall@10" in r}
     return [by_step[step] for step in sorted(by_step)]
 
@@ -128,7 +128,7 @@ def late_losses(folder: Path, records: int = 5) -> dict[str, tuple[int, int, flo
     """Per loss part: (first step, last step, mean) over its last ``records`` logged values
     (each the mean of a logging interval; GCT parts only over batches with seqrec rows)."""
     found = {}
-    logged = [r for r in read_metrics(folder / "metrics.jsonl") if "loss" in r]
+    logged = [r for r in read_records(folder / "metrics.jsonl") if "loss" in r]
     for key in ("lm_loss", "gct_sem", "gct_beh"):
         values = [(r["step"], r[key]) for r in logged if r.get(key) is not None][-records:]
         if values:

@@ -152,9 +152,9 @@ def step_versions(device: str, work: Path) -> dict:
 
 def step_grpo(device: str, work: Path, model: str, shared: bool = False) -> dict:
     from model_zoo import resolve
+    from model_zoo.training_guards import read_records
     from observe_r1.demo import draw_counting_rows
     from observe_r1.training.config import load_config
-    from observe_r1.training.run_log import read_records
     from observe_r1.training.train import engine_keeps_fp32_master, policy_dtype, train
 
     rows = work / "rows" / "train.jsonl"

@@ -27,10 +27,11 @@ from eager_llm.indexing import IndexConfig, build_index
 from eager_llm.indexing.build import Timer
 from eager_llm.metrics import per_user_from_ranks
 from eager_llm.training import load_config, run, stage1_final
-from eager_llm.training.run_log import read_metrics, read_validation_ranks
+from eager_llm.training.run_log import read_validation_ranks
 from eager_llm.training.stages import VALIDATION_BASELINES
 from model_zoo import resolve
 from model_zoo.significance import paired_bootstrap
+from model_zoo.training_guards import read_records
 
 RUN = Path("runs/eager_llm_demo")
 SMOL_CONFIG = Path(__file__).parents[2] / "configs" / "eager_llm" / "smol-ml100k.yaml"
@@ -150,7 +151,7 @@ def _layers(train_layers: int | None) -> str:
 
 def _loss_line(folder: Path) -> str:
     """First and last logged loss of a run (single batches, so noisy)."""
-    records = [r for r in read_metrics(folder / "metrics.jsonl") if "loss" in r]
+    records = [r for r in read_records(folder / "metrics.jsonl") if "loss" in r]
     return (
         f"batch loss {records[0]['loss']:.2f} at step {records[0]['step']} -> "
         f"{records[-1]['loss']:.2f} at step {records[-1]['step']}"
@@ -159,7 +160,7 @@ def _loss_line(folder: Path) -> str:
 
 def _validation_lines(folder: Path) -> list[str]:
     """Stage 1's validation Recall@10 at each evaluation, and the baselines on those users."""
-    points = [r for r in read_metrics(folder / "metrics.jsonl") if "eval_recall@10" in r]
+    points = [r for r in read_records(folder / "metrics.jsonl") if "eval_recall@10" in r]
     baselines = json.loads((folder / VALIDATION_BASELINES).read_text())
     curve = ", ".join(
         f"{r['eval_recall@10']:.3f} (step {r['step']}, {r['seconds']:.0f} s)" for r in points

@@ -1,6 +1,7 @@
 """What both tools' trainers guard against: a resume past ``max_steps``, a non-finite
 gradient, a checkpoint or record that cannot be written, a bare ``NaN`` in a JSON record
-(:func:`json_line`, :func:`append_record`).
+(:func:`json_line`, :func:`append_record`); reading such a log back and cutting it at a
+checkpoint's step for a resumed run (:func:`read_records`, :func:`truncate_after`).
 
 :class:`GuardedTrainer` is a mixin for a transformers ``Trainer`` subclass:
 
@@ -65,6 +66,21 @@ def append_record(path: str | Path, record: dict) -> None:
     """Append ``record`` to the JSON-lines file ``path`` (:func:`json_line`, :func:`written`)."""
     with written(path), Path(path).open("a") as handle:
         handle.write(json_line(record))
+
+
+def read_records(path: str | Path) -> list[dict]:
+    """The records of a JSON-lines log such as ``metrics.jsonl``, in file order."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def truncate_after(path: str | Path, step: int) -> None:
+    """Drop the records of steps after ``step`` (a resumed run redoes them); lines kept as
+    written. No file: nothing to do."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept))
 
 
 def json_line(record: dict) -> str:

@@ -22,9 +22,9 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from model_zoo.significance import mcnemar, paired_bootstrap
+from model_zoo.training_guards import read_records
 from observe_r1.data.synth import STARTER_LEVELS
 from observe_r1.training.config import load_config
-from observe_r1.training.run_log import read_records
 from observe_r1.training.train import train
 
 RUN = Path("runs/observe_r1_demo")

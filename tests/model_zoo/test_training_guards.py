@@ -6,7 +6,13 @@ import json
 import pytest
 from safetensors import SafetensorError
 
-from model_zoo.training_guards import append_record, json_line, written
+from model_zoo.training_guards import (
+    append_record,
+    json_line,
+    read_records,
+    truncate_after,
+    written,
+)
 
 
 @pytest.mark.parametrize(
@@ -43,3 +49,15 @@ def test_append_record_names_the_file_it_could_not_write(tmp_path):
     with pytest.raises(OSError, match="could not be written") as caught:
         append_record(missing, {"step": 2})
     assert caught.value.filename == str(missing)
+
+
+def test_truncate_after_keeps_the_records_up_to_the_step_as_written(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    for step, loss in ((1, 0.5), (2, float("nan")), (2, 0.25), (3, 0.125)):
+        append_record(path, {"step": step, "loss": loss})
+    before = path.read_text().splitlines()
+    truncate_after(path, 2)
+    assert path.read_text().splitlines() == before[:3]
+    assert [r["loss"] for r in read_records(path)] == [0.5, None, 0.25]
+    truncate_after(tmp_path / "absent.jsonl", 2)  # a run without this log: nothing to cut
+    assert not (tmp_path / "absent.jsonl").exists()

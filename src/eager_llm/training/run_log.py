@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from transformers import TrainerCallback
 
-from model_zoo.training_guards import append_record
+from model_zoo.training_guards import append_record, read_records
 
 KEYS = ("loss", "lm_loss", "gct_sem", "gct_beh", "learning_rate")
 VALID_KEYS = ("eval_recall@10", "eval_ndcg@10")
@@ -92,17 +92,6 @@ def _samples(args, steps: int) -> int:
     )
 
 
-def read_metrics(path: Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines()]
-
-
-def truncate_after(path: Path, step: int) -> None:
-    """Drop records of steps after ``step`` (a resumed run redoes them)."""
-    if path.is_file():
-        kept = [r for r in read_metrics(path) if r["step"] <= step]
-        path.write_text("".join(json.dumps(r) + "\n" for r in kept))
-
-
 def plot_loss_curve(metrics_path: Path, out: Path, title: str) -> None:
     """Total and LM loss per step; the GCT losses in a second panel when present."""
     import matplotlib
@@ -110,7 +99,7 @@ def plot_loss_curve(metrics_path: Path, out: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = [r for r in read_metrics(metrics_path) if "loss" in r]
+    records = [r for r in read_records(metrics_path) if "loss" in r]
     steps = [r["step"] for r in records]
     has_gct = any(r.get("gct_sem") is not None for r in records)
     figure, axes = plt.subplots(1, 2 if has_gct else 1, figsize=(10 if has_gct else 5, 3.5))
@@ -137,7 +126,7 @@ def plot_learning_curve(metrics_path: Path, baselines_path: Path, out: Path, tit
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = [r for r in read_metrics(metrics_path) if r.get(VALID_KEYS[0]) is not None]
+    points = [r for r in read_records(metrics_path) if r.get(VALID_KEYS[0]) is not None]
     baselines = json.loads(Path(baselines_path).read_text())
     figure, axis = plt.subplots(figsize=(6, 3.8))
     axis.plot(

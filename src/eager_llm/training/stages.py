@@ -33,7 +33,7 @@ from eager_llm.indexing.token_init import code_vectors
 from eager_llm.tasks import REVIEW_TASKS, Sample, TaskData, build_samples
 from model_zoo import resolve
 from model_zoo.run_folder import apply_plan, config_fingerprint, plan_run, undone_on_failure
-from model_zoo.training_guards import written
+from model_zoo.training_guards import read_records, truncate_after, written
 
 from .collator import ResponseCollator
 from .config import ConfigError, EagerConfig
@@ -45,8 +45,6 @@ from .run_log import (
     MetricsFile,
     plot_learning_curve,
     plot_loss_curve,
-    read_metrics,
-    truncate_after,
 )
 from .trainer import PROJECTORS, EagerTrainer, save_projectors
 from .validation import RankingValidation, baseline_metrics, sample_users
@@ -225,7 +223,7 @@ def save_final(trainer: EagerTrainer, config: EagerConfig) -> Path:
             plot_loss_curve(output_dir / METRICS, output_dir / "loss_curve.png", output_dir.name)
             baselines = output_dir / VALIDATION_BASELINES
             if baselines.is_file() and any(
-                "eval_recall@10" in r for r in read_metrics(output_dir / METRICS)
+                "eval_recall@10" in r for r in read_records(output_dir / METRICS)
             ):
                 plot_learning_curve(
                     output_dir / METRICS,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from transformers import TrainerCallback
 
-from model_zoo.training_guards import append_record
+from model_zoo.training_guards import append_record, read_records
 
 # metrics.jsonl key <- TRL log key. TRL logs these once per generation round, at the step
 # that generates; the other steps of the round carry the round's values.
@@ -84,20 +83,6 @@ class MetricsFile(TrainerCallback):
         record["step_seconds"] = sum(seconds) / len(seconds)
         self._step_seconds = []
         append_record(self.path, record)
-
-
-def read_records(path: Path) -> list[dict]:
-    """The records of ``metrics.jsonl``: optimizer steps (they have ``rollout``) and, with
-    ``eval_file``, validations (``eval_accuracy``, ...; ``observe_r1.training.validation``)."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines()]
-
-
-def truncate_after(path: Path, step: int) -> None:
-    """Drop records of steps after ``step`` (a resumed run re-does them)."""
-    if not path.is_file():
-        return
-    kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in kept))
 
 
 def plot_reward_curve(metrics_path: Path, out: Path) -> None:

@@ -23,14 +23,14 @@ from transformers import AutoModelForImageTextToText
 from model_zoo import resolve
 from model_zoo.processors import load_processor, save_processor
 from model_zoo.run_folder import apply_plan, config_fingerprint, plan_run, undone_on_failure
-from model_zoo.training_guards import written
+from model_zoo.training_guards import truncate_after, written
 from observe_r1.data.prompts import TAGS
 from observe_r1.data.rows import check_writable, read_rows, row_images
 from observe_r1.evaluation.evaluate import question_and_gold, row_conversation
 from observe_r1.rewards import make_accuracy_reward, make_format_reward
 from observe_r1.training.config import ConfigError, ObserveR1Config
 from observe_r1.training.pixels import pixel_bounds
-from observe_r1.training.run_log import MetricsFile, plot_reward_curve, truncate_after
+from observe_r1.training.run_log import MetricsFile, plot_reward_curve
 from observe_r1.training.trainer import ObserveR1Trainer
 from observe_r1.training.validation import Validation, validation_rows
 
