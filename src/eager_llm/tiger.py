@@ -7,13 +7,15 @@ writes the target item's codes. Vocabulary: 0 pad (also the decoder start), 1 EO
 id per (level, value) of the index. The model is a transformers ``T5ForConditionalGeneration``
 of a few million parameters (TIGER: 4 + 4 layers, 6 heads of 64, d_model 128, MLP 1024,
 dropout 0.1). Training: every next-item example inside the training sequences, AdamW with
-linear warm-up, validation Recall@10 on a fixed user sample after every epoch; the best
-epoch's weights are kept (``best_epoch`` in ``tiger.json``).
+linear warm-up, validation Recall@10 on a fixed user sample after every epoch, stopping when
+it has not improved for ``patience`` epochs; the best epoch's weights are kept
+(``best_epoch`` in ``tiger.json``), and every epoch is checkpointed for an exact resume.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
@@ -29,6 +31,8 @@ from eager_llm.metrics import evaluate_rankings
 
 PAD, EOS, FIRST_CODE = 0, 1, 2
 STATE = "tiger.json"
+CHECKPOINT = "checkpoint.pt"
+RESUMABLE_CHANGES = ("epochs", "patience")  # a resume may train longer or stop otherwise
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class TigerConfig:
     learning_rate: float = 1e-3
     warmup_steps: int = 200
     seed: int = 0
+    patience: int = 3  # epochs without a better validation Recall@10 before stopping
 
 
 class CodeVocabulary:
@@ -211,10 +216,24 @@ def rank(
 
 
 def train(
-    split, item_index, item_ids, config: TigerConfig, valid_examples, out: Path, progress=print
+    split,
+    item_index,
+    item_ids,
+    config: TigerConfig,
+    valid_examples,
+    out: Path,
+    progress=print,
+    resume: bool = False,
 ) -> dict:
-    """Train on ``split.train_examples()``; validate on ``valid_examples`` after each epoch;
-    save the best epoch's model and ``tiger.json`` (config, per-epoch curve) into ``out``."""
+    """Train on ``split.train_examples()``; validate on ``valid_examples`` after each epoch
+    and stop once validation Recall@10 has not improved for ``config.patience`` epochs (or
+    after ``config.epochs``); save the best epoch's model and ``tiger.json`` (config,
+    per-epoch curve) into ``out``.
+
+    After every epoch ``out/checkpoint.pt`` (weights, optimizer, schedule, curve, best
+    weights) is replaced atomically; ``resume`` continues from it. Each epoch draws its
+    example order and dropout from ``(seed, epoch)`` alone, so a resumed run trains exactly
+    as an uninterrupted one; a finished run resumed returns its summary at once."""
     vocabulary = CodeVocabulary(item_index, item_ids)
     model = build_model(config, vocabulary.size)
     examples = list(split.train_examples())
@@ -222,41 +241,34 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / config.warmup_steps)
     )
-    rng = np.random.default_rng(config.seed)
     targets = [e.target for e in valid_examples]
     histories = [list(e.history) for e in valid_examples]
-    curve, best, best_state = [], -1.0, None
-    started = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        order = rng.permutation(len(examples))
-        losses = []
-        for start in range(0, len(order), config.batch_size):
-            batch = [examples[i] for i in order[start : start + config.batch_size]]
-            ids, mask = _pad([vocabulary.encode(e.history, config.max_history) for e in batch])
-            labels = torch.tensor([vocabulary.codes[e.target] for e in batch])
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
+    run = TrainingState(curve=[], best_state=None, elapsed=0.0)
+    checkpoint = out / CHECKPOINT
+    if resume and checkpoint.exists():
+        run = load_checkpoint(checkpoint, config, model, optimizer, scheduler)
+        progress(f"resumed after epoch {len(run.curve)}")
+    started = time.perf_counter() - run.elapsed
+    while not run.finished(config):
+        epoch = len(run.curve) + 1
+        loss = train_epoch(model, optimizer, scheduler, examples, vocabulary, config, epoch)
         ranked = rank(model, vocabulary, histories, 10, config.max_history)
         metrics = evaluate_rankings(ranked, targets, ks=(10,))
         point = {
             "epoch": epoch,
             "samples": epoch * len(examples),
-            "loss": round(float(np.mean(losses)), 4),
+            "loss": round(loss, 4),
             "valid_recall@10": metrics["recall@10"],
             "valid_ndcg@10": metrics["ndcg@10"],
             "seconds": round(time.perf_counter() - started, 1),
         }
-        curve.append(point)
+        if run.best_state is None or point["valid_recall@10"] > run.best()["valid_recall@10"]:
+            run.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        run.curve.append(point)
+        run.elapsed = time.perf_counter() - started
+        save_checkpoint(checkpoint, config, model, optimizer, scheduler, run)
         progress(json.dumps(point))
-        if metrics["recall@10"] > best:
-            best = metrics["recall@10"]
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(best_state)
+    model.load_state_dict(run.best_state)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     (out / "item_index.json").write_text(json.dumps(dict(item_index)))
@@ -264,11 +276,86 @@ def train(
         "config": asdict(config),
         "train_examples": len(examples),
         "parameters": sum(p.numel() for p in model.parameters()),
-        "best_epoch": max(curve, key=lambda p: p["valid_recall@10"])["epoch"],
-        "curve": curve,
+        "best_epoch": run.best()["epoch"],
+        "stopped": "patience" if len(run.curve) < config.epochs else "epochs",
+        "curve": run.curve,
     }
     (out / STATE).write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def train_epoch(model, optimizer, scheduler, examples, vocabulary, config, epoch: int) -> float:
+    """One pass over ``examples`` in the order of ``(seed, epoch)``, dropout seeded alike;
+    returns the mean loss."""
+    order = np.random.default_rng([config.seed, epoch]).permutation(len(examples))
+    torch.manual_seed(config.seed * 1_000_003 + epoch)
+    model.train()
+    losses = []
+    for start in range(0, len(order), config.batch_size):
+        batch = [examples[i] for i in order[start : start + config.batch_size]]
+        ids, mask = _pad([vocabulary.encode(e.history, config.max_history) for e in batch])
+        labels = torch.tensor([vocabulary.codes[e.target] for e in batch])
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+    return float(np.mean(losses))
+
+
+@dataclass
+class TrainingState:
+    """What a resume needs besides the model, optimizer and schedule: the per-epoch
+    ``curve``, the best epoch's weights and the seconds trained so far."""
+
+    curve: list[dict]
+    best_state: dict[str, torch.Tensor] | None
+    elapsed: float
+
+    def best(self) -> dict:
+        """The curve's point of the highest validation Recall@10 (the earliest on ties)."""
+        return max(self.curve, key=lambda point: point["valid_recall@10"])
+
+    def finished(self, config: TigerConfig) -> bool:
+        """``config.epochs`` done, or ``config.patience`` epochs since the best one."""
+        done = len(self.curve)
+        return done >= config.epochs or (
+            done > 0 and done - self.best()["epoch"] >= config.patience
+        )
+
+
+def save_checkpoint(path: Path, config, model, optimizer, scheduler, run: TrainingState) -> None:
+    """Write ``path`` whole or not at all (a temporary file renamed over it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    state = {
+        "config": asdict(config),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "run": asdict(run),
+    }
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+
+
+def load_checkpoint(path: Path, config, model, optimizer, scheduler) -> TrainingState:
+    """Restore ``model``, ``optimizer`` and ``scheduler`` from ``path``; raises
+    ``ValueError`` when the checkpoint was written with other settings."""
+    state = torch.load(path, weights_only=True)
+    differing = {
+        key: (value, asdict(config)[key])
+        for key, value in state["config"].items()
+        if asdict(config).get(key) != value and key not in RESUMABLE_CHANGES
+    }
+    if differing:
+        changes = ", ".join(f"{key} {old} -> {new}" for key, (old, new) in differing.items())
+        raise ValueError(f"{path}: written with other settings ({changes}): resume with them")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    return TrainingState(**state["run"])
 
 
 def tiger_rankings(

@@ -161,6 +161,16 @@ def test_hit_at_1_and_20_stand_beside_recall_and_ndcg(root, report):
     )  # an eval.json from before Hit@k keeps its table
 
 
+def test_the_table_names_a_folder_inside_the_working_directory_relatively(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    row = {"method": "SASRec", "recall@5": 0.5, "recall@10": 0.5, "ndcg@5": 0.25,
+           "ndcg@10": 0.25, "seconds": 1.0}  # fmt: skip
+    inside = markdown_table([{**row, "run": str(tmp_path.resolve() / "index" / "sasrec")}])
+    assert inside.splitlines()[-1].endswith("| index/sasrec |")
+    outside = markdown_table([{**row, "run": "/elsewhere/index/sasrec"}])
+    assert outside.splitlines()[-1].endswith("| /elsewhere/index/sasrec |")
+
+
 def test_several_instructions_report_each_and_their_spread(root, report, tmp_path):
     result = evaluate(root / "anneal", beams=5, batch_size=4, instructions=(0, 3), progress=False)
     assert result["instructions"] == [0, 3]
@@ -336,3 +346,17 @@ def test_eval_device_must_be_auto_cpu_or_an_available_cuda(tmp_path):
     if not torch.cuda.is_available():
         bad = cli("eval", "--run", tmp_path, "--device", "cuda")
         assert bad.exit_code == 2 and "error: --device: cuda: no CUDA device" in bad.output
+
+
+def test_tiger_resumes_a_finished_run_and_refuses_to_start_over_it(root):
+    tiny = ("--layers", 1, "--d-model", 16, "--d-ff", 32, "--heads", 1)
+    again = cli("tiger", "--index", root / "index", "--output-dir", root / "tiger-t5",
+                "--epochs", 1, *tiny)  # fmt: skip
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    resumed = ok("tiger", "--index", root / "index", "--output-dir", root / "tiger-t5",
+                 "--epochs", 1, *tiny, "--resume")  # fmt: skip
+    assert "resumed after epoch 1" in resumed.output and "best epoch 1 of 1" in resumed.output
+    other = cli("tiger", "--index", root / "index", "--output-dir", root / "tiger-t5",
+                "--epochs", 1, "--layers", 2, "--d-model", 16, "--d-ff", 32, "--heads", 1,
+                "--resume")  # fmt: skip
+    assert other.exit_code == 2 and "other settings (layers 1 -> 2)" in other.output

@@ -1,15 +1,25 @@
 """TIGER baseline: a T5 from scratch on a toy catalogue trains and decodes only valid items."""
 
 import json
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from transformers import T5ForConditionalGeneration
 
+from eager_llm import tiger
 from eager_llm.data import leave_one_out, load_dataset
 from eager_llm.indexing import build_item_index
-from eager_llm.tiger import CodeTrieProcessor, CodeVocabulary, TigerConfig, tiger_rankings, train
+from eager_llm.tiger import (
+    STATE,
+    CodeTrieProcessor,
+    CodeVocabulary,
+    TigerConfig,
+    tiger_rankings,
+    train,
+)
 from tests.eager_llm.training.toy import write_dataset
 
 SMALL = TigerConfig(d_model=32, d_ff=64, layers=1, heads=2, d_kv=16, epochs=3, batch_size=8,
@@ -105,3 +115,72 @@ def test_allowed_beam_scores_renormalise_over_the_allowed_codes(tmp_path):
     pruned = CodeTrieProcessor(vocabulary, 2, [{0, 1, 2, 3}], "allowed")(decoded, log_probs)
     assert torch.isinf(pruned[:, first[0]]).all()
     assert pruned[:, first[1:]].exp().sum(-1).tolist() == pytest.approx([1.0, 1.0], abs=1e-6)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _interrupt_after(epoch: int):
+    """A progress callback that stops the run once ``epoch`` is done (checkpoint written)."""
+
+    def progress(line: str) -> None:
+        if line.startswith("{") and json.loads(line)["epoch"] == epoch:
+            raise Interrupted
+
+    return progress
+
+
+def _weights(folder) -> dict:
+    return T5ForConditionalGeneration.from_pretrained(folder).state_dict()
+
+
+def _without_seconds(curve):
+    return [{k: v for k, v in point.items() if k != "seconds"} for point in curve]
+
+
+def test_an_interrupted_run_resumes_exactly_as_it_would_have_run(tmp_path):
+    split, item_index, item_ids = toy(tmp_path)
+    config = replace(SMALL, epochs=4, patience=10)
+    args = (split, item_index, item_ids, config, split.valid)
+    whole = train(*args, tmp_path / "whole", progress=lambda line: None)
+    with pytest.raises(Interrupted):
+        train(*args, tmp_path / "cut", progress=_interrupt_after(2))
+    assert not (tmp_path / "cut" / STATE).exists()
+    lines = []
+    resumed = train(*args, tmp_path / "cut", progress=lines.append, resume=True)
+    assert lines[0] == "resumed after epoch 2" and len(lines) == 3  # epochs 3 and 4
+    assert _without_seconds(resumed["curve"]) == _without_seconds(whole["curve"])
+    for name, weight in _weights(tmp_path / "whole").items():
+        assert torch.equal(_weights(tmp_path / "cut")[name], weight), name
+    again = []  # a finished run resumed trains nothing and keeps its model
+    assert (
+        train(*args, tmp_path / "cut", progress=again.append, resume=True)["curve"]
+        == (resumed["curve"])
+    )
+    assert again == ["resumed after epoch 4"]
+
+
+def test_training_stops_when_validation_has_not_improved_for_patience_epochs(tmp_path, monkeypatch):
+    scripted = iter([0.1, 0.3, 0.2, 0.3, 0.25, 0.9])  # best at epoch 2; epoch 4 only ties it
+    monkeypatch.setattr(
+        tiger, "evaluate_rankings", lambda *a, **k: {"recall@10": next(scripted), "ndcg@10": 0}
+    )
+    split, item_index, item_ids = toy(tmp_path)
+    config = replace(SMALL, epochs=6, patience=3)
+    summary = train(split, item_index, item_ids, config, split.valid, tmp_path / "t",
+                    progress=lambda line: None)  # fmt: skip
+    assert [p["epoch"] for p in summary["curve"]] == [1, 2, 3, 4, 5]
+    assert summary["best_epoch"] == 2 and summary["stopped"] == "patience"
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path):
+    split, item_index, item_ids = toy(tmp_path)
+    args = (split, item_index, item_ids)
+    with pytest.raises(Interrupted):
+        train(*args, SMALL, split.valid, tmp_path / "t", progress=_interrupt_after(1))
+    with pytest.raises(ValueError, match=r"other settings \(d_model 32 -> 16\)"):
+        train(*args, replace(SMALL, d_model=16), split.valid, tmp_path / "t", resume=True)
+    longer = replace(SMALL, epochs=5, patience=10)  # more epochs, another patience: taken
+    assert len(train(*args, longer, split.valid, tmp_path / "t", progress=lambda line: None,
+                     resume=True)["curve"]) == 5  # fmt: skip

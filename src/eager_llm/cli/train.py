@@ -167,12 +167,17 @@ def tiger_command(
     d_ff: int = typer.Option(1024, help="MLP width (TIGER: 1024)."),
     heads: int = typer.Option(6, help="Attention heads of 64 dims (TIGER: 6)."),
     valid_users: int = typer.Option(500, help="Validation users (fixed sample)."),
+    patience: int = typer.Option(
+        3, help="Stop after this many epochs without a better validation Recall@10."
+    ),
     seed: int = typer.Option(0, help="Seed of the weights, the order and the user sample."),
+    resume: bool = typer.Option(False, help="Continue from output_dir's last finished epoch."),
     overwrite: bool = typer.Option(False, help="Replace the model an earlier run left."),
 ) -> None:
-    """TIGER baseline: a T5 trained from scratch on the index's codes (best epoch kept)."""
+    """TIGER baseline: a T5 trained from scratch on the index's codes until validation stops
+    improving (best epoch kept; every epoch checkpointed, --resume continues)."""
     from eager_llm.data import leave_one_out
-    from eager_llm.tiger import STATE, TigerConfig, train
+    from eager_llm.tiger import CHECKPOINT, STATE, TigerConfig, train
     from eager_llm.training.index_files import load_indexed_dataset
     from eager_llm.training.preflight import read_index
     from eager_llm.training.validation import sample_users
@@ -186,14 +191,15 @@ def tiger_command(
                                    ("--d-ff", d_ff, 8), ("--heads", heads, 1)]:  # fmt: skip
             check_size(option, value, MAX_WIDTH, low=low)
         check_size("--valid-users", valid_users, MAX_ROWS)
+        check_size("--patience", patience, MAX_EPOCHS)
         check_size("--seed", seed, MAX_SEED, low=0)
-        products = (STATE, "config.json", "*.safetensors", "item_index.json")
+        products = (STATE, CHECKPOINT, "config.json", "*.safetensors", "item_index.json")
         prepare_outputs(
             output_dir,
             option="--output-dir",
             inputs=[index],
             products=products,
-            overwrite=overwrite,
+            overwrite=overwrite or resume,
         )
         files = read_index(index)  # errors name the index file
         interactions, _ = load_indexed_dataset(files)
@@ -201,17 +207,31 @@ def tiger_command(
         typer.echo(error_line(str(error)), err=True)
         raise typer.Exit(2) from None
     config = TigerConfig(
-        epochs=epochs, layers=layers, d_model=d_model, d_ff=d_ff, heads=heads, seed=seed
+        epochs=epochs,
+        layers=layers,
+        d_model=d_model,
+        d_ff=d_ff,
+        heads=heads,
+        seed=seed,
+        patience=patience,
     )
     split = leave_one_out(interactions, max_history=config.max_history)
     users = sample_users(split.valid, valid_users, seed)
-    summary = train(
-        split,
-        files.item_index,
-        files.item_ids,
-        config,
-        users,
-        output_dir,
-        progress=lambda line: typer.echo(line),
+    try:
+        summary = train(
+            split,
+            files.item_index,
+            files.item_ids,
+            config,
+            users,
+            output_dir,
+            progress=lambda line: typer.echo(line),
+            resume=resume,
+        )
+    except ValueError as error:  # a checkpoint of other settings
+        typer.echo(error_line(str(error)), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"best epoch {summary['best_epoch']} of {len(summary['curve'])} "
+        f"(stopped by {summary['stopped']}); model: {output_dir}"
     )
-    typer.echo(f"best epoch {summary['best_epoch']}; model: {output_dir}")
