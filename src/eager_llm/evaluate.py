@@ -311,7 +311,9 @@ def evaluate(
 
 def markdown_table(results: Sequence[dict]) -> str:
     """One row per method: the metrics (:data:`METRICS`; those an older ``eval.json``
-    holds, without Hit@k), seconds and the run folder."""
+    holds, without Hit@k), seconds and the run folder, relative to the working directory where
+    it lies inside it (a run stores its index resolved: the page names no absolute path of the
+    machine)."""
     keys = [key for key in METRICS if all(key in r for r in results)]
     lines = [
         f"| method | {' | '.join(NAMES[key] for key in keys)} | seconds | run |",
@@ -319,8 +321,16 @@ def markdown_table(results: Sequence[dict]) -> str:
     ]
     for r in results:
         values = " | ".join(f"{r[key]:.4f}" for key in keys)
-        lines.append(f"| {r['method']} | {values} | {r['seconds']:.1f} | {r['run']} |")
+        lines.append(f"| {r['method']} | {values} | {r['seconds']:.1f} | {_shown(r['run'])} |")
     return "\n".join(lines)
+
+
+def _shown(folder: str) -> str:
+    """``folder`` relative to the working directory where it is an absolute path inside it."""
+    path = Path(folder)
+    if path.is_absolute() and path.is_relative_to(Path.cwd().resolve()):
+        return str(path.relative_to(Path.cwd().resolve()))
+    return folder
 
 
 def instruction_table(results: Sequence[dict]) -> str:
