@@ -112,3 +112,31 @@ def test_smolvlm_does_not_import_the_registry():
     graph = import_graph()
     assert "model_zoo.smolvlm" in graph["model_zoo.registry"]
     assert not graph["model_zoo.smolvlm"] & {"model_zoo", "model_zoo.registry"}
+
+
+def _systems_edges(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    return {(a.split(".")[0], b.split(".")[0]) for a, targets in graph.items() for b in targets}
+
+
+def test_the_two_systems_share_code_only_through_model_zoo():
+    edges = _systems_edges(import_graph())
+    assert ("observe_r1", "model_zoo") in edges and ("eager_llm", "model_zoo") in edges
+    assert not edges & {("observe_r1", "eager_llm"), ("eager_llm", "observe_r1")}
+
+
+OBSERVE_R1_STAGES = ["data", "rewards", "evaluation", "ladder", "training", "align", "demo", "cli"]
+
+
+def test_observe_r1_stages_import_only_earlier_stages():
+    stage = {name: i for i, name in enumerate(OBSERVE_R1_STAGES)}
+    later = []
+    for source, targets in import_graph().items():
+        parts = source.split(".")
+        if parts[0] != "observe_r1" or len(parts) == 1:
+            continue
+        assert parts[1] in stage, f"{source}: a stage of its own? add it to OBSERVE_R1_STAGES"
+        for target in targets:
+            into = target.split(".")
+            if into[0] == "observe_r1" and len(into) > 1 and stage[into[1]] > stage[parts[1]]:
+                later.append(f"{source} -> {target}")
+    assert later == []
