@@ -137,6 +137,7 @@ def test_registry_and_dual_source_layout():
         "rq-kmeans",
         "rq-bf",
         "rq-behav",
+        "rq-semantic",
     }
     with pytest.raises(ValueError, match="unknown indexer 'tiger'"):
         make_indexer("tiger")

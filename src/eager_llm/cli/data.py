@@ -50,7 +50,8 @@ def index_command(
     ),
     indexer: str = typer.Option(
         "dki",
-        help="dki, dki-bf (behaviour first), semantic, behaviour, rq-kmeans, rq-bf or rq-behav.",
+        help="dki, dki-bf (behaviour first), semantic, behaviour, rq-kmeans, rq-bf, rq-behav or "
+        "rq-semantic (TIGER's codes).",
     ),
     k_core: int = typer.Option(5, help=K_CORE_HELP),
     skip_invalid: bool = typer.Option(False, help="Skip users too short to split."),

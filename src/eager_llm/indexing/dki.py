@@ -4,17 +4,18 @@ An :class:`Indexer` quantises each of its sources into per-level codes and conca
 in source order. The DKI index of EAGER-LLM is semantic codes then behaviour codes, each from
 hierarchical balanced k-means; the other registered indexers are the baselines:
 
-=============  =========================  ==============================
-name           sources                    quantiser
-=============  =========================  ==============================
-``dki``        semantic, behaviour        hierarchical balanced k-means
-``dki-bf``     behaviour, semantic        hierarchical balanced k-means
-``semantic``   semantic (TIGER-style)     hierarchical balanced k-means
-``behaviour``  behaviour                  hierarchical balanced k-means
-``rq-kmeans``  semantic, behaviour        residual k-means
-``rq-bf``      behaviour, semantic        residual k-means
-``rq-behav``   behaviour                  residual k-means
-=============  =========================  ==============================
+===============  =========================  ==============================
+name             sources                    quantiser
+===============  =========================  ==============================
+``dki``          semantic, behaviour        hierarchical balanced k-means
+``dki-bf``       behaviour, semantic        hierarchical balanced k-means
+``semantic``     semantic                   hierarchical balanced k-means
+``behaviour``    behaviour                  hierarchical balanced k-means
+``rq-kmeans``    semantic, behaviour        residual k-means
+``rq-bf``        behaviour, semantic        residual k-means
+``rq-behav``     behaviour                  residual k-means
+``rq-semantic``  semantic (TIGER's codes)   residual k-means
+===============  =========================  ==============================
 
 Two items whose full codes are equal collide. :func:`resolve_collisions` appends one
 disambiguation level to every item (the item's rank within its group of equal codes, 0 for
@@ -27,7 +28,9 @@ chooses which source the ranking actually reads (results/eager_ml100k.md). ``rq-
 behaviour source first too, with residual codes: its second-level token means the same
 residual direction under every first-level code, where a hierarchical second-level value
 means a different sub-cluster under each parent. ``rq-behav`` is ``rq-bf`` without its
-semantic levels (the single-source ablation).
+semantic levels (the single-source ablation). ``rq-semantic`` is TIGER's semantic ID:
+residual quantisation of the text embeddings alone (TIGER trains an RQ-VAE; residual k-means
+is the RQ-KMeans variant of the GRID / OpenOneRec line), with its collision level.
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ INDEXERS: dict[str, tuple[tuple[str, ...], Quantiser]] = {
     "rq-kmeans": ((SEMANTIC, BEHAVIOUR), residual_kmeans_codes),
     "rq-bf": ((BEHAVIOUR, SEMANTIC), residual_kmeans_codes),
     "rq-behav": ((BEHAVIOUR,), residual_kmeans_codes),
+    "rq-semantic": ((SEMANTIC,), residual_kmeans_codes),
 }
 
 
