@@ -12,10 +12,10 @@ each comparison could detect; the budget; which arms x seeds are done.
 
 The interval is a crossed two-level bootstrap: each resample draws each arm's seeds with
 replacement (its trained models), averages the per-row scores over the drawn seeds, then
-draws rows with replacement, the same rows for both sides of a paired difference
-(`eager_llm.significance.paired_bootstrap`, one resample per seed draw). The start is one
-deterministic model (greedy), so it has one "seed". The two-sided p value is the bootstrap
-tail share at 0 (+1 smoothed), what Holm's rule takes.
+draws rows with replacement, the same rows for both sides of a paired difference (the
+project's paired bootstrap, `model_zoo.significance.paired_bootstrap`, one row resample per
+seed draw). The start is one deterministic model (greedy), so it has one "seed". The
+two-sided p value is the bootstrap tail share at 0 (+1 smoothed), what Holm's rule takes.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from eager_llm.significance import paired_bootstrap
+from model_zoo.significance import paired_bootstrap
 from observe_r1.evaluation.prior import prior_accuracy
 
 ARM_NAMES = {
