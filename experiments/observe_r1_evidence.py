@@ -48,6 +48,15 @@ Usage (from the repository root; every step resumes, finished ones are skipped):
     ... experiments/observe_r1_evidence.py no-bonus   # every seed of one arm (--seeds 1,2,3)
     .venv/bin/python experiments/observe_r1_evidence_report.py   # the results page
 
+The pieces, primary arms first (two at a time, one per core; each ~2.5-3 h at today's load,
+and a piece stopped at 3 h resumes where it stopped):
+
+    1-3: observe-r1:S grpo-think:S grpo-observe:S      for S = 1, 2, 3
+    4:   observe-r1-shuffled:1 no-bonus:1 no-weight:1
+    5:   no-observe:1 observe-r1-shuffled:2 no-bonus:2
+    6:   no-weight:2 no-observe:2 observe-r1-shuffled:3
+    7:   no-bonus:3 no-weight:3 no-observe:3
+
 Smoke check (minutes): add --out /tmp/ev --results /tmp/ev-res --config
 configs/observe_r1/tiny.yaml --model tiny-qwen2.5-vl --steps 4 --train-n 12 --test-n 24
 --valid-n 12 --save-steps 1 --max-new-tokens 24 --eval-batch 8, and pass --results /tmp/ev-res
