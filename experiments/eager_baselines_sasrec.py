@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--lengths", default="50,200")
     parser.add_argument("--part", default="0/1")
     parser.add_argument("--points", default="", help="Only these grid points (names, commas).")
+    parser.add_argument("--max-minutes", type=float, default=None, help="Time box per point.")
     args = parser.parse_args()
     torch.set_num_threads(1)
     part, parts = map(int, args.part.split("/"))
@@ -36,7 +37,12 @@ def main() -> None:
     for point in points:
         print(f"== {point.name}", flush=True)
         report = train_sasrec_point(
-            valid.loo.train, valid, point, args.models, log=lambda line: print(line, flush=True)
+            valid.loo.train,
+            valid,
+            point,
+            args.models,
+            log=lambda line: print(line, flush=True),
+            max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
         )
         print(f"== {point.name}: best {report['best']} in {report['seconds']} s", flush=True)
 

@@ -169,3 +169,12 @@ def test_sasrec_ce_learns_a_successor_chain_and_keeps_each_protocols_best():
         assert sasrec_scores(model, histories).argmax(1).tolist() == targets
         ranked = top_k(sasrec_scores(model, histories), 1, histories, seen)
         assert [items[0] for items in ranked] == targets
+
+
+def test_sasrec_ce_time_box_stops_after_the_epoch_that_passes_it():
+    train = [np.arange(6) % 5 for _ in range(4)]
+    _, report = train_sasrec_ce(
+        train, [[0, 1]], [2], 5, SASRecConfig(dim=8, max_len=4),
+        CETrainConfig(epochs=5, patience=5, max_seconds=0.0),
+    )  # fmt: skip
+    assert len(report["history"]) == 1 and report["stopped"] == "time"

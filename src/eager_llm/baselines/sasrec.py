@@ -61,7 +61,9 @@ def sasrec_scores(
 @dataclass(frozen=True)
 class CETrainConfig:
     """Optimisation of :func:`train_sasrec_ce`: Adam, ``epochs`` at most, early stopping
-    after ``patience`` epochs without a better validation NDCG@10 under either protocol."""
+    after ``patience`` epochs without a better validation NDCG@10 under either protocol, or
+    after the first epoch that ends past ``max_seconds`` of training (a time box; the
+    report says which stopped it)."""
 
     lr: float = 1e-3
     epochs: int = 200
@@ -69,6 +71,7 @@ class CETrainConfig:
     batch_size: int = 128
     weight_decay: float = 0.0
     seed: int = 0
+    max_seconds: float | None = None
 
 
 def validation_metrics(
@@ -111,6 +114,7 @@ def train_sasrec_ce(
     states: dict[str, dict] = {}
     history = []
     started = time.perf_counter()
+    stopped = "epochs"
     for epoch in range(1, train_config.epochs + 1):
         model.train()
         total = 0.0
@@ -138,6 +142,11 @@ def train_sasrec_ce(
             )
             log(f"epoch {epoch} loss {record['loss']:.4f} {shown} ({record['seconds']} s)")
         if all(epoch - best[seen]["epoch"] >= train_config.patience for seen in SEEN):
+            stopped = "patience"
+            break
+        elapsed = time.perf_counter() - started
+        if train_config.max_seconds is not None and elapsed > train_config.max_seconds:
+            stopped = "time"
             break
     models = {}
     for seen in SEEN:
@@ -149,6 +158,7 @@ def train_sasrec_ce(
         "train": asdict(train_config),
         "history": history,
         "best": best,
+        "stopped": stopped,
         "seconds": round(time.perf_counter() - started, 1),
     }
     return models, report

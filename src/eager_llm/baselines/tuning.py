@@ -72,9 +72,11 @@ class SASRecPoint:
     def name(self) -> str:
         return f"len{self.max_len}-d{self.dim}-drop{self.dropout:g}-lr{self.lr:g}"
 
-    def configs(self) -> tuple[SASRecConfig, CETrainConfig]:
+    def configs(self, max_seconds: float | None = None) -> tuple[SASRecConfig, CETrainConfig]:
         model = SASRecConfig(dim=self.dim, max_len=self.max_len, dropout=self.dropout)
-        train = CETrainConfig(lr=self.lr, epochs=SASREC_EPOCHS, patience=SASREC_PATIENCE)
+        train = CETrainConfig(
+            lr=self.lr, epochs=SASREC_EPOCHS, patience=SASREC_PATIENCE, max_seconds=max_seconds
+        )
         return model, train
 
 
@@ -155,14 +157,16 @@ def train_sasrec_point(
     point: SASRecPoint,
     models: Path,
     log: Callable[[str], None] | None = None,
+    max_seconds: float | None = None,
 ) -> dict:
     """Train one grid point (unless ``models/<name>/report.json`` exists) and save each
-    protocol's best model in ``keep/`` and ``remove/``; returns the report."""
+    protocol's best model in ``keep/`` and ``remove/``; returns the report. ``max_seconds``:
+    a time box (:class:`~.sasrec.CETrainConfig`)."""
     folder = sasrec_folder(models, point)
     done = folder / "report.json"
     if done.is_file():
         return json.loads(done.read_text())
-    model_config, train_config = point.configs()
+    model_config, train_config = point.configs(max_seconds)
     best, report = train_sasrec_ce(
         train, valid.histories, valid.targets, valid.n_items, model_config, train_config,
         log=log,
