@@ -386,12 +386,14 @@ def synth(
         written = [(rows, n, answers)]
         if test_n:
             written.append((out / "test.jsonl", test_n, test_answers))
+        lines = []
         for path, count, mode in written:
             prior = prior_accuracy(read_rows(path).rows)
-            typer.echo(
+            lines.append(
                 f"{path.stem}: {path} ({count} rows, {mode} answers): prior accuracy "
                 f"{prior['prior_accuracy']:.3f}, chance {prior['chance_accuracy']:.3f}"
             )
+    typer.echo("\n".join(lines))  # outside the guard: a closed stdout ends quietly
 
 
 @app.command()
