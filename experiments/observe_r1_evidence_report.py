@@ -184,9 +184,10 @@ def build_page(results: Path, resamples: int) -> str:
     lines += ["", "## Paired differences", ""]
     lines += comparison_lines(results_rows)
     lines += ["", "## Reading it", ""]
-    lines += reading_lines(results_rows, models, pending)
-    lines += ["", "## Training", ""]
-    lines += training_lines(models)
+    lines += reading_lines(results_rows, models, pending, prior["prior_accuracy"])
+    if any(arm in models for arm in plan["arms"]):
+        lines += ["", "## Training", ""]
+        lines += training_lines(models)
     return "\n".join(lines) + "\n"
 
 
@@ -345,14 +346,25 @@ def comparison_lines(results_rows: list) -> list[str]:
     return lines
 
 
-def reading_lines(results_rows: list, models: dict, pending: list[str]) -> list[str]:
+def reading_lines(results_rows: list, models: dict, pending: list[str], prior: float) -> list[str]:
     lines = []
     if pending:
         lines.append(
             f"**Incomplete: {len(pending)} arm x seeds pending; the numbers above change as "
-            "they finish, and the Holm families grow with them.**"
+            "they finish (the Holm families are already their planned size: a pending "
+            "comparison counts as not rejected).**"
         )
         lines.append("")
+    for key in ("start-observe", "start-think"):
+        if key in models:
+            real, swap = matrix(models[key], "real"), matrix(models[key], "swap")
+            lines.append(
+                f"- The start ({key[6:]} format) answers {real.mean():.3f} with the real images "
+                f"and {swap.mean():.3f} with swapped ones: image-grounded "
+                f"{real.mean() - swap.mean():+.3f}, its accuracy "
+                f"{'below' if real.mean() < prior else 'at or above'} the rows' answer prior "
+                f"({prior:.3f})."
+            )
     primary = [x for x in results_rows if x[0] == "primary" and x[4] is not None]
     for _fam, _arm, ref, metric, r in primary:
         verdict = (
