@@ -275,6 +275,7 @@ def train(
     summary = {
         "config": asdict(config),
         "train_examples": len(examples),
+        "valid_users": len(valid_examples),
         "parameters": sum(p.numel() for p in model.parameters()),
         "best_epoch": run.best()["epoch"],
         "stopped": "patience" if len(run.curve) < config.epochs else "epochs",
