@@ -15,8 +15,10 @@ CPU seconds are what the work itself costs):
   starter-level rows, 5 steps): 23-47 s wall, median 29 s; ~17 s CPU a step. The think
   format's responses are ~2.5x shorter (results/observe_r1_starter.md): less.
 - Greedy test row (96 tokens, batch 32; 64 rows x real/blank/swap): 1.05-1.15 s wall and
-  0.6 s CPU per row and condition alone on the core; 1.9 s wall under the load of the first
-  real piece (the start's test, 30 batches of 32).
+  0.6 s CPU per row and condition. The real start tests (480 rows x real/swap): observe
+  format 1,459 s wall, 757 s CPU (1.52 s wall, 0.79 s CPU an answer); think format 847 s
+  wall, 544 s CPU. The ladder (72 rows x 8 rollouts, 16 prompts a call): 319 s wall, 234 s
+  CPU (1.9 rollouts/s).
 - Chosen: STEPS 60 (60 prompts, 480 completions a run; the starter's frozen Observe-R1 had
   reached its validation plateau by step 50 of 100), 72 training rows (natural answers; the
   ladder's order is trained once through), TEST_N 480 balanced rows (40 per family x
@@ -24,17 +26,18 @@ CPU seconds are what the work itself costs):
   rows at steps 0, 30 and 60 (curves only), 3 training seeds per trained arm, eval seed 0.
 - Cost per trained arm x seed: 60 steps (0.28 h CPU, ~0.5 h wall) + validation 120 answers
   + test 480 x 2 answers (0.18 h CPU, 0.3-0.55 h wall): ~0.46 h CPU, 0.8-1.05 h wall;
-  21 trainings ~ 10 CPU-hours, 17-22 h of one shared core. The start (2 formats, 1,920
-  answers, ~0.35 h CPU) and the ladder (72 x 8 rollouts, ~0.3 h CPU) once. In all ~11
-  CPU-hours, ~20 h of wall on one core at today's load: ~10 h of the 2 cores in 7 pieces of
-  3 arm x seeds each (~2.5-3 h a piece), two pieces side by side. Nothing is cut; if the
-  load is higher, the third seed of the four ablation arms is what to drop first.
+  21 trainings ~ 10 CPU-hours, 17-22 h of one shared core. The start (2 formats, 0.64 h
+  wall) and the ladder (0.09 h) once, both done. In all ~10.5 CPU-hours, ~20 h of wall on
+  one core at today's load: ~10 h of the 2 cores in 7 pieces of 3 arm x seeds each
+  (~2.5-3 h a piece), two pieces side by side. Nothing is cut; if the load is higher, the
+  third seed of the four ablation arms is what to drop first.
 - Detectable effect (80 % power, two-sided, paired over the 480 rows): the per-row
   image-grounded difference of two models, (real - swap)_A - (real - swap)_B, has SD
   <= sqrt(2) x SD(real - swap) of one model. The start's pilot (64 balanced rows) gave SD
   0.47 (real 0.22, swap 0.11, real != swap on 23 % of rows): SD of a difference <= 0.67,
   standard error <= 0.031, smallest detectable difference <= 2.80 x 0.031 = 0.09 at alpha
   0.05 and <= 3.48 x 0.031 = 0.11 at the Holm first step of the primary family (0.05 / 6).
+  The start's 480 test rows confirm it: SD 0.489, detectable <= 0.088 / <= 0.110.
   Averaging 3 seeds removes part of the row noise and adds the seed-to-seed spread; the
   report recomputes the bound from the start's 480 rows and gives each comparison's own
   detectable difference from its bootstrap standard error.
