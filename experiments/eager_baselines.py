@@ -135,7 +135,13 @@ def write_page(args, reports: dict, seconds: dict) -> Path:
         f"validation NDCG@10, one seed) one factor at a time around {SASREC_CENTRE} "
         f"({', '.join(str(v) for v in SASREC_VARIANTS[1:])}) at history 50 and 200; the "
         "points trained are listed below (a point not trained in the time box is missing, "
-        "not hidden).",
+        "not hidden)."
+        + (
+            ""
+            if points
+            else " **No SASRec point was trained for this dataset in the time "
+            "box: the tables have no SASRec row.**"
+        ),
         "- **Wall time** of the evaluations (s): "
         + ", ".join(f"{s}-{p} {seconds.get((s, p), float('nan')):.0f}" for s, p in reports)
         + ".",
