@@ -23,9 +23,11 @@ SCRIPT = Path(__file__).parents[2] / "experiments" / "recbole_agreement.py"
 
 @pytest.fixture(scope="module")
 def bridge():
-    """The script as a module; NumPy's module dict is restored afterwards (RecBole's Config
-    adds NumPy 1 aliases such as ``np.float``)."""
+    """The script as a module; NumPy's module dict and autograd's anomaly mode are restored
+    afterwards (RecBole's Config adds NumPy 1 aliases such as ``np.float``; importing its
+    models turns anomaly detection on for the whole process, in ``sine.py``)."""
     before = dict(np.__dict__)
+    anomaly = torch.is_anomaly_enabled()
     spec = importlib.util.spec_from_file_location("recbole_agreement", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -33,6 +35,7 @@ def bridge():
     yield module
     for name in set(np.__dict__) - set(before):
         delattr(np, name)
+    torch.autograd.set_detect_anomaly(anomaly)
     sys.modules.pop("recbole_agreement", None)
 
 

