@@ -20,7 +20,7 @@
    computed by :func:`eager_llm.baselines.target_ranks` from each model's scores, under
    both protocols (history items kept; removed). RecBole's own evaluator number (sequential
    full sort: nothing masked) is printed beside ours on RecBole's scores as a formula check.
-4. The paired bootstrap (:func:`eager_llm.significance.paired_bootstrap`, 10,000 resamples
+4. The paired bootstrap (:func:`model_zoo.significance.paired_bootstrap`, 10,000 resamples
    of users) gives ours - RecBole with a 95 % interval. Agreement: the interval contains 0
    and |difference| < 0.02 in Recall@10 and in NDCG@10.
 """
@@ -47,7 +47,7 @@ from eager_llm.baselines import CETrainConfig, sasrec_scores, target_ranks, trai
 from eager_llm.baselines.report import per_user
 from eager_llm.baselines.tuning import load_split
 from eager_llm.encoders import SASRec, SASRecConfig
-from eager_llm.significance import paired_bootstrap
+from model_zoo.significance import paired_bootstrap
 
 TOLERANCE = 0.02  # |ours - RecBole| in Recall@10 and NDCG@10, and the CI must contain 0
 NAME = "split"

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from eager_llm.metrics import per_user_from_ranks
-from eager_llm.significance import paired_bootstrap
+from model_zoo.significance import paired_bootstrap
 
 METRICS = ("recall@5", "recall@10", "ndcg@5", "ndcg@10", "recall@20")
 NAMES = {"recall@5": "Recall@5", "recall@10": "Recall@10", "ndcg@5": "NDCG@5",
