@@ -16,7 +16,6 @@ between the paths with a permutation test over rows).
 from __future__ import annotations
 
 import argparse
-import platform
 import random
 import statistics
 import tempfile
@@ -25,20 +24,13 @@ from pathlib import Path
 
 import torch
 
-from model_zoo.hardware import resolve_precision, torch_uses_avx512
+from model_zoo.hardware import cpu_model, resolve_precision, torch_uses_avx512
 from observe_r1.data.rows import read_rows
 from observe_r1.data.synth import STARTER_LEVELS, synthesize
 from observe_r1.evaluation.evaluate import generate_responses, question_and_gold
 from observe_r1.ladder import steps
 from observe_r1.ladder.build import LadderConfig, build_ladder
 from observe_r1.ladder.rollouts import RolloutEngine
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 class RecordingEngine(RolloutEngine):
@@ -147,7 +139,7 @@ def main() -> None:
     ladder = {old: statistics.median(rates) for old, rates in ladder_rate.items()}
     evals = {old: statistics.median(rates) for old, rates in eval_rate.items()}
     print(
-        f"{args.model}, {cpu_name()} (torch kernels {torch.backends.cpu.get_cpu_capability()}"
+        f"{args.model}, {cpu_model()} (torch kernels {torch.backends.cpu.get_cpu_capability()}"
         f"{'' if torch_uses_avx512() else ', AVX2 emulated or native'}), {args.threads} "
         f"thread(s), today fp32, new {new_precision}; {args.rows} starter rows, ladder batch "
         f"{args.batch_size} x "

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from eager_llm.baselines.report import difference_table, strongest
 from eager_llm.baselines.tuning import ITEMKNN_GRID, MARKOV_GRID, SASREC_CENTRE, SASREC_VARIANTS
+from model_zoo.hardware import cpu_model
 
 ROOT = Path(__file__).parents[1]
 PROTOCOLS = {"keep": "history items kept", "remove": "history items removed (whole past)"}
@@ -34,13 +35,6 @@ def run_cli(dataset: str, split: str, seen: str, out: Path, models: Path) -> flo
     started = time.perf_counter()
     subprocess.run(command, check=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
     return time.perf_counter() - started
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def params_text(params: dict) -> str:

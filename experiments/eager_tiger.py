@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from eager_llm.baselines import most_popular, sasrec_rankings
 from eager_llm.evaluate import load_users
 from eager_llm.metrics import per_user_ndcg, per_user_recall
 from eager_llm.tiger import CHECKPOINT, STATE, tiger_rankings
+from model_zoo.hardware import cpu_model
 from model_zoo.significance import paired_bootstrap
 
 matplotlib.use("Agg")
@@ -34,13 +34,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 BEAMS = 20
 KS = (5, 10)
 PAGE = Path("results/eager_tiger_ml100k.md")
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def read_run(run: Path) -> tuple[dict, bool]:
@@ -136,7 +129,7 @@ def write_page(run: Path, index: Path, page: Path) -> None:
         "--index runs/tiger/index-rqsem",
         "```",
         "",
-        f"- **Machine**: {cpu_name()}, one torch thread on a 2-core machine shared with other "
+        f"- **Machine**: {cpu_model()}, one torch thread on a 2-core machine shared with other "
         "jobs (wall times are under that load), no GPU, fp32.",
         f"- **Codes**: `rq-semantic`, residual k-means of the MiniLM text embeddings, K "
         f"{stats['k']} per level, {stats['levels']} levels ({', '.join(stats['level_sources'])}"

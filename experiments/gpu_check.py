@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from model_zoo.hardware import cpu_model
+
 REPO = Path(__file__).resolve().parents[1]
 OBSERVE_TINY = REPO / "configs" / "observe_r1" / "tiny.yaml"
 EAGER_TINY = REPO / "configs" / "eager_llm" / "tiny.yaml"
@@ -392,16 +394,6 @@ def _commit() -> str:
         return "unknown (no git here)"
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _cell(value) -> str:
     return str(value).replace("|", "/").replace("\n", " ")
 
@@ -428,7 +420,7 @@ def render_page(device: str, steps: list[dict], args, total: float) -> str:
             "",
         ]
     threads = os.environ.get("OMP_NUM_THREADS", "unset")
-    cpu = f"{_cpu_model()}, {os.cpu_count()} cores, OMP_NUM_THREADS {threads}"
+    cpu = f"{cpu_model()}, {os.cpu_count()} cores, OMP_NUM_THREADS {threads}"
     lines += [
         f"- **Device**: {device}; GPU: {facts.get('gpu', 'unknown')}"
         + (

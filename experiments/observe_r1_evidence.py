@@ -97,6 +97,8 @@ import sys
 import time
 from pathlib import Path
 
+from model_zoo.hardware import cpu_model
+
 ARMS = {  # arm -> (the config keys it changes from smol-cpu.yaml, its response format)
     "observe-r1": ([], "observe"),
     "observe-r1-shuffled": (["curriculum=shuffled"], "observe"),
@@ -170,14 +172,9 @@ def add_seconds(path: Path, key: str, wall: float, cpu: float) -> None:
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
     flags = Path("/proc/cpuinfo").read_text()
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cpu_bf16": "avx512_bf16" in flags or "amx_bf16" in flags,
         "cores_seen": os.cpu_count(),
         "affinity": sorted(os.sched_getaffinity(0)),

@@ -31,7 +31,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -47,6 +46,7 @@ from eager_llm.baselines import CETrainConfig, sasrec_scores, target_ranks, trai
 from eager_llm.baselines.report import per_user
 from eager_llm.baselines.tuning import load_split
 from eager_llm.encoders import SASRec, SASRecConfig
+from model_zoo.hardware import cpu_model
 from model_zoo.significance import paired_bootstrap
 
 TOLERANCE = 0.02  # |ours - RecBole| in Recall@10 and NDCG@10, and the CI must contain 0
@@ -335,13 +335,6 @@ def run_length(length: int, args, valid, test, data_root: Path) -> dict:
     }
     result_file.write_text(json.dumps(result, indent=1))
     return result
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def write_page(results: list[dict], args, seconds: float) -> None:

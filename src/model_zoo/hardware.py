@@ -11,12 +11,26 @@ is how an AVX2-only machine is emulated on a newer one (CONTRIBUTING.md).
 
 from __future__ import annotations
 
+import platform
 from functools import cache
 from pathlib import Path
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 PRECISIONS = ("fp32", "bf16")  # how a model generates: fp32, or fp32 weights under bf16 autocast
 DEVICES = ("auto", "cpu", "cuda")  # where an evaluation runs; auto: cuda when there is one
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name as ``cpuinfo`` (Linux) gives it, for the pages that time things;
+    the platform's processor string, or ``unknown CPU``, where it cannot be read."""
+    try:
+        lines = Path(cpuinfo).read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
 
 
 @cache

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from model_zoo.hardware import cpu_has_native_bf16
+from model_zoo.hardware import cpu_has_native_bf16, cpu_model
 
 
 def test_native_bf16_needs_an_avx512_bf16_or_amx_flag(tmp_path, monkeypatch):
@@ -98,3 +98,11 @@ def test_inference_precision_is_bf16_on_a_gpu_with_bf16_units(monkeypatch):
     monkeypatch.setattr(hardware, "cuda_has_bf16", lambda: False)
     assert hardware.inference_precision("cuda") == "fp32"
     assert hardware.inference_precision("mps") == "fp32"
+
+
+def test_cpu_model_reads_the_model_name_line(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    name = "AMD EPYC 9R14 96-Core Processor"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: {name}\nflags\t: avx2\n")
+    assert cpu_model(str(cpuinfo)) == name
+    assert cpu_model(str(tmp_path / "missing"))  # a fallback, never empty
