@@ -20,7 +20,13 @@ import time
 from pathlib import Path
 
 from eager_llm.baselines.report import difference_table, strongest
-from eager_llm.baselines.tuning import ITEMKNN_GRID, MARKOV_GRID, SASREC_CENTRE, SASREC_VARIANTS
+from eager_llm.baselines.tuning import (
+    ITEMKNN_GRID,
+    MARKOV_GRID,
+    SASREC_CENTRE,
+    SASREC_VARIANTS,
+    params_text,
+)
 from model_zoo.hardware import cpu_model
 
 ROOT = Path(__file__).parents[1]
@@ -35,10 +41,6 @@ def run_cli(dataset: str, split: str, seen: str, out: Path, models: Path) -> flo
     started = time.perf_counter()
     subprocess.run(command, check=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
     return time.perf_counter() - started
-
-
-def params_text(params: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in params.items()) or "-"
 
 
 def sasrec_points(models: Path) -> list[dict]:

@@ -43,9 +43,9 @@ import numpy as np
 import torch
 
 from eager_llm.baselines import CETrainConfig, sasrec_scores, target_ranks, train_sasrec_ce
-from eager_llm.baselines.report import per_user
 from eager_llm.baselines.tuning import load_split
 from eager_llm.encoders import SASRec, SASRecConfig
+from eager_llm.metrics import per_user
 from model_zoo.hardware import cpu_model
 from model_zoo.significance import paired_bootstrap
 

@@ -62,7 +62,7 @@ from eager_llm.baselines import check_seen, most_popular, sasrec_rankings
 from eager_llm.data import Example, leave_one_out
 from eager_llm.decoding import BEAM_SCORES
 from eager_llm.instructions import spread
-from eager_llm.metrics import evaluate_rankings, list_ranks, per_user_from_ranks
+from eager_llm.metrics import evaluate_rankings, list_ranks, per_user
 from eager_llm.run_decoder import Run, RunDecoder, load_run
 from eager_llm.sharding import Shard, deal, gather, merge
 from eager_llm.tiger import STATE as TIGER_STATE
@@ -352,15 +352,6 @@ def instruction_table(results: Sequence[dict]) -> str:
         ids = ",".join(str(row["instruction"]) for row in r["instructions"])
         lines.append(f"| {r['method']} | {ids} | {cells} |")
     return "\n".join(lines)
-
-
-def per_user(result: dict, metric: str) -> np.ndarray:
-    """Per-user values of ``metric`` (``recall@10``, ``ndcg@5``, ``hit@1``, ...) from a
-    result's ranks."""
-    name, k = metric.split("@")
-    ranks = np.array([np.inf if r < 0 else r for r in result["ranks"]], dtype=np.float64)
-    recall, ndcg = per_user_from_ranks(ranks, int(k))
-    return ndcg if name == "ndcg" else recall  # Hit@k is Recall@k
 
 
 def difference_table(

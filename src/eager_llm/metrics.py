@@ -26,7 +26,7 @@ Both paths end in one formula, :func:`per_user_from_ranks`; the rest of the repo
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -129,6 +129,15 @@ def score_ranks(scores: torch.Tensor, targets: Sequence[int]) -> np.ndarray:
     higher = (scores > target_scores).sum(1)
     tied_others = (scores == target_scores).sum(1) - 1
     return (higher + tied_others / 2).double().numpy()
+
+
+def per_user(result: Mapping, metric: str) -> np.ndarray:
+    """Per-user values (B,) of ``metric`` (``recall@10``, ``ndcg@5``, ``hit@1``, ...) from a
+    result's 0-based target ``ranks`` (negative: not ranked); Hit@k is Recall@k."""
+    name, k = metric.split("@")
+    ranks = np.array([np.inf if r < 0 else r for r in result["ranks"]], dtype=np.float64)
+    recall, ndcg = per_user_from_ranks(ranks, int(k))
+    return ndcg if name == "ndcg" else recall
 
 
 def metrics_from_ranks(ranks: np.ndarray, k: int = 10) -> dict[str, float]:

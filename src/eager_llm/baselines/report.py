@@ -7,31 +7,19 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
-from eager_llm.metrics import per_user_from_ranks
+from eager_llm.metrics import per_user
 from model_zoo.significance import paired_bootstrap
+
+from .tuning import params_text
 
 METRICS = ("recall@5", "recall@10", "ndcg@5", "ndcg@10", "recall@20")
 NAMES = {"recall@5": "Recall@5", "recall@10": "Recall@10", "ndcg@5": "NDCG@5",
          "ndcg@10": "NDCG@10", "recall@20": "Recall@20"}  # fmt: skip
 
 
-def per_user(result: dict, metric: str) -> np.ndarray:
-    """Per-user Recall@k or NDCG@k of a result row from its ``ranks`` (-1: not ranked)."""
-    name, k = metric.split("@")
-    ranks = np.array([np.inf if r < 0 else r for r in result["ranks"]], dtype=np.float64)
-    recall, ndcg = per_user_from_ranks(ranks, int(k))
-    return ndcg if name == "ndcg" else recall
-
-
 def strongest(results: Sequence[dict]) -> dict:
     """The row with the best validation NDCG@10 (chosen without looking at the test split)."""
     return max(results, key=lambda r: r["valid_ndcg@10"])
-
-
-def params_text(params: dict) -> str:
-    return ", ".join(f"{key}={value}" for key, value in params.items()) or "-"
 
 
 def metrics_table(results: Sequence[dict]) -> str:
