@@ -4,9 +4,9 @@ All tensors are ``(num_groups, G)``: row ``i`` holds the ``G`` sampled responses
 
 1. Bonus (`bonus_mask`): in each group, the single shortest correct response gets ``+bonus`` on
    its raw reward if it is longer than ``bonus_min_length`` tokens (ties: the first one).
-2. GRPO normalisation: ``(r - mean) / (std + eps)`` per group, unbiased std (``scale=False``:
-   ``r - mean``, Dr. GRPO's unscaled advantages); a group whose rewards are all equal
-   (including ``G = 1``) gets all-zero advantages.
+2. GRPO normalisation (:func:`model_zoo.grpo.group_normalise`): ``(r - mean) / (std + eps)``
+   per group, unbiased std (``scale=False``: ``r - mean``, Dr. GRPO's unscaled advantages);
+   a group whose rewards are all equal (including ``G = 1``) gets all-zero advantages.
 3. Dynamic weighting (`difficulty_weight`): advantages times ``4 * sigma * p * (1 - p)``, where
    ``p`` is the group's accuracy, so groups that are all right or all wrong teach nothing and
    groups at ``p = 0.5`` weigh ``sigma`` times as much as plain GRPO.
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from model_zoo.grpo import group_normalise
 
 
 def difficulty_weight(p: Tensor, sigma: float = 1.8) -> Tensor:
@@ -31,17 +33,6 @@ def bonus_mask(correct: Tensor, lengths: Tensor, min_length: int) -> Tensor:
     shortest = correct_lengths.argmin(dim=-1, keepdim=True)  # the first of tied minima
     is_shortest = torch.zeros_like(correct).scatter(-1, shortest, True)
     return is_shortest & correct & (lengths > min_length)
-
-
-def group_normalise(rewards: Tensor, eps: float = 1e-6, *, scale: bool = True) -> Tensor:
-    """GRPO advantages ``(r - mean) / (std + eps)`` per row (``scale=False``: ``r - mean``,
-    Dr. GRPO); rows of equal values give zeros."""
-    if rewards.shape[-1] == 1:
-        return torch.zeros_like(rewards)
-    centred = rewards - rewards.mean(dim=-1, keepdim=True)
-    advantages = centred / (rewards.std(dim=-1, keepdim=True) + eps) if scale else centred
-    constant = (rewards == rewards[..., :1]).all(dim=-1, keepdim=True)
-    return advantages.masked_fill(constant, 0.0)
 
 
 def shape_advantages(
