@@ -5,8 +5,8 @@ The whole command-line front is this package; the library modules sit beside it 
 group holds the verbs:
 
 - :mod:`eager_llm.cli.data`: ``data stats``, ``index``;
-- :mod:`eager_llm.cli.train`: ``train`` (stage 1), ``anneal`` (stage 2), ``repeat``
-  (train and evaluate per seed), ``tiger`` (the TIGER baseline);
+- :mod:`eager_llm.cli.train`: ``train`` (stage 1), ``anneal`` (stage 2), ``rl`` (stage 3),
+  ``repeat`` (train and evaluate per seed), ``tiger`` (the TIGER baseline);
 - :mod:`eager_llm.cli.evaluate`: ``eval``, ``recommend``, ``demo``;
 - ``models`` is shared with ``observe-r1`` (:mod:`model_zoo.cli`).
 
@@ -23,7 +23,13 @@ import typer
 from eager_llm.cli.baselines import baselines_command
 from eager_llm.cli.data import data_app, index_command
 from eager_llm.cli.evaluate import demo_command, eval_command, recommend_command
-from eager_llm.cli.train import anneal_command, repeat_command, tiger_command, train_command
+from eager_llm.cli.train import (
+    anneal_command,
+    repeat_command,
+    rl_command,
+    tiger_command,
+    train_command,
+)
 from model_zoo.cli import models
 from model_zoo.cli_errors import reporting_group
 
@@ -36,6 +42,7 @@ app = typer.Typer(
 app.command()(models)
 app.command("train")(train_command)
 app.command("anneal")(anneal_command)
+app.command("rl")(rl_command)
 app.command("repeat")(repeat_command)
 app.command("tiger")(tiger_command)
 app.command("eval")(eval_command)

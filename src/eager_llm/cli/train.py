@@ -1,8 +1,9 @@
-"""The ``train`` (stage 1), ``anneal`` (stage 2) and ``repeat`` (both, then eval, per
-seed) verbs of ``eager-llm``.
+"""The ``train`` (stage 1), ``anneal`` (stage 2), ``rl`` (stage 3) and ``repeat`` (train
+and anneal, then eval, per seed) verbs of ``eager-llm``.
 
 Register with ``app.command("train")(train_command)``,
-``app.command("anneal")(anneal_command)`` and ``app.command("repeat")(repeat_command)``.
+``app.command("anneal")(anneal_command)``, ``app.command("rl")(rl_command)`` and
+``app.command("repeat")(repeat_command)``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def _run(
     overwrite: bool,
     **explicit,
 ) -> None:
+    from eager_llm.rl import load_rl_config, run_rl
     from eager_llm.training import ConfigError, load_config, run, stage1_final
     from model_zoo.cli_errors import expected_errors
     from model_zoo.run_folder import RunFolderError
@@ -37,9 +39,14 @@ def _run(
     }
     with expected_errors(ConfigError, RunFolderError, NonFiniteError):
         try:
-            settings = load_config(config, stage, overrides, **explicit)
-            base = str(stage1_final(base_dir)) if base_dir else None
-            final = run(settings, base=base, resume=resume, overwrite=overwrite)
+            if stage == "rl":
+                settings = load_rl_config(config, overrides, **explicit)
+                base = str(stage1_final(base_dir, "rl", "stage-2 (anneal)"))
+                final = run_rl(settings, base=base, resume=resume, overwrite=overwrite)
+            else:
+                settings = load_config(config, stage, overrides, **explicit)
+                base = str(stage1_final(base_dir)) if base_dir else None
+                final = run(settings, base=base, resume=resume, overwrite=overwrite)
         except ConfigError as error:
             raise blame_override(error, overrides, flags, source=str(config)) from None
     typer.echo(f"final model: {final}")
@@ -86,6 +93,33 @@ def anneal_command(
     _run(
         config,
         "anneal",
+        set_ or [],
+        from_,
+        resume,
+        overwrite,
+        index=str(index) if index else None,
+        output_dir=str(output_dir) if output_dir else None,
+        max_steps=max_steps,
+    )
+
+
+def rl_command(
+    config: Path = typer.Option(..., exists=True, dir_okay=False, help="YAML config file."),
+    from_: Path = typer.Option(
+        ..., "--from", exists=True, file_okay=False, help="Stage-2 run folder (holds final/)."
+    ),
+    index: Path = typer.Option(None, help="Index folder (default: the config's index)."),
+    output_dir: Path = typer.Option(None, help="Run folder (default: the config's rl.output_dir)."),
+    max_steps: int = typer.Option(None, help="Override max_steps."),
+    resume: bool = typer.Option(False, help=RESUME_HELP),
+    overwrite: bool = typer.Option(False, help=OVERWRITE_HELP),
+    set_: list[str] = typer.Option(None, "--set", help="Override any rl key: key=value."),
+) -> None:
+    """Stage 3 (beyond the paper): GRPO on trie-constrained beams, a LoRA adapter on the
+    stage-2 model rewarded for ranking each training example's next item high."""
+    _run(
+        config,
+        "rl",
         set_ or [],
         from_,
         resume,

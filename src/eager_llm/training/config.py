@@ -6,6 +6,8 @@ top level except the stage-1-only keys (``output_dir``, ``lora``, ``train_layers
 ``tasks``, GCT weights), then applies :data:`ANNEAL_DEFAULTS`, the block, ``--set`` overrides
 and CLI options; it always trains seqrec only, without GCT (:data:`ANNEAL_FIXED`: setting
 those keys is an error), and needs its own ``output_dir`` (in the block or from the CLI).
+An ``rl:`` block holds stage 3 (GRPO on constrained beams, :mod:`eager_llm.rl.config`),
+read the same way (:func:`stage_values`).
 
 Unknown keys are errors naming the key, so a typo never silently falls back to a default.
 """
@@ -179,6 +181,51 @@ ANNEAL_DEFAULTS = {"lora": {}, "lr_scheduler_type": "cosine", "num_train_epochs"
 ANNEAL_FIXED = {"tasks": ["seqrec"], "gct_semantic_weight": 0.0, "gct_behaviour_weight": 0.0}
 
 
+LATER_STAGES = ("anneal", "rl")  # each reads its own block of the file
+
+
+def stage_values(
+    path: str | Path | None,
+    stage: str,
+    overrides: list[str] = (),
+    explicit: dict[str, Any] | None = None,
+    defaults: dict[str, Any] | None = None,
+    fixed: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """(values, source, block) of ``stage`` from a YAML file, ``key=value`` overrides and
+    explicit keywords (None values are ignored); ``block``: the keys to check besides
+    ``values`` (stage 1: the ``anneal:`` block's). Stage 1 ("train") is the file's top level;
+    a later stage (:data:`LATER_STAGES`) inherits it without :data:`STAGE1_ONLY`, then
+    applies ``defaults``, its block, the overrides and ``fixed`` (setting a fixed key is an
+    error) and needs an ``output_dir``."""
+    source = str(path) if path else "<defaults>"
+    values = read_mapping(path)
+    blocks = {name: values.pop(name, None) or {} for name in LATER_STAGES}
+    for name, block in blocks.items():
+        if not isinstance(block, dict):
+            raise ConfigError(f"{source}: '{name}' must be a mapping of keys to values")
+    later = dict(parse_override(item) for item in overrides)
+    later.update({k: v for k, v in (explicit or {}).items() if v is not None})
+    if stage == "train":  # the anneal block's keys are checked too, before stage 1 runs
+        values.update(later)
+        return values, source, blocks["anneal"]
+    if stage not in LATER_STAGES:
+        raise ConfigError(
+            f"stage must be 'train' or one of {', '.join(LATER_STAGES)}, got {stage!r}"
+        )
+    block, fixed = blocks[stage], fixed or {}
+    if chosen := [key for key in fixed if key in block or key in later]:
+        raise ConfigError(f"{source}: {stage} trains seqrec without GCT; remove '{chosen[0]}'")
+    values = {k: v for k, v in values.items() if k not in STAGE1_ONLY}
+    values.update(defaults or {})
+    values.update(block)
+    values.update(later)
+    values.update(fixed)
+    if "output_dir" not in values:
+        raise ConfigError(f"{source}: set {stage}.output_dir or pass --output-dir")
+    return values, source, block
+
+
 def load_config(
     path: str | Path | None,
     stage: str = "train",
@@ -186,26 +233,10 @@ def load_config(
     **explicit: Any,
 ) -> EagerConfig:
     """The config of ``stage`` ("train" or "anneal") from a YAML file, ``key=value``
-    overrides, then explicit keywords (None values are ignored)."""
-    source = str(path) if path else "<defaults>"
-    values = read_mapping(path)
-    block = values.pop("anneal", None) or {}
-    if not isinstance(block, dict):
-        raise ConfigError(f"{source}: 'anneal' must be a mapping of keys to values")
-    later = dict(parse_override(item) for item in overrides)
-    later.update({k: v for k, v in explicit.items() if v is not None})
-    if stage == "anneal":
-        if fixed := [key for key in ANNEAL_FIXED if key in block or key in later]:
-            raise ConfigError(f"{source}: anneal trains seqrec without GCT; remove '{fixed[0]}'")
-        values = {k: v for k, v in values.items() if k not in STAGE1_ONLY}
-        values.update(ANNEAL_DEFAULTS)
-        values.update(block)
-        values.update(later)
-        values.update(ANNEAL_FIXED)
-        if "output_dir" not in values:
-            raise ConfigError(f"{source}: set anneal.output_dir or pass --output-dir")
-    elif stage == "train":
-        values.update(later)
-    else:
+    overrides, then explicit keywords (None values are ignored): :func:`stage_values`."""
+    if stage not in ("train", "anneal"):
         raise ConfigError(f"stage must be 'train' or 'anneal', got {stage!r}")
+    values, source, block = stage_values(
+        path, stage, overrides, explicit, ANNEAL_DEFAULTS, ANNEAL_FIXED
+    )
     return build_config(EagerConfig, values, source, extra_keys=block)

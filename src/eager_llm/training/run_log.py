@@ -42,12 +42,13 @@ def read_validation_ranks(folder: str | Path) -> dict[int, np.ndarray]:
 
 class MetricsFile(TrainerCallback):
     """Appends one JSON object per logging step to ``path`` (main process only): step,
-    samples seen, :data:`KEYS` (None when absent, e.g. GCT in stage 2) and
+    samples seen, ``keys`` (default :data:`KEYS`; None when absent, e.g. GCT in stage 2) and
     samples_per_second since the previous record (or since training, or its resumption,
     began); and one per validation: step, samples, :data:`VALID_KEYS`, seconds."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, keys: tuple[str, ...] = KEYS):
         self.path = Path(path)
+        self.keys = keys
         self._since = (0, time.perf_counter())
         self._evaluation_started = time.perf_counter()
 
@@ -76,7 +77,7 @@ class MetricsFile(TrainerCallback):
         now = time.perf_counter()
         samples = _samples(args, state.global_step - step)
         record = {"step": state.global_step, "samples": _samples(args, state.global_step)}
-        record.update({key: logs.get(key) for key in KEYS})
+        record.update({key: logs.get(key) for key in self.keys})
         record["samples_per_second"] = round(samples / (now - started), 3)
         self._since = (state.global_step, now)
         self._write(record)
@@ -93,7 +94,8 @@ def _samples(args, steps: int) -> int:
 
 
 def plot_loss_curve(metrics_path: Path, out: Path, title: str) -> None:
-    """Total and LM loss per step; the GCT losses in a second panel when present."""
+    """Total and (when logged) LM loss per step; the GCT losses in a second panel when
+    present."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -104,7 +106,7 @@ def plot_loss_curve(metrics_path: Path, out: Path, title: str) -> None:
     has_gct = any(r.get("gct_sem") is not None for r in records)
     figure, axes = plt.subplots(1, 2 if has_gct else 1, figsize=(10 if has_gct else 5, 3.5))
     axes = axes if has_gct else [axes]
-    for key in ("loss", "lm_loss"):
+    for key in [k for k in ("loss", "lm_loss") if all(r.get(k) is not None for r in records)]:
         axes[0].plot(steps, [r[key] for r in records], marker=".", label=key)
     axes[0].set(xlabel="step", ylabel="loss", title=title)
     axes[0].legend()

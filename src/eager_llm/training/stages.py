@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -240,9 +241,11 @@ def run(
     base: str | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    build: Callable[[EagerConfig, str | None], EagerTrainer] | None = None,
 ) -> Path:
-    """Train (or ``resume`` from the newest complete checkpoint in ``output_dir``); return
-    ``final/``. Index, dataset, model and ``max_length`` are checked, then the run folder
+    """Train the trainer ``build(config, base)`` makes (default :func:`build_trainer`), or
+    ``resume`` it from the newest complete checkpoint in ``output_dir``; return ``final/``.
+    Index, dataset, model and ``max_length`` are checked, then the run folder
     (:mod:`model_zoo.run_folder`: a folder holding another run is refused unless
     ``overwrite``; a resume must have the run's config, index and base), before anything
     is written."""
@@ -267,7 +270,7 @@ def run(
             truncate_after(output_dir / METRICS, plan.step)
     _barrier()
     with undone_on_failure(plan, [METRICS], main=config.process_index == 0):
-        trainer = build_trainer(config, base)
+        trainer = (build or build_trainer)(config, base)
         trainer.train(resume_from_checkpoint=str(plan.checkpoint) if plan.checkpoint else None)
     with written(output_dir / "final"):
         return save_final(trainer, config)
@@ -284,12 +287,13 @@ def _barrier() -> None:
         torch.distributed.barrier()
 
 
-def stage1_final(stage1_dir: str | Path) -> Path:
-    """The merged stage-1 model in ``stage1_dir`` (its ``final/``), checked to be one."""
+def stage1_final(stage1_dir: str | Path, verb: str = "anneal", stage: str = "stage-1") -> Path:
+    """The merged model in ``stage1_dir`` (its ``final/``), checked to be one; ``verb`` and
+    ``stage`` name the run that needs it and the one that made it."""
     final = Path(stage1_dir) / "final"
     if not (final / "config.json").is_file():
         raise FileNotFoundError(
-            f"{stage1_dir}: no final/config.json; anneal starts from a finished stage-1 run "
+            f"{stage1_dir}: no final/config.json; {verb} starts from a finished {stage} run "
             "whose final/ is a plain (merged) model"
         )
     return final

@@ -186,18 +186,27 @@ class EagerTrainer(GuardedTrainer, Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs)
-        for key in PARTS:
-            if key in outputs:
-                total, count = self._parts.get(key, (0.0, 0))
-                self._parts[key] = (total + outputs[key].detach(), count + 1)
+        self.add_parts(outputs)
         return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
 
+    def logged_parts(self) -> tuple[str, ...]:
+        """The keys of the micro-batch values that training logs average."""
+        has_gct = self.accelerator.unwrap_model(self.model).gct is not None
+        return PARTS if has_gct else ("lm_loss",)
+
+    def add_parts(self, values: dict[str, torch.Tensor]) -> None:
+        """Add one micro-batch's values of :meth:`logged_parts` (those present) to the sums
+        the next training log averages."""
+        for key in self.logged_parts():
+            if key in values:
+                total, count = self._parts.get(key, (0.0, 0))
+                self._parts[key] = (total + values[key].detach(), count + 1)
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Training logs get the mean of each loss part over the micro-batches (of all
-        processes) since the last log; GCT parts count only batches with seqrec rows."""
+        """Training logs get the mean of each of :meth:`logged_parts` over the micro-batches
+        (of all processes) since the last log; GCT parts count only batches with seqrec rows."""
         if "loss" in logs:
-            has_gct = self.accelerator.unwrap_model(self.model).gct is not None
-            for key in PARTS if has_gct else ("lm_loss",):
+            for key in self.logged_parts():
                 total, count = self._parts.pop(key, (0.0, 0))
                 local = torch.tensor([float(total), count], device=self.args.device)
                 total, count = nested_gather(local, self.args.parallel_mode).view(-1, 2).sum(0)
