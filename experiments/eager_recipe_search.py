@@ -848,8 +848,15 @@ def main(argv: Sequence[str] | None = None, runner: Runner | None = None) -> Non
         parser.error("name the arms to run (or --plan)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still books its seconds
     driver.record_plan(sorted({s for _, s in jobs}))
-    for arm, seed in jobs:
-        driver.run(arm, seed)
+    failed = []
+    for arm, seed in jobs:  # a failed arm is reported and the next one runs
+        try:
+            driver.run(arm, seed)
+        except subprocess.CalledProcessError as error:
+            failed.append(driver.name(arm, seed))
+            print(f"{driver.name(arm, seed)}: failed ({error}); see its log", flush=True)
+    if failed:
+        sys.exit(f"error: failed: {', '.join(failed)} (rerun to resume them)")
 
 
 if __name__ == "__main__":

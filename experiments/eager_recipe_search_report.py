@@ -438,7 +438,9 @@ def arm_lines(planned, arms, rows, definitions, families, target_name) -> list[s
         "the paired bootstrap's 95 % (10,000 resamples of users). Pending arms count in their "
         "family's size, as not rejected. *Smallest detectable effect*: the true difference "
         "found with 80 % power at the family's strictest Holm level (0.05 / tests), from the "
-        "comparison's bootstrap standard error. The best point is chosen on these same users "
+        "comparison's bootstrap standard error. An arm under the *removed* protocol is compared "
+        "with the base (kept) as a lever (the protocol change is the lever) and with the "
+        "co-occurrence chain under its own protocol. The best point is chosen on these same users "
         "(optimistic by the choice among a run's 5-7 points); every arm is kept, worse ones "
         "included.",
         "",

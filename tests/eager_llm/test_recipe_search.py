@@ -401,3 +401,25 @@ def test_the_rerank_reproduces_the_runs_own_validation(tmp_path):
         tmp_path / "run", index, seen="remove", beam_scores="allowed", **options
     )
     assert len(removed["ranks"]) == 4
+
+
+def test_a_failed_arm_does_not_stop_the_next(folders, monkeypatch):
+    import subprocess
+
+    tmp, settings = folders
+    finished_base(tmp / "base")
+
+    class Failing(FakeRunner):
+        def command(self, command, log):
+            if "max_history=10" in command:
+                raise subprocess.CalledProcessError(2, command)
+            super().command(command, log)
+
+    runner = Failing()
+    with pytest.raises(SystemExit, match="failed: history-10-s0"):
+        driver.main(["history-10", "seqrec-heavy", "--config", settings.config, "--base",
+                     settings.base, "--root", settings.root, "--results", settings.results,
+                     "--index", settings.index], runner)  # fmt: skip
+    assert (tmp / "results" / "seqrec-heavy-s0.json").is_file()
+    assert not (tmp / "results" / "history-10-s0.json").exists()
+    assert set(json.loads((tmp / "results" / "plan.json").read_text())["arms"]) >= {"rl"}
