@@ -4,7 +4,8 @@ generation (`observe_r1.evaluation.generation`), in one run, on the default mode
 
 Rounds alternate the two paths on the same synth rows. The ladder is built end to end
 (greedy answer-only pass, then N sampled rollouts of the rows it misses; reading, judging,
-caching, mixing, stats and plot) from an empty cache each round. Evaluation answers the
+caching, mixing, stats and plot) from an empty cache each round, today at
+``--batch-size-old`` prompts per call, new at ``--batch-size``. Evaluation answers the
 same rows greedily, today at ``--eval-batch-old`` rows per ``generate`` call, new at
 ``--eval-batch``. The outputs are checked: greedy responses identical row by row, and the
 sampled rollouts from the same distribution (response length and correctness compared
@@ -73,11 +74,14 @@ def main() -> None:
     parser.add_argument("--model", default="smolvlm-dino")
     parser.add_argument("--rows", type=int, default=16)
     parser.add_argument("--rollouts", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=8, help="ladder prompts per call")
+    parser.add_argument(
+        "--batch-size-old", type=int, default=8, help="today's ladder prompts per call"
+    )
+    parser.add_argument("--batch-size", type=int, default=16, help="ladder prompts per call")
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--eval-rows", type=int, default=64, help="rows of the greedy eval")
     parser.add_argument("--eval-batch-old", type=int, default=8)
-    parser.add_argument("--eval-batch", type=int, default=32)
+    parser.add_argument("--eval-batch", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument(
@@ -110,7 +114,7 @@ def main() -> None:
                     model=args.model,
                     out=out,
                     rollouts=args.rollouts,
-                    batch_size=args.batch_size,
+                    batch_size=args.batch_size_old if old else args.batch_size,
                     max_new_tokens=args.max_new_tokens,
                     seed=index,
                 )
@@ -142,7 +146,7 @@ def main() -> None:
         f"{args.model}, {cpu_model()} (torch kernels {torch.backends.cpu.get_cpu_capability()}"
         f"{'' if torch_uses_avx512() else ', AVX2 emulated or native'}), {args.threads} "
         f"thread(s), today fp32, new {new_precision}; {args.rows} starter rows, ladder batch "
-        f"{args.batch_size} x "
+        f"{args.batch_size_old} (today) / {args.batch_size} (new) prompts x "
         f"{args.rollouts} rollouts, greedy eval of {args.eval_rows} rows, <= "
         f"{args.max_new_tokens} new tokens; medians of "
         f"{args.rounds} rounds"

@@ -34,7 +34,7 @@ Two implementations share the trie:
 
 - :func:`recommend` (the one to use) runs its own beam loop. It encodes each prompt once,
   in one forward pass over the un-expanded batch, and never copies the prompt's KV cache
-  per beam: decoding steps use an attention implementation (:func:`_shared_prompt_attention`)
+  per beam: decoding steps use an attention implementation (`model_zoo.prompt_attention`)
   in which all beams of a user read that user's prompt cache in place, while only the
   beams' own decoded tokens (at most ``trie.depth``) live in a per-beam cache that follows
   the beams with ``Cache.reorder_cache``. Each step forwards only the live beams of the
@@ -54,13 +54,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
 
 import torch
-from transformers import AttentionInterface, DynamicCache, LogitsProcessor, LogitsProcessorList
+from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList
 
 from eager_llm.prompt_ids import encode_prompts
+from model_zoo.prompt_attention import (
+    SHARED_PROMPT_ATTENTION,
+    SharedPrompt,
+    attention_implementation,
+)
 
 # generate() gives beams that are not real hypotheses a score of -1e9 (or -inf).
 _HF_SENTINEL_SCORE = -1e8
@@ -219,86 +222,6 @@ def _rank_in_group(group: torch.Tensor, score: torch.Tensor, n_groups: int) -> t
     return rank
 
 
-_SHARED_PROMPT = "eager_llm_shared_prompt"
-
-
-@dataclass
-class _SharedPrompt:
-    """The prompts' KV cache, read (never copied) by all beams of the same user.
-
-    cache: per layer, keys and values of shape (n_users, kv_heads, prompt_len, head_dim)
-    mask: BoolTensor (n_users, prompt_len), False at left padding
-    user, slot: LongTensor (n_rows,), each beam's user and its place among them (< width)
-    """
-
-    cache: DynamicCache
-    mask: torch.Tensor
-    user: torch.Tensor
-    slot: torch.Tensor
-    width: int
-
-
-def _shared_prompt_attention(
-    module, query, key, value, attention_mask, scaling, dropout=0.0, shared_prompt=None, **kwargs
-):
-    """Attention of each beam's new token over its user's prompt and its own decoded tokens.
-
-    Registered as an attention implementation (``AttentionInterface``) for the decoding
-    steps. query: (n_rows, heads, 1, head_dim); key, value: (n_rows, kv_heads, t, head_dim),
-    the beam's decoded tokens including the current one. The result equals full causal
-    attention over ``[prompt | decoded]``, but the prompt keys are not repeated per beam:
-    the queries of a user's beams are stacked, so the prompt part is one matmul per user.
-    Computed in float32 (the tensors are small). Returns (n_rows, 1, heads, head_dim), None.
-    """
-    if kwargs.get("sliding_window") or kwargs.get("softcap"):
-        raise NotImplementedError("shared-prompt attention supports plain full attention only")
-    if shared_prompt is None:
-        raise ValueError("the model did not pass `shared_prompt` on to its attention")
-    prompt = shared_prompt
-    layer = prompt.cache.layers[module.layer_idx]
-    prompt_keys, prompt_values = layer.keys.float(), layer.values.float()
-    n_users, kv_heads, prompt_len, head_dim = prompt_keys.shape
-    n_rows, heads = query.shape[:2]
-    group = heads // kv_heads  # query head h reads kv head h // group
-    dtype = query.dtype
-    query = query.float().reshape(n_rows, kv_heads, group, head_dim) * scaling
-
-    def stack(rows: torch.Tensor) -> torch.Tensor:
-        """(n_rows, kv_heads, group, n) -> (n_users, kv_heads, width * group, n), zero-filled."""
-        stacked = rows.new_zeros(n_users, prompt.width, kv_heads, group, rows.shape[-1])
-        stacked[prompt.user, prompt.slot] = rows
-        return stacked.transpose(1, 2).reshape(n_users, kv_heads, prompt.width * group, -1)
-
-    def unstack(stacked: torch.Tensor) -> torch.Tensor:
-        """Inverse of ``stack``: (n_users, kv_heads, width * group, n) -> (n_rows, ...)."""
-        stacked = stacked.view(n_users, kv_heads, prompt.width, group, -1).transpose(1, 2)
-        return stacked[prompt.user, prompt.slot]
-
-    prompt_scores = unstack(stack(query) @ prompt_keys.transpose(-1, -2))  # (n_rows, kv, g, L)
-    prompt_scores = prompt_scores.masked_fill(~prompt.mask[prompt.user, None, None], -torch.inf)
-    own_scores = query @ key.float().transpose(-1, -2)  # (n_rows, kv_heads, group, t)
-    weights = torch.cat([prompt_scores, own_scores], dim=-1).softmax(dim=-1)
-    output = unstack(stack(weights[..., :prompt_len]) @ prompt_values)
-    output = output + weights[..., prompt_len:] @ value.float()  # (n_rows, kv, group, head_dim)
-    return output.reshape(n_rows, 1, heads, head_dim).to(dtype), None
-
-
-AttentionInterface.register(_SHARED_PROMPT, _shared_prompt_attention)
-
-
-@contextmanager
-def _attention_implementation(model, name: str):
-    """Temporarily switch the model's attention implementation."""
-    previous = model.config._attn_implementation
-    model.set_attn_implementation(name)
-    if model.config._attn_implementation != name:
-        raise NotImplementedError(f"{type(model).__name__} cannot switch its attention to {name}")
-    try:
-        yield
-    finally:
-        model.set_attn_implementation(previous)
-
-
 def _pruned_keys(
     trie: ItemTrie, exclude: Sequence[Collection[Hashable]] | None, n_users: int, device
 ) -> torch.Tensor:
@@ -354,7 +277,7 @@ def trie_beam_search(
 
     The prompts are forwarded once, with the model's own attention, into a prompt cache.
     The decoding steps then forward one token per live beam (rows of any unsettled user;
-    ``user``, ``node``, ``score``: (n_rows,)) with :func:`_shared_prompt_attention`,
+    ``user``, ``node``, ``score``: (n_rows,)) with `model_zoo.prompt_attention`,
     which reads the prompt cache in place; only the beams' own decoded tokens live in a
     per-beam cache that follows the beams (``Cache.reorder_cache``).
     """
@@ -432,10 +355,10 @@ def trie_beam_search(
         beam_cache.reorder_cache(rows)
         position = position[rows]
         user, node, score = cand_user[keep], child[keep], cand_score[keep]
-        shared = _SharedPrompt(
+        shared = SharedPrompt(
             prompt_cache, prompt_mask, user, _rank_in_group(user, score, n_users), k
         )
-        with _attention_implementation(model, _SHARED_PROMPT):
+        with attention_implementation(model, SHARED_PROMPT_ATTENTION):
             logits = model(
                 input_ids=token[keep, None],
                 position_ids=position[:, None],

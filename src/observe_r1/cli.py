@@ -158,7 +158,7 @@ def evaluate(
     samples: int = typer.Option(1, help="1: greedy; N > 1: N sampled responses (pass@k)."),
     temperature: float = typer.Option(1.0, help="Sampling temperature when samples > 1."),
     max_new_tokens: int = typer.Option(256),
-    batch_size: int = typer.Option(32, help="Rows per generation call."),
+    batch_size: int = typer.Option(64, help="Rows per generation call (cut by prompt length)."),
     response_format: str = typer.Option("observe", help="observe | think"),
     limit: int = typer.Option(None, help="Evaluate only the first N rows."),
     skip_invalid: bool = typer.Option(False, help="Skip bad rows and count them."),
@@ -231,6 +231,7 @@ def evaluate(
             "temperature": temperature,
             "max_new_tokens": max_new_tokens,
             "batch_size": batch_size,
+            "batch_order": "prompt length",  # eval batches before it were cut in row order
             "seed": seed,
             "precision": precision,
         } | ({"image_ablation": list(conditions)} if conditions else {})
@@ -418,7 +419,7 @@ def ladder(
     rollouts: int = typer.Option(8, help="Sampled responses per row (N)."),
     size: int = typer.Option(None, help="Rows to keep in the end (default: all)."),
     seed: int = typer.Option(0, help="Seed of the mixing and sampling."),
-    batch_size: int = typer.Option(8, help="Prompts per generate call."),
+    batch_size: int = typer.Option(16, help="Prompts per generate call."),
     max_new_tokens: int = typer.Option(512, help="Token limit of a step-by-step response."),
     temperature: float = typer.Option(1.0, help="Sampling temperature of the N responses."),
     own_share: float = typer.Option(0.6, help="Share of a bucket drawn from its own level."),

@@ -30,7 +30,7 @@ from observe_r1.training.train import train
 RUN = Path("runs/observe_r1_demo")
 SMOL_CPU_CONFIG = Path(__file__).parents[2] / "configs" / "observe_r1" / "smol-cpu.yaml"
 STARTER_FAMILIES = ("counting", "dice", "chart", "geometry")
-EVAL_BATCH = 32  # rows per generation call: 2x the rows/s of 8 (results/bench_ladder_throughput.md)
+EVAL_BATCH = 64  # rows per generation call: 2x the rows/s of 8 (bench_ladder_throughput.md)
 
 
 def draw_counting_rows(folder: Path, n: int, seed: int = 0) -> Path:

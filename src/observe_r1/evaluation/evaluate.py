@@ -204,61 +204,82 @@ def generate_responses(
     shared_prefix: bool = True,
     precision: str = "fp32",
 ) -> Responses:
-    """Greedy (``samples=1``) or sampled responses for every row, batched; each prompt
-    prefilled once and finished rows dropped from the batch (`observe_r1.evaluation.generation`;
-    ``shared_prefix=False``: plain ``model.generate``). Sampling keeps ``generate``'s default
+    """Greedy (``samples=1``) or sampled responses for every row, in row order; batched by
+    prompt length (the rows sorted by their prompt's token count, ties in row order, then cut
+    every ``batch_size``: little padding), each prompt prefilled once and finished rows dropped
+    from the batch (`observe_r1.evaluation.generation`; ``shared_prefix=False``: plain
+    ``model.generate``). Sampling keeps ``generate``'s default
     top-k of 50 that this evaluator has always drawn with. A response's ``tokens`` count
     its stop token, as the ladder and the trainer count. ``precision``: ``"fp32"`` or
     ``"bf16"`` autocast.
 
-    ``seed``: sampling draws from ``torch.manual_seed(seed + first row of the batch)``, so a
-    batch's samples do not depend on the batches before it (None: the global generator).
-    ``partial``: batches answered by an earlier, stopped run are taken from it, new ones
-    are added to it (:mod:`observe_r1.evaluation.resume`).
+    ``seed``: sampling draws from ``torch.manual_seed(seed + the batch's start)`` (its first
+    place in the length order), so a batch's samples do not depend on the batches before it
+    (None: the global generator). ``partial``: batches answered by an earlier, stopped run
+    are taken from it (by start), new ones are added to it (:mod:`observe_r1.evaluation.resume`).
     """
     tokenizer = processor.tokenizer
     tokenizer.padding_side = "left"
     decoding = Decoding(samples, max_new_tokens, samples > 1, temperature, top_k=EVAL_TOP_K)
     stops = stop_ids(model, tokenizer)
-    texts, tokens = [], []
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start : start + batch_size]
-        if partial and (answered := partial.get(start)):
-            texts += answered[0]
-            tokens += answered[1]
-            if progress:
-                progress(len(batch))
-            continue
-        prompts = [
-            processor.apply_chat_template(
-                row_conversation(row, response_format), add_generation_prompt=True, tokenize=False
-            )
-            for row in batch
-        ]
-        images = open_images(batch)
-        inputs = processor(text=prompts, images=images, return_tensors="pt", padding=True)
-        if samples > 1 and seed is not None:
-            torch.manual_seed(seed + start)
-        completions = generate_ids(
-            model,
-            inputs.to(model.device),
-            decoding,
-            stops,
-            tokenizer.pad_token_id,
-            shared_prefix=shared_prefix,
-            precision=precision,
+    prompts = [
+        processor.apply_chat_template(
+            row_conversation(row, response_format), add_generation_prompt=True, tokenize=False
         )
-        decoded = tokenizer.batch_decode(completions, skip_special_tokens=True)
-        lengths = [len(ids) for ids in completions]
-        batch_texts = [decoded[i * samples : (i + 1) * samples] for i in range(len(batch))]
-        batch_tokens = [lengths[i * samples : (i + 1) * samples] for i in range(len(batch))]
-        texts += batch_texts
-        tokens += batch_tokens
-        if partial:
-            partial.add(start, batch_texts, batch_tokens)
+        for row in rows
+    ]
+    order = length_order(tokenizer, prompts)
+    texts: list[list[str]] = [[] for _ in rows]
+    tokens: list[list[int]] = [[] for _ in rows]
+    for start in range(0, len(rows), batch_size):
+        batch = order[start : start + batch_size]
+        answered = partial.get(start) if partial else None
+        if answered is None:
+            answered = _answer_batch(model, processor, [rows[i] for i in batch],
+                                     [prompts[i] for i in batch], decoding, stops,
+                                     seed=None if seed is None else seed + start,
+                                     shared_prefix=shared_prefix, precision=precision)  # fmt: skip
+            if partial:
+                partial.add(start, *answered)
+        for i, row_texts, row_tokens in zip(batch, *answered, strict=True):
+            texts[i], tokens[i] = row_texts, row_tokens
         if progress:
             progress(len(batch))
     return Responses(texts, tokens)
+
+
+def length_order(tokenizer, prompts: list[str]) -> list[int]:
+    """Row indices by the prompts' token count (an image placeholder counts once: rows
+    differ in their text), ties in row order."""
+    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False).input_ids]
+    return sorted(range(len(prompts)), key=lengths.__getitem__)
+
+
+def _answer_batch(
+    model, processor, rows, prompts, decoding: Decoding, stops, *, seed, shared_prefix, precision
+) -> tuple[list[list[str]], list[list[int]]]:
+    """``(texts, tokens)`` of one batch: per row its ``decoding.n`` responses and their
+    lengths in tokens."""
+    tokenizer = processor.tokenizer
+    inputs = processor(text=prompts, images=open_images(rows), return_tensors="pt", padding=True)
+    if decoding.n > 1 and seed is not None:
+        torch.manual_seed(seed)
+    completions = generate_ids(
+        model,
+        inputs.to(model.device),
+        decoding,
+        stops,
+        tokenizer.pad_token_id,
+        shared_prefix=shared_prefix,
+        precision=precision,
+    )
+    decoded = tokenizer.batch_decode(completions, skip_special_tokens=True)
+    lengths = [len(ids) for ids in completions]
+    n = decoding.n
+    return (
+        [decoded[i * n : (i + 1) * n] for i in range(len(rows))],
+        [lengths[i * n : (i + 1) * n] for i in range(len(rows))],
+    )
 
 
 def load_vlm(model: str, device: str = "cpu"):

@@ -5,9 +5,10 @@ prefill, so the vision tower and the prompt's transformer pass (image tokens and
 instructions, ~170 tokens on the default model, most of a short rollout's cost) run ``n``
 times; and it keeps decoding every row until the longest is done. :func:`generate_ids`
 prefills the tokens all prompts of the batch start with (the system prompt) once and each
-prompt once, repeats its key/value cache ``n`` times (``Cache.batch_repeat_interleave``),
-drops a row from the batch and the cache the step it emits a stop token
-(``Cache.batch_select_indices``), and samples by inverse CDF. Causal attention makes a prompt's
+prompt once; its ``n`` rows read the prompt's key/value cache in place
+(`model_zoo.prompt_attention`: one matrix product per prompt, only the decoded tokens cached
+per row); a row leaves the batch and its cache the step it emits a stop token
+(``Cache.batch_select_indices``), and sampling is by inverse CDF. Causal attention makes a prompt's
 states independent of what follows, so each completion is drawn from the distribution
 ``generate`` draws it from: greedy rows give the same tokens up to the last bits of batch-size
 dependent matmul kernels, sampled rows the same distribution (not the same random stream).
@@ -19,12 +20,17 @@ other models (Qwen2-VL's 3-D rope) and ``shared_prefix=False`` go through ``mode
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
 from model_zoo.hardware import PRECISIONS
+from model_zoo.prompt_attention import (
+    SHARED_PROMPT_ATTENTION,
+    SharedPrompt,
+    attention_implementation,
+)
 
 # Model types whose positions are `attention_mask.cumsum(-1) - 1` (as `generate` derives
 # them): the continuation's positions are then the last prompt position + 1, + 2, ...
@@ -51,6 +57,17 @@ class ReservedLayer(DynamicLayer):
             room[..., length : length + new, :] = states
         self.keys, self.values = (room[..., : length + new, :] for room in self.room)
         return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep the rows ``indices`` with their reserved room: one copy per finished row's
+        step (selecting the filled part alone and reserving anew at the next update took
+        two)."""
+        length = self.get_seq_length()
+        if not length or self.keys.data_ptr() != self.room[0].data_ptr():
+            super().batch_select_indices(indices)
+            return
+        self.room = tuple(room[indices] for room in self.room)
+        self.keys, self.values = (room[..., :length, :] for room in self.room)
 
     def _has_room(self, batch: int, length: int) -> bool:
         """The reserved tensors hold this batch's cache (not replaced by a batch selection
@@ -122,40 +139,71 @@ def generate_ids(
 
 
 def _decode_shared(model, inputs, decoding: Decoding, stop_ids: set[int]) -> list[list[int]]:
-    """`generate_ids`'s fast path: one prefill, the cache repeated, finished rows dropped."""
+    """`generate_ids`'s fast path: one prefill, finished rows dropped; with ``n > 1`` the
+    prompts' cache is read in place by their ``n`` rows (`model_zoo.prompt_attention`), so
+    only the decoded tokens are cached per row."""
     mask = inputs["attention_mask"].long()
     extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
     cache, logits, mask, position = prefill(model, inputs["input_ids"], mask, extra)
+    step = {"attention_mask": mask}  # the decoding steps' own inputs
+    switch = nullcontext()
     if decoding.n > 1:
-        cache.batch_repeat_interleave(decoding.n)
+        prompts = torch.arange(logits.size(0), device=logits.device)
+        shared = SharedPrompt(
+            cache,
+            mask.bool(),
+            prompt=prompts.repeat_interleave(decoding.n),
+            slot=torch.arange(decoding.n, device=logits.device).repeat(logits.size(0)),
+            width=decoding.n,
+        )
+        cache, step = new_cache(), {"shared_prompt": shared}
         logits = logits.repeat_interleave(decoding.n, dim=0)
-        mask = mask.repeat_interleave(decoding.n, dim=0)
         position = position.repeat_interleave(decoding.n, dim=0)
+        switch = attention_implementation(model, SHARED_PROMPT_ATTENTION)
     rows = torch.arange(logits.size(0), device=logits.device)  # the completion of each row
     stops = torch.tensor(sorted(stop_ids), device=logits.device)
     completions: list[list[int]] = [[] for _ in range(logits.size(0))]
-    for made in range(decoding.max_new_tokens):
-        tokens = next_tokens(logits, decoding)
-        for row, token in zip(rows.tolist(), tokens.tolist(), strict=True):
-            completions[row].append(token)
-        going = ~torch.isin(tokens, stops)
-        if made + 1 == decoding.max_new_tokens or not going.any():
-            break
-        if not going.all():  # finished rows leave the batch and the cache
-            keep = going.nonzero().squeeze(1)
-            cache.batch_select_indices(keep)
-            rows, tokens, mask, position = rows[keep], tokens[keep], mask[keep], position[keep]
-        mask = torch.cat([mask, mask.new_ones(mask.size(0), 1)], dim=1)
-        position = position + 1
-        out = model(
-            input_ids=tokens[:, None],
-            attention_mask=mask,
-            position_ids=position[:, None],
-            past_key_values=cache,
-            use_cache=True,
-        )
-        logits = out.logits[:, -1]
+    with switch:
+        for made in range(decoding.max_new_tokens):
+            tokens = next_tokens(logits, decoding)
+            for row, token in zip(rows.tolist(), tokens.tolist(), strict=True):
+                completions[row].append(token)
+            going = ~torch.isin(tokens, stops)
+            if made + 1 == decoding.max_new_tokens or not going.any():
+                break
+            if not going.all():  # finished rows leave the batch and the cache
+                keep = going.nonzero().squeeze(1)
+                cache.batch_select_indices(keep)
+                rows, tokens, position = rows[keep], tokens[keep], position[keep]
+                step = _select_rows(step, keep)
+            position = position + 1
+            step = _grow_mask(step)
+            out = model(
+                input_ids=tokens[:, None],
+                position_ids=position[:, None],
+                past_key_values=cache,
+                use_cache=True,
+                **step,
+            )
+            logits = out.logits[:, -1]
     return completions
+
+
+def _select_rows(step: dict, keep: torch.Tensor) -> dict:
+    """The decoding inputs of the rows ``keep``."""
+    if "attention_mask" in step:
+        return {"attention_mask": step["attention_mask"][keep]}
+    shared = step["shared_prompt"]
+    return {"shared_prompt": replace(shared, prompt=shared.prompt[keep], slot=shared.slot[keep])}
+
+
+def _grow_mask(step: dict) -> dict:
+    """A repeated-cache step's attention mask, one position longer (the shared prompt's
+    attention needs none: every row's own tokens are real)."""
+    if "attention_mask" not in step:
+        return step
+    mask = step["attention_mask"]
+    return {"attention_mask": torch.cat([mask, mask.new_ones(mask.size(0), 1)], dim=1)}
 
 
 def prefill(model, ids: torch.Tensor, mask: torch.Tensor, extra: dict):

@@ -52,7 +52,8 @@ class LadderConfig:
     rollouts: int = 8
     size: int | None = None
     seed: int = 0
-    batch_size: int = 8  # prompts per generate call (each with `rollouts` responses)
+    batch_size: int = 16  # prompts per generate call (each with `rollouts` responses): 16 x 8
+    # rows decode ~1.16x faster than two calls of 8 (benchmarks/ladder_throughput.py)
     max_new_tokens: int = 512
     answer_max_new_tokens: int = 32  # the greedy answer-only response
     temperature: float = 1.0

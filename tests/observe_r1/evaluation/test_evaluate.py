@@ -11,6 +11,7 @@ from observe_r1.demo import draw_counting_rows
 from observe_r1.evaluation.evaluate import (
     Responses,
     generate_responses,
+    length_order,
     majority_baseline,
     observation_recall,
     pass_at_k,
@@ -156,6 +157,43 @@ def test_generation_and_report_on_tiny_vlm(tmp_path):
         assert (tmp_path / "out" / name).stat().st_size > 0
     lines = (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()
     assert len(lines) == 6 and json.loads(lines[5])["sample"] == 1
+
+
+def test_batches_are_cut_by_prompt_length_and_answers_come_back_in_row_order(tmp_path, monkeypatch):
+    """Rows of alternating short and long questions: each batch of 2 holds prompts of one
+    length; every row gets the greedy answer it gets alone (a real tiny model), and its own
+    answer back (a generator that answers each prompt with as many tokens as it has)."""
+    from observe_r1.data.rows import read_rows
+    from observe_r1.evaluation import evaluate
+    from observe_r1.evaluation.evaluate import row_conversation
+
+    folder = resolve("tiny-llava")
+    model = AutoModelForImageTextToText.from_pretrained(folder).eval()
+    processor = load_processor(folder)
+    rows = read_rows(draw_counting_rows(tmp_path / "data", n=4)).rows
+    for row in rows[1::2]:
+        row["question"] += " Count carefully, shape by shape, and say how many there are."
+    prompts = [
+        processor.apply_chat_template(row_conversation(r, "observe"), add_generation_prompt=True)
+        for r in rows
+    ]
+    assert length_order(processor.tokenizer, prompts) == [0, 2, 1, 3]
+
+    def answers(batch_size: int | None):
+        if batch_size:
+            return generate_responses(model, processor, rows, max_new_tokens=6, batch_size=2)
+        alone = [generate_responses(model, processor, [r], max_new_tokens=6) for r in rows]
+        return [a.texts[0] for a in alone], [a.tokens[0] for a in alone]
+
+    batched = answers(2)
+    assert (batched.texts, batched.tokens) == answers(None)
+    monkeypatch.setattr(
+        evaluate,
+        "generate_ids",
+        lambda model, inputs, *_, **__: [[7] * int(m.sum()) for m in inputs["attention_mask"]],
+    )
+    own_lengths = answers(None)[1]
+    assert len(set(map(str, own_lengths))) > 1 and answers(2).tokens == own_lengths
 
 
 def test_eval_cli_reports_and_names_bad_lines(tmp_path):

@@ -124,6 +124,38 @@ def test_a_row_that_stops_leaves_the_others_distribution_unchanged(monkeypatch):
     torch.testing.assert_close(seen[3], alone[3][-seen[3].size(0) :], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["tiny-llava", "tiny-llama"])
+def test_a_copy_that_stops_leaves_its_prompts_other_copies_unchanged(name, monkeypatch):
+    """With n copies reading their prompt's cache in place, one copy's stop drops its row
+    alone: every other row's logits are those of the run where it went on."""
+    model, inputs, pad = model_and_inputs(name)
+    stop = 10**6  # beyond the vocabulary: only the forced draw below emits it
+    seen = []
+
+    def argmax_but_row_1_stops_at_step_2(logits, decoding):
+        seen.append(logits.clone())
+        tokens = logits.argmax(-1)
+        if forced and len(seen) == 3:
+            tokens[1] = stop  # copy 1 of prompt 0
+        return tokens
+
+    monkeypatch.setattr(generation, "next_tokens", argmax_but_row_1_stops_at_step_2)
+    runs = {}
+    for forced in (False, True):
+        seen.clear()
+        runs[forced] = generate_ids(model, inputs, Decoding(n=3, max_new_tokens=6), {stop}, pad)
+        runs[forced, "logits"] = list(seen)
+    went_on, stopped = runs[False, "logits"], runs[True, "logits"]
+    assert runs[True][1][-1] == stop and len(runs[True][1]) == 3
+    assert [ids for i, ids in enumerate(runs[True]) if i != 1] == [
+        ids for i, ids in enumerate(runs[False]) if i != 1
+    ]
+    others = [row for row in range(went_on[3].size(0)) if row != 1]
+    for step in range(3, 6):
+        assert stopped[step].size(0) == went_on[step].size(0) - 1
+        torch.testing.assert_close(stopped[step], went_on[step][others], rtol=1e-5, atol=1e-5)
+
+
 def test_the_prompt_is_prefilled_once_for_its_n_completions():
     model, inputs, pad = model_and_inputs("tiny-llama")  # no common prefix
     lengths = []
@@ -193,3 +225,34 @@ def test_bf16_generation_runs_under_autocast_and_fp32_without():
     assert seen == [True, True, False, False]
     with pytest.raises(ValueError, match="precision"):
         generate_ids(model, inputs, Decoding(max_new_tokens=2), NEVER, pad, precision="fp16")
+
+
+def test_a_reserved_cache_holds_what_a_dynamic_one_holds_through_selections():
+    """Writes into reserved room, row selections (keeping the room: no new reservation at
+    the next write) and a repeat give the keys and values `DynamicLayer` gives."""
+    from transformers.cache_utils import DynamicLayer
+
+    torch.manual_seed(0)
+    reserved, plain = generation.ReservedLayer(), DynamicLayer()
+    states = lambda rows, n: (torch.randn(rows, 2, n, 4), torch.randn(rows, 2, n, 4))  # noqa: E731
+    steps = [
+        ("update", states(4, 5)),
+        ("update", states(4, 1)),
+        ("select", torch.tensor([0, 2, 3])),
+    ]
+    steps += [("update", states(3, 1)), ("select", torch.tensor([2, 0])), ("update", states(2, 1))]
+    steps += [("repeat", 2), ("update", states(4, 1))]
+    room_after_select = None
+    for op, argument in steps:
+        for layer in (reserved, plain):
+            if op == "update":
+                layer.update(*argument)
+            elif op == "select":
+                layer.batch_select_indices(argument)
+            else:
+                layer.batch_repeat_interleave(argument)
+        if op == "update" and room_after_select is not None:
+            assert reserved.room[0].data_ptr() == room_after_select  # written into the room
+        room_after_select = reserved.room[0].data_ptr() if op == "select" else None
+        torch.testing.assert_close(reserved.keys, plain.keys, rtol=0, atol=0)
+        torch.testing.assert_close(reserved.values, plain.values, rtol=0, atol=0)
