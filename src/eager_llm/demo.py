@@ -169,8 +169,9 @@ def _validation_lines(folder: Path) -> list[str]:
         f"Validation Recall@10 on {baselines['n_users']} fixed validation users: {curve}; "
         f"most-popular {baselines['most popular']['recall@10']:.3f}"
     ]
-    if "SASRec" in baselines:
-        lines[0] += f", SASRec {baselines['SASRec']['recall@10']:.3f}"
+    for name in ("co-occurrence", "SASRec"):
+        if name in baselines:
+            lines[0] += f", {name} {baselines[name]['recall@10']:.3f}"
     lines[0] += (
         f" on the same users (one user = {1 / baselines['n_users']:.3f}). "
         "`final/` is the best of these checkpoints. " + _validation_change(folder)

@@ -121,8 +121,9 @@ def plot_loss_curve(metrics_path: Path, out: Path, title: str) -> None:
 
 
 def plot_learning_curve(metrics_path: Path, baselines_path: Path, out: Path, title: str) -> None:
-    """Validation Recall@10 against training samples seen, with the most-popular and SASRec
-    values on the same users as horizontal lines."""
+    """Validation Recall@10 against training samples seen, with the baselines' values on the
+    same users (most-popular, co-occurrence, SASRec: `validation.baseline_metrics`) as
+    horizontal lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -135,7 +136,9 @@ def plot_learning_curve(metrics_path: Path, baselines_path: Path, out: Path, tit
         [r["samples"] for r in points], [r[VALID_KEYS[0]] for r in points], marker="o", label=title
     )
     for (name, metrics), style in zip(
-        ((k, v) for k, v in baselines.items() if isinstance(v, dict)), ("--", ":"), strict=False
+        ((k, v) for k, v in baselines.items() if isinstance(v, dict)),
+        ("--", ":", "-.", (0, (1, 4))),
+        strict=False,
     ):
         axis.axhline(metrics["recall@10"], linestyle=style, color="grey", label=name)
     axis.set(

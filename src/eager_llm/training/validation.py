@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eager_llm.baselines import most_popular, sasrec_rankings
+from eager_llm.baselines import markov_rankings, most_popular, sasrec_rankings
 from eager_llm.data import Example
 from eager_llm.decoding import ItemTrie, recommend
 from eager_llm.metrics import evaluate_rankings, list_ranks
@@ -98,13 +98,17 @@ class RankingValidation:
 def baseline_metrics(
     examples, train, n_items: int, sasrec_folder: Path, seen: str = "keep"
 ) -> dict[str, dict]:
-    """Most-popular and (when the index folder has one) SASRec Recall/NDCG@10 on
-    ``examples`` under the ``seen`` protocol (``remove``: no item of the user's training
-    sequence ``train[user]``)."""
+    """Most-popular, item co-occurrence (the first-order Markov baseline over the last 5
+    items, untuned) and (when the index folder has one) SASRec Recall/NDCG@10 on ``examples``
+    under the ``seen`` protocol (``remove``: no item of the user's training sequence
+    ``train[user]``)."""
     targets = [e.target for e in examples]
     seen_items = [train[e.user].tolist() for e in examples]
     popular = most_popular(train, n_items, len(examples), max(KS), histories=seen_items, seen=seen)
     found = {"most popular": evaluate_rankings(popular, targets, ks=KS)}
+    # the last 5 of the training sequence are the history's last 5
+    cooccurrence = markov_rankings(train, seen_items, max(KS), n_items=n_items, seen=seen)
+    found["co-occurrence"] = evaluate_rankings(cooccurrence, targets, ks=KS)
     if (Path(sasrec_folder) / "config.json").is_file():
         # SASRec reads the last max_len items it is given and masks all of them
         histories = seen_items if seen == "remove" else [list(e.history) for e in examples]

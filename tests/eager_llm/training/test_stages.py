@@ -242,3 +242,26 @@ def test_anneal_falls_back_to_the_stage1_model_when_validation_only_falls(
     before = load_file(stage1 / "final" / "model.safetensors")
     after = load_file(final / "model.safetensors")
     assert all(torch.allclose(after[key], before[key], atol=1e-6) for key in before)
+
+
+def test_validation_baselines_include_co_occurrence_on_the_same_users(tmp_path):
+    """Item 2 follows item 1 in training and never the fillers 10-21, which are more popular:
+    the co-occurrence line finds each target 2 (behind the seen item 1, tied with it and
+    more popular; first once seen items are removed), most-popular does not."""
+    import math
+
+    import numpy as np
+
+    from eager_llm.data import Example
+    from eager_llm.training.validation import baseline_metrics
+
+    fillers = np.repeat(np.arange(10, 22), 3)
+    train = [np.array([0, 1]), np.array([3, 0, 1]), np.array([1, 2, 1, 2]), fillers]
+    examples = [Example(0, (0, 1), 2), Example(1, (3, 0, 1), 2)]
+    kept = baseline_metrics(examples, train, n_items=30, sasrec_folder=tmp_path)
+    assert set(kept) == {"most popular", "co-occurrence"}  # no SASRec in an empty folder
+    assert kept["most popular"]["recall@10"] == 0.0
+    assert kept["co-occurrence"]["recall@10"] == 1.0
+    assert math.isclose(kept["co-occurrence"]["ndcg@10"], 1 / math.log2(3))
+    removed = baseline_metrics(examples, train, 30, tmp_path, seen="remove")
+    assert removed["co-occurrence"]["ndcg@10"] == 1.0
