@@ -439,7 +439,8 @@ class Driver:
     # -- commands
     def stage_sets(self, arm: str, seed: int, stage: str) -> list[str]:
         """The ``--set`` items of ``stage``: the arm's overrides (stage 2 and 3 without the
-        stage-1-only keys and the keys their own YAML block sets), then ``seed``."""
+        stage-1-only keys and the keys their own YAML block sets), then ``seed`` and
+        ``valid_seed`` (the base's seed: every arm x seed validates on the same users)."""
         sets = list(self.arms[arm].sets)
         if stage in ("anneal", "rl") and self.arms[arm].kind == "train":
             block = self.anneal_block if stage == "anneal" else self.rl_block
@@ -448,7 +449,7 @@ class Driver:
                 for kv in sets
                 if (k := kv.partition("=")[0].strip()) not in STAGE1_ONLY and k not in block
             ]
-        return [*sets, f"seed={seed}"]
+        return [*sets, f"seed={seed}", f"valid_seed={BASE_SEED}"]
 
     def train_commands(self, arm: str, seed: int) -> list[tuple[str, list[str]]]:
         """(stage, command) of each stage not done yet, in order. The base arm gets run.sh's
@@ -632,7 +633,7 @@ class Driver:
             "index": self.s.index,
             "protocol": {"seen": seen, "beam_scores": beam_scores},
             "valid_users": int(self.value(arm, "valid_users")),
-            "valid_seed": seed,
+            "valid_seed": BASE_SEED,  # stage_sets passes it to every trained arm
             "batch": int(self.value(arm, "per_device_train_batch_size"))
             * int(self.value(arm, "gradient_accumulation_steps") or 1),
             "curve": curve,

@@ -386,8 +386,9 @@ def setting_lines(arms, planned, pending, baselines, tuned, target_name, n_users
         "re-rank the base arm's final model; `rl` is stage 3 from it.",
         f"- **Validation**: {n_users} users drawn from the validation split with the run's seed "
         "(`sample_users`), Recall@10 / NDCG@10 of 10 trie beams; the test split is not read. "
-        "An arm of another seed validates on other users (no `valid_seed` key): it is compared "
-        "with the base on the users both samples hold.",
+        "Trained arms of every seed validate on the users drawn with seed 0 (`valid_seed`); "
+        "a record with another validation seed is compared with the base on the users both "
+        "samples hold.",
         f"- **The co-occurrence line** compared against is {tuned_text}.",
         f"- **Done**: {len(arms)} of {len(planned)} arm x seeds; **pending**: "
         f"{', '.join(name(*k) for k in pending) or 'none'}."

@@ -55,6 +55,7 @@ RANGES: dict[str, Range] = {
     "gct_temperature": POSITIVE,
     "gct_negatives": Range(0, MAX_ROWS, integer=True),
     "valid_users": Range(1, MAX_ROWS, integer=True),
+    "valid_seed": Range(0, 2**32 - 1, integer=True),  # None: seed
     "valid_beams": Range(10, MAX_BEAMS, integer=True),
     "index_token_lr": POSITIVE,  # None: learning_rate
     "projector_lr": POSITIVE,
@@ -83,8 +84,10 @@ class EagerConfig(TrainingArguments):
     rows for the collision suffix) or the vocabulary mean (``mean``); their rows learn at
     ``index_token_lr`` and the GCT projectors at ``projector_lr`` (None: ``learning_rate``).
     With ``eval_strategy: steps``, every ``eval_steps`` the model ranks ``valid_users`` fixed
-    validation users with ``valid_beams`` beams (``eval_recall@10``, ``eval_ndcg@10`` in
-    metrics.jsonl) under the ``valid_seen`` protocol (``keep`` or ``remove`` each user's
+    validation users (drawn with ``valid_seed``; None: the run's ``seed``, so runs of other
+    seeds validate on other users unless they set it) with ``valid_beams`` beams
+    (``eval_recall@10``, ``eval_ndcg@10`` in metrics.jsonl) under the ``valid_seen``
+    protocol (``keep`` or ``remove`` each user's
     training items) and ``valid_beam_scores`` (:data:`eager_llm.decoding.BEAM_SCORES`);
     ``load_best_model_at_end`` then makes ``final/`` the best of them (by
     ``metric_for_best_model``, default ``eval_recall@10``).
@@ -111,6 +114,7 @@ class EagerConfig(TrainingArguments):
     index_token_lr: float | None = None
     projector_lr: float | None = None
     valid_users: int = 500
+    valid_seed: int | None = None
     valid_beams: int = 10
     valid_seen: str = "keep"
     valid_beam_scores: str = "vocabulary"

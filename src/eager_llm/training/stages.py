@@ -116,7 +116,8 @@ def validation_parts(config: EagerConfig, files: IndexFiles, split: LeaveOneOut)
     (None, None); also writes the baselines on the same users to ``validation_baselines.json``."""
     if config.eval_strategy == "no" and not config.eval_on_start:
         return None, None
-    users = sample_users(split.valid, config.valid_users, config.seed)
+    seed = config.seed if config.valid_seed is None else config.valid_seed
+    users = sample_users(split.valid, config.valid_users, seed)
     remove = config.valid_seen == "remove"
     validation = RankingValidation.build(
         users,

@@ -265,3 +265,24 @@ def test_validation_baselines_include_co_occurrence_on_the_same_users(tmp_path):
     assert math.isclose(kept["co-occurrence"]["ndcg@10"], 1 / math.log2(3))
     removed = baseline_metrics(examples, train, 30, tmp_path, seen="remove")
     assert removed["co-occurrence"]["ndcg@10"] == 1.0
+
+
+def test_valid_seed_fixes_the_validation_users_across_training_seeds(root, tmp_path):
+    """Without ``valid_seed`` a run of another seed validates on other users; with it, on
+    the same ones (what comparing training seeds on one validation sample needs)."""
+    from eager_llm.data import leave_one_out
+    from eager_llm.training import load_index, load_indexed_dataset
+    from eager_llm.training.stages import validation_parts
+
+    (tmp_path / "run").mkdir()  # where the baselines on the same users are written
+
+    def users(*overrides):
+        settings = config(
+            root, "train", tmp_path / "run", "valid_users=5", "eval_on_start=true", *overrides
+        )
+        files = load_index(settings.index)
+        split = leave_one_out(load_indexed_dataset(files)[0], max_history=settings.max_history)
+        return [e.user for e in validation_parts(settings, files, split)[1]]
+
+    assert users("seed=0") != users("seed=1")
+    assert users("seed=1", "valid_seed=0") == users("seed=0")
