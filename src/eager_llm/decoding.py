@@ -364,7 +364,7 @@ def trie_beam_search(
                 position_ids=position[:, None],
                 past_key_values=beam_cache,
                 use_cache=True,
-                shared_prompt=shared,
+                cached_prompt=shared,
             ).logits
         position = position + 1
 

@@ -11,8 +11,9 @@ prompt; the two parts share one softmax, so the result equals causal attention o
 
 Use: build a `SharedPrompt`, switch the model's attention with
 ``attention_implementation(model, SHARED_PROMPT_ATTENTION)`` and pass
-``shared_prompt=...`` to the forward of each decoding step (with the per-row cache as
-``past_key_values``; transformers hands the keyword on to every attention layer).
+``cached_prompt=...`` to the forward of each decoding step (with the per-row cache as
+``past_key_values``; transformers hands the keyword on to every attention layer; not
+``shared_prompt``, the keyword Observe-R1's training forward takes).
 """
 
 from __future__ import annotations
@@ -45,21 +46,21 @@ class SharedPrompt:
 
 
 def shared_prompt_attention(
-    module, query, key, value, attention_mask, scaling, dropout=0.0, shared_prompt=None, **kwargs
+    module, query, key, value, attention_mask, scaling, dropout=0.0, cached_prompt=None, **kwargs
 ):
     """Attention of each row's new token over its prompt and its own decoded tokens.
 
     Registered as an attention implementation (``AttentionInterface``). query:
     ``(n_rows, heads, 1, head_dim)``; key, value: ``(n_rows, kv_heads, t, head_dim)``, the
     row's decoded tokens including the current one (all real: rows start decoding together).
-    ``attention_mask`` is not read (the prompt's padding is ``shared_prompt.mask``). Computed
+    ``attention_mask`` is not read (the prompt's padding is ``cached_prompt.mask``). Computed
     in float32. Returns ``(n_rows, 1, heads, head_dim)``, None.
     """
     if kwargs.get("sliding_window") or kwargs.get("softcap"):
         raise NotImplementedError("shared-prompt attention supports plain full attention only")
-    if shared_prompt is None:
-        raise ValueError("the model did not pass `shared_prompt` on to its attention")
-    shared = shared_prompt
+    if cached_prompt is None:
+        raise ValueError("the model did not pass `cached_prompt` on to its attention")
+    shared = cached_prompt
     layer = shared.cache.layers[module.layer_idx]
     prompt_keys, prompt_values = layer.keys.float(), layer.values.float()
     n_prompts, kv_heads, prompt_len, head_dim = prompt_keys.shape

@@ -156,7 +156,7 @@ def _decode_shared(model, inputs, decoding: Decoding, stop_ids: set[int]) -> lis
             slot=torch.arange(decoding.n, device=logits.device).repeat(logits.size(0)),
             width=decoding.n,
         )
-        cache, step = new_cache(), {"shared_prompt": shared}
+        cache, step = new_cache(), {"cached_prompt": shared}
         logits = logits.repeat_interleave(decoding.n, dim=0)
         position = position.repeat_interleave(decoding.n, dim=0)
         switch = attention_implementation(model, SHARED_PROMPT_ATTENTION)
@@ -193,8 +193,8 @@ def _select_rows(step: dict, keep: torch.Tensor) -> dict:
     """The decoding inputs of the rows ``keep``."""
     if "attention_mask" in step:
         return {"attention_mask": step["attention_mask"][keep]}
-    shared = step["shared_prompt"]
-    return {"shared_prompt": replace(shared, prompt=shared.prompt[keep], slot=shared.slot[keep])}
+    shared = step["cached_prompt"]
+    return {"cached_prompt": replace(shared, prompt=shared.prompt[keep], slot=shared.slot[keep])}
 
 
 def _grow_mask(step: dict) -> dict:

@@ -133,7 +133,7 @@ def test_validation_runs_on_fixed_users_and_final_is_the_best_checkpoint(root, m
     assert torch.equal(chosen[key], best[key]) and not torch.equal(chosen[key], last[key])
     assert (out / "learning_curve.png").is_file()
     baselines = json.loads((out / "validation_baselines.json").read_text())
-    assert set(baselines) == {"n_users", "seen", "most popular"}  # the toy index: no SASRec
+    assert set(baselines) == {"n_users", "seen", "most popular", "co-occurrence"}  # no SASRec here
     assert baselines["seen"] == "keep"
 
 
