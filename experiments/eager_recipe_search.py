@@ -68,6 +68,8 @@ from pathlib import Path
 
 import yaml
 
+from eager_llm.training.config import STAGE1_ONLY  # stage 2 never inherits these
+
 CONFIG = "configs/eager_llm/smol-ml100k.yaml"
 BASE_ARM = "recipe"
 BASE_SEED = 0
@@ -84,16 +86,6 @@ RL_SETS = (
     "eval_steps=50",
     "save_steps=50",
 )
-# keys stage 2 never takes from the top level (eager_llm.training.config STAGE1_ONLY,
-# ANNEAL_FIXED): an arm's override of them is stage 1's only
-STAGE1_ONLY = {
-    "output_dir",
-    "lora",
-    "train_layers",
-    "tasks",
-    "gct_semantic_weight",
-    "gct_behaviour_weight",
-}
 
 
 @dataclass(frozen=True)

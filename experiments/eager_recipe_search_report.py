@@ -35,14 +35,13 @@ import math
 import re
 import sys
 from pathlib import Path
-from statistics import NormalDist
 
 import numpy as np
 
-from model_zoo.significance import mcnemar, paired_bootstrap
+from model_zoo.significance import detectable, holm, mcnemar, paired_bootstrap
 
 ROOT = Path(__file__).resolve().parents[1]
-ALPHA, POWER, K = 0.05, 0.80, 10
+ALPHA, K = 0.05, 10
 BASE = ("recipe", 0)
 PROTOCOLS = ("keep", "remove")
 PROTOCOL_NAMES = {"keep": "history items kept", "remove": "history items removed"}
@@ -200,23 +199,6 @@ def compare(a_ranks, b_ranks, resamples: int) -> dict:
         "p": mcnemar(a.astype(bool), b.astype(bool)).p_value,
         "n": len(a),
     }
-
-
-def holm(p_values: list[float], alpha: float = ALPHA) -> list[bool]:
-    """Holm's step-down rule: which hypotheses are rejected at family-wise error ``alpha``."""
-    order = np.argsort(p_values, kind="stable")
-    rejected = [False] * len(p_values)
-    for rank, index in enumerate(order):
-        if p_values[index] > alpha / (len(p_values) - rank):
-            break
-        rejected[index] = True
-    return rejected
-
-
-def detectable(se: float, alpha: float, power: float = POWER) -> float:
-    """Smallest true difference a two-sided test at ``alpha`` finds with ``power``."""
-    z = NormalDist().inv_cdf
-    return (z(1 - alpha / 2) + z(power)) * se
 
 
 def aligned(a: dict, b: dict, users: dict[int, list[int]]) -> tuple[list, list] | None:

@@ -23,11 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from statistics import NormalDist
 
 import numpy as np
 
-from model_zoo.significance import paired_bootstrap
+from model_zoo.significance import detectable, holm, paired_bootstrap
 from observe_r1.evaluation.prior import prior_accuracy
 
 ARM_NAMES = {
@@ -45,7 +44,7 @@ THINK_ARMS = {"grpo-think", "no-observe"}  # answer in <think><answer>: compared
 PRIMARY_ARM = "observe-r1"
 METRICS = ("grounded", "accuracy")  # image-grounded (real - swap) first: the headline
 METRIC_NAMES = {"grounded": "image-grounded (real - swap)", "accuracy": "accuracy (real)"}
-ALPHA, POWER = 0.05, 0.80
+ALPHA = 0.05
 COMMAND = """\
 # the data, the ladder and the start (one core), then pieces of 3 arm x seeds, two side by side
 export OMP_NUM_THREADS=1
@@ -76,24 +75,6 @@ def two_level(a: np.ndarray, b: np.ndarray, *, resamples: int, seed: int = 0) ->
         "se": float(draws.std(ddof=1)),
         "p": float(min(1.0, 2 * (1 + tail) / (1 + resamples))),
     }
-
-
-def holm(p_values: list[float], alpha: float = ALPHA) -> list[bool]:
-    """Holm's step-down rule: which hypotheses are rejected at family-wise error ``alpha``."""
-    order = np.argsort(p_values, kind="stable")
-    rejected = [False] * len(p_values)
-    for rank, index in enumerate(order):
-        if p_values[index] > alpha / (len(p_values) - rank):
-            break
-        rejected[index] = True
-    return rejected
-
-
-def detectable(se: float, alpha: float, power: float = POWER) -> float:
-    """Smallest true difference a two-sided test at ``alpha`` finds with ``power``, given the
-    difference's standard error (normal approximation)."""
-    z = NormalDist().inv_cdf
-    return (z(1 - alpha / 2) + z(power)) * se
 
 
 # -- reading --------------------------------------------------------------------------------

@@ -92,19 +92,6 @@ def synthetic_results(folder: Path, *, skip: tuple[str, ...] = (), n: int = 240)
                 write(folder, f"{arm}-s{seed}", arm, seed, fmt, bits[seed - 1], ids)
 
 
-def test_holm_step_down():
-    assert report.holm([0.01, 0.04, 0.03, 0.005]) == [True, False, False, True]
-    # Holm rejects the second where Bonferroni (0.04 > 0.05 / 2) would not
-    assert report.holm([0.02, 0.04]) == [True, True]
-    assert report.holm([0.03, 0.04]) == [False, False]  # 0.03 > 0.05 / 2 stops at once
-    assert report.holm([]) == []
-
-
-def test_detectable_effect_is_the_normal_power_formula():
-    assert report.detectable(0.01, 0.05) == pytest.approx((1.959964 + 0.841621) * 0.01, 1e-5)
-    assert report.detectable(0.01, 0.05 / 6) > report.detectable(0.01, 0.05)
-
-
 def test_null_interval_covers_zero_at_its_level():
     rng = np.random.default_rng(1)
     covered = 0

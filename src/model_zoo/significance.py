@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 from scipy.stats import binomtest
@@ -63,3 +64,21 @@ def paired_bootstrap(
     tail = (1 - level) / 2 * 100
     lower, upper = np.percentile(means, [tail, 100 - tail])
     return float(difference.mean()), float(lower), float(upper)
+
+
+def holm(p_values: Sequence[float], alpha: float = 0.05) -> list[bool]:
+    """Holm's step-down rule: which hypotheses are rejected at family-wise error ``alpha``."""
+    order = np.argsort(p_values, kind="stable")
+    rejected = [False] * len(p_values)
+    for rank, index in enumerate(order):
+        if p_values[index] > alpha / (len(p_values) - rank):
+            break
+        rejected[index] = True
+    return rejected
+
+
+def detectable(se: float, alpha: float, power: float = 0.80) -> float:
+    """Smallest true difference a two-sided test at ``alpha`` finds with ``power``, given the
+    difference's standard error (normal approximation)."""
+    z = NormalDist().inv_cdf
+    return (z(1 - alpha / 2) + z(power)) * se

@@ -1,12 +1,12 @@
 """McNemar's exact test on paired right/wrong answers; the paired bootstrap of a per-item score
-difference."""
+difference; Holm's step-down rule; the smallest detectable difference."""
 
 import math
 
 import numpy as np
 import pytest
 
-from model_zoo.significance import mcnemar, paired_bootstrap
+from model_zoo.significance import detectable, holm, mcnemar, paired_bootstrap
 
 
 def test_counts_only_discordant_rows():
@@ -73,3 +73,16 @@ def test_pairing_sees_a_consistent_small_gain_that_noise_would_hide():
 def test_bad_shapes_are_refused():
     with pytest.raises(ValueError, match="equal-length"):
         paired_bootstrap(np.zeros(3), np.zeros(4))
+
+
+def test_holm_step_down():
+    assert holm([0.01, 0.04, 0.03, 0.005]) == [True, False, False, True]
+    # Holm rejects the second where Bonferroni (0.04 > 0.05 / 2) would not
+    assert holm([0.02, 0.04]) == [True, True]
+    assert holm([0.03, 0.04]) == [False, False]  # 0.03 > 0.05 / 2 stops at once
+    assert holm([]) == []
+
+
+def test_detectable_effect_is_the_normal_power_formula():
+    assert detectable(0.01, 0.05) == pytest.approx((1.959964 + 0.841621) * 0.01, 1e-5)
+    assert detectable(0.01, 0.05 / 6) > detectable(0.01, 0.05)
