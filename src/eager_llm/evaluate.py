@@ -416,12 +416,29 @@ def protocol_line(report: dict) -> str:
     )
 
 
+def report_name(report: dict) -> str:
+    """The stem of a report's files: ``eval`` for the test split under the default protocol,
+    else ``eval`` plus what differs (``eval-remove``, ``eval-valid-remove-allowed``), so an
+    evaluation under another split or protocol never replaces an earlier one."""
+    differs = [
+        value
+        for value, default in (
+            (report["split"], "test"),
+            (report.get("seen", "keep"), "keep"),
+            (report.get("beam_scores", "vocabulary"), "vocabulary"),
+        )
+        if value != default
+    ]
+    return "-".join(["eval", *differs])
+
+
 def write_report(report: dict, folder: str | Path) -> Path:
-    """``eval.json``, ``eval.md`` and ``eval.png`` in ``folder``; returns the markdown path."""
-    folder = Path(folder)
+    """``<name>.json``, ``.md`` and ``.png`` in ``folder`` (the name: :func:`report_name`);
+    returns the markdown path."""
+    folder, name = Path(folder), report_name(report)
     title = f"{report['split']} split, {report['n_users']} users, {report['n_items']} items"
-    (folder / "eval.json").write_text(json.dumps(report, indent=1))
-    plot_results(report["results"], folder / "eval.png", title)
+    (folder / f"{name}.json").write_text(json.dumps(report, indent=1))
+    plot_results(report["results"], folder / f"{name}.png", title)
     text = [
         f"# Evaluation: {title}",
         "",
@@ -445,8 +462,8 @@ def write_report(report: dict, folder: str | Path) -> Path:
         "",
         difference_table(report["results"]),
         "",
-        "![eval](eval.png)",
+        f"![eval]({name}.png)",
         "",
     ]
-    (folder / "eval.md").write_text("\n".join(text))
-    return folder / "eval.md"
+    (folder / f"{name}.md").write_text("\n".join(text))
+    return folder / f"{name}.md"

@@ -307,14 +307,18 @@ def test_the_protocol_is_recorded_and_printed(root, report):
 def test_seen_remove_keeps_every_history_item_out_of_every_list(root, tmp_path):
     shutil.copytree(root / "stage1", tmp_path / "stage1")
     shutil.copytree(root / "tiger-t5", tmp_path / "tiger-t5")
+    (tmp_path / "stage1" / "eval.json").write_text('{"an earlier": "report"}')
     result = ok("eval", "--run", tmp_path / "stage1", "--beams", 5, "--batch-size", 4,
                 "--seen", "remove", "--beam-scores", "allowed")  # fmt: skip
     assert result.stdout.startswith(
         "protocol: seen items removed; beam scores: log-softmax over the trie's allowed tokens"
     )
-    removed = json.loads((tmp_path / "stage1" / "eval.json").read_text())
+    removed = json.loads((tmp_path / "stage1" / "eval-remove-allowed.json").read_text())
     assert (removed["seen"], removed["beam_scores"]) == ("remove", "allowed")
-    assert "**protocol: seen items removed;" in (tmp_path / "stage1" / "eval.md").read_text()
+    markdown = (tmp_path / "stage1" / "eval-remove-allowed.md").read_text()
+    assert "**protocol: seen items removed;" in markdown
+    assert "![eval](eval-remove-allowed.png)" in markdown
+    assert (tmp_path / "stage1" / "eval.json").read_text() == '{"an earlier": "report"}'
     assert [r["method"] for r in removed["results"]] == [
         "EAGER-LLM (stage1)", "most popular", "SASRec", "TIGER (T5 from scratch)"
     ]  # fmt: skip

@@ -73,8 +73,10 @@ def eval_command(
     """Hit@1, Recall and NDCG@5/10, Hit@20 of a run, most-popular, SASRec and sibling runs.
 
     Sibling runs (evaluated when DIR/../NAME/final exists): stage1, no-gct, single-source,
-    tiger. Writes RUN/eval.json, RUN/eval.md and RUN/eval.png. Under `accelerate launch`
-    the users are split across the processes; the first writes the report."""
+    tiger. Writes RUN/eval.json, RUN/eval.md and RUN/eval.png (the test split, seen items
+    kept, vocabulary scores; another split or protocol adds its name: eval-remove.md,
+    eval-valid.md, ...). Under `accelerate launch` the users are split across the processes;
+    the first writes the report."""
     import torch
 
     from eager_llm.evaluate import evaluate, markdown_table, protocol_line, write_report
