@@ -14,8 +14,11 @@
    ``--epochs`` epochs with early stopping (patience ``--patience``) on validation NDCG@10,
    cross-entropy over the full catalogue. What differs is each library's own: RecBole
    trains on every prefix of a sequence (one target per row, batch 256 rows) with post-norm
-   blocks; the project on non-overlapping windows with a label at every position (batch 128
-   windows) with pre-norm blocks.
+   blocks; the project by default on non-overlapping windows with a label at every position
+   (batch 128 windows) with pre-norm blocks. ``--windows disjoint,every-prefix`` also
+   trains the project's SASRec on RecBole's every-prefix rows (its
+   ``CETrainConfig.windows``), the one data difference, so the page shows how much of a gap
+   the row construction explains.
 3. Both rank all test users over the whole catalogue; each user's 0-based target rank is
    computed by :func:`eager_llm.baselines.target_ranks` from each model's scores, under
    both protocols (history items kept; removed). RecBole's own evaluator number (sequential
@@ -45,6 +48,7 @@ import torch
 from eager_llm.baselines import CETrainConfig, sasrec_scores, target_ranks, train_sasrec_ce
 from eager_llm.baselines.tuning import load_split
 from eager_llm.encoders import SASRec, SASRecConfig
+from eager_llm.encoders.behaviour import WINDOWS
 from eager_llm.metrics import per_user
 from model_zoo.hardware import cpu_model
 from model_zoo.significance import paired_bootstrap
@@ -264,18 +268,22 @@ def compare(ours: np.ndarray, theirs: np.ndarray) -> dict:
     return found
 
 
-def our_sasrec(train, valid, length: int, args, folder: Path) -> tuple[SASRec, dict]:
-    """The project's SASRec at the agreement settings, selected on validation NDCG@10 with
-    history items kept (RecBole's sequential full sort masks nothing); cached in ``folder``."""
+def our_sasrec(train, valid, length: int, windows: str, args, folder: Path) -> tuple[SASRec, dict]:
+    """The project's SASRec at the agreement settings on ``windows`` rows, selected on
+    validation NDCG@10 with history items kept (RecBole's sequential full sort masks
+    nothing); cached in ``folder``."""
     grid = args.grid / f"len{length}-d{args.dim}-drop{args.dropout:g}-lr{args.lr:g}"
-    for done in (folder, grid):  # this script's earlier run, or the same point of the grid
+    # this script's earlier run, or the same point of the grid (trained on disjoint windows)
+    for done in (folder, grid) if windows == "disjoint" else (folder,):
         if (done / "report.json").is_file():
             return SASRec.load(done / "keep"), json.loads((done / "report.json").read_text())
     model_config = SASRecConfig(dim=args.dim, max_len=length, dropout=args.dropout)
-    train_config = CETrainConfig(lr=args.lr, epochs=args.epochs, patience=args.patience)
+    train_config = CETrainConfig(
+        lr=args.lr, epochs=args.epochs, patience=args.patience, windows=windows
+    )
     models, report = train_sasrec_ce(
         train, valid.histories, valid.targets, valid.n_items, model_config, train_config,
-        log=lambda line: print(f"  ours L={length}: {line}", flush=True),
+        log=lambda line: print(f"  ours L={length} {windows}: {line}", flush=True),
     )  # fmt: skip
     for seen, model in models.items():
         model.save(folder / seen)
@@ -284,15 +292,20 @@ def our_sasrec(train, valid, length: int, args, folder: Path) -> tuple[SASRec, d
 
 
 def run_length(length: int, args, valid, test, data_root: Path) -> dict:
-    """Train both at one history length; the comparison under both protocols. With
-    ``args.from_checkpoint`` RecBole is not trained: the best checkpoint an unfinished run of
-    this script saved so far is evaluated (a time box; the page says so)."""
+    """Train both at one history length (ours once per ``args.windows``); the comparisons
+    under both protocols. With ``args.from_checkpoint`` RecBole is not trained: the best
+    checkpoint an unfinished run of this script saved so far is evaluated (a time box; the
+    page says so)."""
     work = args.work / f"len{length}"
-    result_file = work / ("result-checkpoint.json" if args.from_checkpoint else "result.json")
+    name = "result-checkpoint" if args.from_checkpoint else "result"
+    result_file = work / f"{name}-{'-'.join(args.windows)}.json"
     if result_file.is_file() and not args.from_checkpoint:
         return json.loads(result_file.read_text())
-    ours_model, ours_report = our_sasrec(valid.loo.train, valid, length, args, work / "ours")
-    ours_scores = sasrec_scores(ours_model, test.histories)
+    ours = {}
+    for windows in args.windows:
+        folder = work / ("ours" if windows == "disjoint" else f"ours-{windows}")
+        model, report = our_sasrec(valid.loo.train, valid, length, windows, args, folder)
+        ours[windows] = (sasrec_scores(model, test.histories), report)
     config = recbole_config(
         data_root, "SASRec", max_len=length, dim=args.dim, dropout=args.dropout, lr=args.lr,
         epochs=args.epochs, patience=args.patience,
@@ -320,13 +333,15 @@ def run_length(length: int, args, valid, test, data_root: Path) -> dict:
     ):
         raise RuntimeError("RecBole's test users or targets differ from the project's split")
     scores = scores[order]
-    result = {"length": length, "recbole_fit": fit, "ours_best": ours_report["best"],
-              "ours_seconds": ours_report["seconds"],
+    result = {"length": length, "recbole_fit": fit, "ours": {},
               "recbole_own_keep": {k: float(v) for k, v in own.items()}}  # fmt: skip
-    for seen in ("keep", "remove"):
-        ours_ranks = target_ranks(ours_scores, test.targets, test.histories, seen)
-        their_ranks = target_ranks(scores, test.targets, test.histories, seen)
-        result[seen] = compare(ours_ranks, their_ranks)
+    for windows, (ours_scores, report) in ours.items():
+        found = {"best": report["best"], "seconds": report["seconds"]}
+        for seen in ("keep", "remove"):
+            ours_ranks = target_ranks(ours_scores, test.targets, test.histories, seen)
+            their_ranks = target_ranks(scores, test.targets, test.histories, seen)
+            found[seen] = compare(ours_ranks, their_ranks)
+        result["ours"][windows] = found
     result["formula_check"] = {
         "recbole_evaluator": {k: float(v) for k, v in own.items()},
         "ours_on_recbole_scores": metric_rows(
@@ -348,7 +363,8 @@ def write_page(results: list[dict], args, seconds: float) -> None:
         "OMP_NUM_THREADS=1 nice -n 10 taskset -c 1 \\",
         "    .venv/bin/python experiments/recbole_agreement.py \\",
         f"    --dataset {args.dataset} --lengths {lengths} --epochs {args.epochs} \\",
-        f"    --patience {args.patience} --work runs/baselines/recbole --page {args.page}"
+        f"    --patience {args.patience} --windows {','.join(args.windows)} \\",
+        f"    --work runs/baselines/recbole --page {args.page}"
         + (" --from-checkpoint" if args.from_checkpoint else ""),
         "# the project's SASRec at history 50/200 comes from the grid of "
         "experiments/eager_baselines_sasrec.py when trained there (--grid)",
@@ -363,16 +379,18 @@ def write_page(results: list[dict], args, seconds: float) -> None:
         f"{args.dim}, ReLU, dropout {args.dropout}, Adam lr {args.lr}, at most {args.epochs} "
         f"epochs, early stopping (patience {args.patience}) on validation NDCG@10 with history "
         "items kept, full-catalogue cross-entropy, seed 0. Differences (each library's own): "
-        "RecBole trains on every prefix (batch 256 rows, post-norm); the project on "
-        "non-overlapping windows (batch 128 windows, pre-norm). Test: all users, whole "
+        "RecBole trains on every prefix (batch 256 rows, post-norm); the project (pre-norm) on "
+        "the rows the table names: `disjoint` non-overlapping windows with a label at every "
+        "position (its default, batch 128 windows) or RecBole's `every-prefix` rows (batch "
+        "128 rows). Test: all users, whole "
         "catalogue; ranks from each model's scores by the same function "
         "(`eager_llm.baselines.target_ranks`); paired bootstrap, 10,000 resamples of users. "
         f"Agreement: the 95 % interval of ours - RecBole contains 0 and |diff| < {TOLERANCE} "
         "in Recall@10 and NDCG@10.",
         "",
-        "| history | seen | ours R@10 | RecBole R@10 | Δ R@10 [95 % CI] | ours N@10 | "
-        "RecBole N@10 | Δ N@10 [95 % CI] | agree | train min (ours / RecBole) |",
-        "| --- " * 10 + "|",
+        "| history | our rows | seen | ours R@10 | RecBole R@10 | Δ R@10 [95 % CI] | "
+        "ours N@10 | RecBole N@10 | Δ N@10 [95 % CI] | agree | train min (ours / RecBole) |",
+        "| --- " * 11 + "|",
     ]
     for r in results:
         fit = r["recbole_fit"]
@@ -381,16 +399,17 @@ def write_page(results: list[dict], args, seconds: float) -> None:
             if fit.get("time_boxed")
             else f"{fit.get('seconds', 0) / 60:.1f}"
         )
-        minutes = f"{r['ours_seconds'] / 60:.1f} / {theirs}"
-        for seen in ("keep", "remove"):
-            c = r[seen]
-            cells = []
-            for m in ("recall@10", "ndcg@10"):
-                x = c[m]
-                cells += [f"{x['ours']:.4f}", f"{x['recbole']:.4f}",
-                          f"{x['diff']:+.4f} [{x['low']:+.4f}, {x['high']:+.4f}]"]  # fmt: skip
-            lines.append(f"| {r['length']} | {seen} | {' | '.join(cells)} | "
-                         f"{'yes' if c['agree'] else 'no'} | {minutes} |")  # fmt: skip
+        for windows, ours in r["ours"].items():
+            minutes = f"{ours['seconds'] / 60:.1f} / {theirs}"
+            for seen in ("keep", "remove"):
+                c = ours[seen]
+                cells = []
+                for m in ("recall@10", "ndcg@10"):
+                    x = c[m]
+                    cells += [f"{x['ours']:.4f}", f"{x['recbole']:.4f}",
+                              f"{x['diff']:+.4f} [{x['low']:+.4f}, {x['high']:+.4f}]"]  # fmt: skip
+                lines.append(f"| {r['length']} | {windows} | {seen} | {' | '.join(cells)} | "
+                             f"{'yes' if c['agree'] else 'no'} | {minutes} |")  # fmt: skip
     lines += ["", "Formula check, RecBole's own evaluator vs ours on RecBole's scores (keep):", ""]
     for r in results:
         own, mine = r["formula_check"]["recbole_evaluator"], r["formula_check"][
@@ -434,7 +453,17 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--dropout", type=float, default=0.5)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument(
+        "--windows",
+        default="disjoint",
+        help="Comma list of the rows the project's SASRec trains on: disjoint (its default) "
+        "and/or every-prefix (RecBole's).",
+    )
     args = parser.parse_args()
+    args.windows = args.windows.split(",")
+    for windows in args.windows:
+        if windows not in WINDOWS:
+            parser.error(f"--windows: {windows!r} is not one of {', '.join(WINDOWS)}")
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", module="recbole")
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -449,11 +478,12 @@ def main() -> None:
         print(f"== history {length}", flush=True)
         results.append(run_length(length, args, valid, test, data_root))
         r = results[-1]
-        for seen in ("keep", "remove"):
-            c = r[seen]["recall@10"]
-            print(f"   {seen}: ours {c['ours']:.4f} RecBole {c['recbole']:.4f} "
-                  f"diff {c['diff']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}] "
-                  f"agree={r[seen]['agree']}", flush=True)  # fmt: skip
+        for windows, ours in r["ours"].items():
+            for seen in ("keep", "remove"):
+                c = ours[seen]["recall@10"]
+                print(f"   {windows} {seen}: ours {c['ours']:.4f} RecBole {c['recbole']:.4f} "
+                      f"diff {c['diff']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}] "
+                      f"agree={ours[seen]['agree']}", flush=True)  # fmt: skip
         write_page(results, args, time.perf_counter() - started)
     print(f"page: {args.page}")
 

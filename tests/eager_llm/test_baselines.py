@@ -154,14 +154,15 @@ def test_seen_remove_never_returns_a_history_item_and_keeps_k(method):
         assert not set(history) & set(items) and len(set(items)) == k
 
 
-def test_sasrec_ce_learns_a_successor_chain_and_keeps_each_protocols_best():
+@pytest.mark.parametrize("windows", ["disjoint", "every-prefix"])
+def test_sasrec_ce_learns_a_successor_chain_and_keeps_each_protocols_best(windows):
     torch.manual_seed(0)
     train = [np.array([(start + j) % 8 for j in range(8)]) for start in range(8)] * 4
     histories = [[(start + j) % 8 for j in range(4)] for start in range(8)]
     targets = [(start + 4) % 8 for start in range(8)]
     models, report = train_sasrec_ce(
         train, histories, targets, 8, SASRecConfig(dim=16, max_len=5, dropout=0.0),
-        CETrainConfig(lr=1e-2, epochs=40, patience=3, batch_size=8),
+        CETrainConfig(lr=1e-2, epochs=40, patience=3, batch_size=8, windows=windows),
     )  # fmt: skip
     assert set(models) == set(SEEN) and len(report["history"]) < 40  # stopped early
     for seen, model in models.items():

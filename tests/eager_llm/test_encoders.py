@@ -54,6 +54,39 @@ def test_training_windows_cover_each_training_item_once_and_nothing_else():
         training_windows([np.array([3])], max_len=3)
 
 
+def test_every_prefix_rows_give_each_label_its_whole_history_once():
+    """RecBole's construction: one row per training label, the label on the last position
+    only, the input the (up to max_len) items right before it; never a held-out target."""
+    interactions, split = cyclic_split()
+    for user, sequence in enumerate(split.train):
+        inputs, labels = training_windows([sequence], max_len=3, windows="every-prefix")
+        assert len(inputs) == len(sequence) - 1
+        assert (labels[:, :-1] == IGNORE).all()
+        assert labels[:, -1].tolist() == sequence[1:].tolist()
+        for row, end in enumerate(range(1, len(sequence))):
+            history = sequence[max(0, end - 3) : end] + 1
+            assert inputs[row, 3 - len(history) :].tolist() == history.tolist()
+            assert (inputs[row, : 3 - len(history)] == 0).all()
+        for held_out in (split.valid[user].target, split.test[user].target):
+            assert held_out not in labels[:, -1]
+    with pytest.raises(ValueError, match="windows must be one of"):
+        training_windows(split.train, max_len=3, windows="sliding")
+
+
+def test_the_catalogue_loss_is_the_mean_over_labelled_positions_only():
+    """Unlabelled (padded) positions cost nothing: equal to the loss of the labelled rows."""
+    torch.manual_seed(0)
+    model = SASRec(7, SMALL)
+    inputs = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    labels = torch.tensor([[IGNORE, IGNORE, 4], [IGNORE, 2, 6]])
+    hidden = model(inputs)
+    expected = torch.nn.functional.cross_entropy(
+        torch.stack([hidden[0, 2], hidden[1, 1], hidden[1, 2]]) @ model.item_embeddings().T,
+        torch.tensor([4, 2, 6]),
+    )
+    torch.testing.assert_close(full_softmax_loss(model, hidden, labels), expected)
+
+
 def test_validation_and_test_targets_never_influence_training():
     """Same training sequences, different held-out targets -> bit-identical weights."""
     interactions, split = cyclic_split(n_users=20)

@@ -3,10 +3,10 @@ stopping watches validation NDCG@10 under both seen protocols at once.
 
 :func:`train_sasrec_ce` is :func:`eager_llm.encoders.behaviour.train_sasrec` with the
 catalogue-wide cross-entropy (:func:`~eager_llm.encoders.behaviour.full_softmax_loss`) on
-the same windows (:func:`~eager_llm.encoders.behaviour.training_windows`), except that after
-every epoch it ranks all validation users with history items kept and removed and keeps
-the best weights of each protocol; it stops when neither improved for ``patience`` epochs.
-One training so serves both protocols.
+the same windows (:func:`~eager_llm.encoders.behaviour.training_windows`, or RecBole's
+every-prefix rows), except that after every epoch it ranks all validation users with
+history items kept and removed and keeps the best weights of each protocol; it stops when
+neither improved for ``patience`` epochs. One training so serves both protocols.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ class CETrainConfig:
     """Optimisation of :func:`train_sasrec_ce`: Adam, ``epochs`` at most, early stopping
     after ``patience`` epochs without a better validation NDCG@10 under either protocol, or
     after the first epoch that ends past ``max_seconds`` of training (a time box; the
-    report says which stopped it)."""
+    report says which stopped it). ``windows``: how training sequences become rows
+    (:func:`~eager_llm.encoders.behaviour.training_windows`; ``every-prefix`` is RecBole's)."""
 
     lr: float = 1e-3
     epochs: int = 200
@@ -72,6 +73,7 @@ class CETrainConfig:
     weight_decay: float = 0.0
     seed: int = 0
     max_seconds: float | None = None
+    windows: str = "disjoint"
 
 
 def validation_metrics(
@@ -105,7 +107,9 @@ def train_sasrec_ce(
         raise ValueError(f"epochs must be >= 1, got {train_config.epochs}")
     torch.manual_seed(train_config.seed)
     generator = torch.Generator().manual_seed(train_config.seed)
-    inputs, labels = map(torch.from_numpy, training_windows(train, config.max_len))
+    inputs, labels = map(
+        torch.from_numpy, training_windows(train, config.max_len, train_config.windows)
+    )
     model = SASRec(num_items, config)
     optimiser = torch.optim.Adam(
         model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay

@@ -183,20 +183,37 @@ def pad_left(sequences: Sequence[np.ndarray], length: int) -> np.ndarray:
     return out
 
 
-def training_windows(train: Sequence[np.ndarray], max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cut each training sequence into next-item windows, newest first, non-overlapping.
+WINDOWS = ("disjoint", "every-prefix")
 
-    For a sequence ``s``, position t of a window holds input ``s[j]`` and label ``s[j + 1]``,
-    so every item of ``s`` after the first is a label exactly once and nothing outside ``s``
-    ever is. Returns ``inputs`` (W, max_len) tokens (item + 1, 0 = padding) and ``labels``
-    (W, max_len) item indices (-100 = no label).
+
+def training_windows(
+    train: Sequence[np.ndarray], max_len: int, windows: str = "disjoint"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut each training sequence into next-item training rows.
+
+    ``disjoint`` (the default): non-overlapping windows, newest first; position t of a window
+    holds input ``s[j]`` and label ``s[j + 1]``, so every item of ``s`` after the first is a
+    label exactly once, seen with 0 to ``max_len - 1`` items before it. ``every-prefix``
+    (RecBole's sequential datasets): one row per label ``s[j]``, its input the ``max_len``
+    items before it and its label on the last position only, so every label is seen with
+    its whole history (up to ``max_len``) at ``~max_len`` times the rows' tokens. Either way
+    nothing outside ``s`` is ever a label. Returns ``inputs`` (W, max_len) tokens (item + 1,
+    0 = padding) and ``labels`` (W, max_len) item indices (-100 = no label).
     """
+    if windows not in WINDOWS:
+        raise ValueError(f"windows must be one of {WINDOWS}, got {windows!r}")
     inputs, labels = [], []
     for sequence in train:
-        for end in range(len(sequence) - 1, 0, -max_len):
-            start = max(0, end - max_len)
-            inputs.append(sequence[start:end] + 1)
-            labels.append(sequence[start + 1 : end + 1] + 1)
+        if windows == "disjoint":
+            for end in range(len(sequence) - 1, 0, -max_len):
+                start = max(0, end - max_len)
+                inputs.append(sequence[start:end] + 1)
+                labels.append(sequence[start + 1 : end + 1] + 1)
+            continue
+        for end in range(1, len(sequence)):
+            history = sequence[max(0, end - max_len) : end]
+            inputs.append(history + 1)
+            labels.append(np.append(np.full(len(history) - 1, PAD), sequence[end] + 1))
     if not inputs:
         raise ValueError("no training sequence has two items: nothing to learn from")
     label_tokens = pad_left(labels, max_len)
@@ -225,8 +242,10 @@ def evaluate(
 
 
 def full_softmax_loss(model: SASRec, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over all items: ``hidden`` (B, T, d), ``labels`` (B, T) -> scalar."""
-    return F.cross_entropy(model.logits(hidden).flatten(0, 1), labels.flatten())
+    """Cross-entropy over all items: ``hidden`` (B, T, d), ``labels`` (B, T) -> scalar, the
+    mean over labelled positions (only those are scored against the catalogue)."""
+    keep = labels != IGNORE
+    return F.cross_entropy(model.logits(hidden[keep]), labels[keep])
 
 
 def sampled_softmax_loss(
