@@ -179,3 +179,19 @@ def test_sasrec_ce_time_box_stops_after_the_epoch_that_passes_it():
         CETrainConfig(epochs=5, patience=5, max_seconds=0.0),
     )  # fmt: skip
     assert len(report["history"]) == 1 and report["stopped"] == "time"
+
+
+def test_load_split_and_trained_sasrec_points_keep_their_tie_order(tmp_path):
+    import json
+
+    from eager_llm.baselines.tuning import SASRecPoint, load_split, train_sasrec_point
+
+    with pytest.raises(ValueError, match="tie_order must be 'file' or 'reversed'"):
+        load_split("movielens-100k", "test", tie_order="random")
+    point = SASRecPoint(max_len=5, dim=8, dropout=0.0, lr=1e-3)
+    done = tmp_path / point.name / "report.json"
+    done.parent.mkdir()
+    done.write_text(json.dumps({"best": {}}))  # written before tie orders: the file order
+    assert train_sasrec_point([], None, point, tmp_path) == {"best": {}}
+    with pytest.raises(ValueError, match="trained on the 'file' tie order, not 'reversed'"):
+        train_sasrec_point([], None, point, tmp_path, tie_order="reversed")

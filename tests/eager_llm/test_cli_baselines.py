@@ -46,6 +46,16 @@ def test_writes_ranks_and_table_then_refuses_to_overwrite(dataset, tmp_path):
     assert again.exit_code == 2 and len(error_lines(again)) == 1
     assert "--overwrite" in error_lines(again)[0]
     assert run(*args, "--overwrite").exit_code == 0
+    assert json.loads((out / "baselines.json").read_text())["tie_order"] == "file"
+
+
+def test_reversed_tie_order_is_recorded(dataset, tmp_path):
+    out = tmp_path / "out"
+    result = run("--dataset", dataset, "--out", str(out), "--sasrec-lengths", "none",
+                 "--tie-order", "reversed")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "baselines.json").read_text())["tie_order"] == "reversed"
+    assert "equal timestamps in reversed order" in (out / "baselines.md").read_text()
 
 
 @pytest.mark.parametrize(
@@ -53,6 +63,7 @@ def test_writes_ranks_and_table_then_refuses_to_overwrite(dataset, tmp_path):
     [
         (["--split", "train"], "--split must be"),
         (["--seen", "mask"], "seen must be"),
+        (["--tie-order", "random"], "--tie-order must be 'file' or 'reversed'"),
         (["--sasrec-lengths", "50,abc"], "is not a history length"),
         (["--sasrec-lengths", "0"], "--sasrec-lengths: must be at least 1"),
     ],

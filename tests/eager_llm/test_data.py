@@ -1,5 +1,6 @@
 """Preprocessing, leave-one-out split and statistics on hand-made data."""
 
+import numpy as np
 import pytest
 
 from eager_llm.data import (
@@ -165,3 +166,69 @@ def test_interaction_stats():
         "density": 0.75,
         "mean_sequence_length": 1.5,
     }
+
+
+# Tie order: events of a user with equal timestamps in file row order, or its reverse.
+
+TIED = (
+    ("u", "a", 1), ("v", "p", 5), ("u", "b", 2), ("u", "c", 2), ("v", "q", 6), ("u", "d", 3),
+    ("u", "e", 4), ("v", "r", 7), ("u", "f", 4), ("u", "g", 4), ("v", "s", 8),
+)  # fmt: skip
+
+
+def item_sequences(x, tie_order):
+    return [x.item_ids[s].tolist() for s in x.sequences(tie_order)]
+
+
+def test_reversed_tie_order_swaps_exactly_the_tied_events():
+    x = events(*TIED)
+    assert item_sequences(x, "file") == [list("abcdefg"), list("pqrs")]
+    assert item_sequences(x, "reversed") == [list("acbdgfe"), list("pqrs")]
+    file, reversed_ = x.time_order("file"), x.time_order("reversed")
+    assert x.time_order().tolist() == file.tolist()  # the default is the file order
+    # the same user and time at every position; only events sharing a time changed places
+    assert x.users[file].tolist() == x.users[reversed_].tolist()
+    assert x.timestamps[file].tolist() == x.timestamps[reversed_].tolist()
+    moved = file != reversed_
+    assert x.item_ids[x.items[file[moved]]].tolist() == ["b", "c", "e", "g"]
+
+
+def test_reversed_tie_order_is_the_reverse_row_order_within_ties_on_random_tables():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n = int(rng.integers(1, 60))
+        x = Interactions.from_ids(
+            rng.integers(0, 4, n).astype(str), np.arange(n).astype(str), rng.integers(0, 5, n)
+        )
+        for tie_order, sign in (("file", 1), ("reversed", -1)):
+            expected = sorted(range(n), key=lambda r: (x.users[r], x.timestamps[r], sign * r))
+            assert x.time_order(tie_order).tolist() == expected
+
+
+def test_split_moves_only_the_users_with_ties():
+    # u: tie between its last two events; w: tie inside its training part only; v: no tie
+    x = events(*TIED, ("w", "a", 1), ("w", "b", 1), ("w", "c", 2), ("w", "d", 3))
+    file = leave_one_out(x, tie_order="file")
+    reversed_ = leave_one_out(x, tie_order="reversed")
+    u, v, w = 0, 1, 2
+    a, b, c, d, e, f, g = (x.item_ids.tolist().index(i) for i in "abcdefg")
+    assert file.valid[u] == Example(u, (a, b, c, d, e), f)
+    assert file.test[u] == Example(u, (a, b, c, d, e, f), g)
+    assert reversed_.valid[u] == Example(u, (a, c, b, d, g), f)
+    assert reversed_.test[u] == Example(u, (a, c, b, d, g, f), e)
+    assert file.train[v].tolist() == reversed_.train[v].tolist()
+    assert file.valid[v] == reversed_.valid[v] and file.test[v] == reversed_.test[v]
+    assert file.train[w].tolist() == [a, b] and reversed_.train[w].tolist() == [b, a]
+    assert (file.valid[w].target, file.test[w].target) == (c, d)
+    assert (reversed_.valid[w].target, reversed_.test[w].target) == (c, d)
+
+
+def test_unknown_tie_order_is_an_error():
+    x = events(*TIED)
+    for call in (
+        lambda: leave_one_out(x, tie_order="random"),
+        lambda: x.time_order("reverse"),
+        lambda: x.sequences(""),
+    ):
+        with pytest.raises(ValueError, match="tie_order must be 'file' or 'reversed'"):
+            call()

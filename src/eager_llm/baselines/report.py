@@ -66,8 +66,8 @@ def write_report(report: dict, folder: str | Path) -> Path:
         f"# Baselines: {report['dataset']}, {report['split']} split, history items {seen}",
         "",
         f"{report['n_users']} users, {report['n_items']} items, full ranking; hyper-parameters "
-        f"chosen on validation NDCG@10 under the same protocol; torch threads: "
-        f"{report['threads']}.",
+        f"chosen on validation NDCG@10 under the same protocol; events with equal timestamps "
+        f"in {report.get('tie_order', 'file')} order; torch threads: {report['threads']}.",
         "",
         metrics_table(report["results"]),
         "",

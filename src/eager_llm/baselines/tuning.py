@@ -13,6 +13,9 @@ the test numbers are then computed once with the chosen hyper-parameters. SASRec
 points are trained once (:func:`.sasrec.train_sasrec_ce`, which keeps the best epoch of
 each protocol) and saved in a models folder, so the four runs (valid/test x keep/remove)
 share them.
+
+``tie_order`` (``"file"``, the default, or ``"reversed"``): how a user's events with equal
+timestamps are ordered before the split (:func:`eager_llm.data.leave_one_out`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eager_llm.data import LeaveOneOut, leave_one_out, load_dataset
+from eager_llm.data import LeaveOneOut, check_tie_order, leave_one_out, load_dataset
 from eager_llm.encoders import SASRec, SASRecConfig
 from eager_llm.metrics import per_user_from_ranks
 
@@ -99,13 +102,15 @@ class Users:
     targets: list[int]
 
 
-def load_split(dataset: str, split: str) -> Users:
-    """The ``split`` users of ``dataset`` (the EAGER-LLM preprocessing, k-core 5)."""
+def load_split(dataset: str, split: str, *, tie_order: str = "file") -> Users:
+    """The ``split`` users of ``dataset`` (the EAGER-LLM preprocessing, k-core 5; events with
+    equal times in ``tie_order``)."""
     if split not in SPLITS:
         raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
+    check_tie_order(tie_order)
     interactions, _ = load_dataset(dataset)
     longest = max(map(len, interactions.sequences()))
-    loo = leave_one_out(interactions, max_history=longest)  # whole pasts, no cut
+    loo = leave_one_out(interactions, max_history=longest, tie_order=tie_order)  # whole pasts
     examples = getattr(loo, split)
     return Users(
         loo,
@@ -158,14 +163,23 @@ def train_sasrec_point(
     models: Path,
     log: Callable[[str], None] | None = None,
     max_seconds: float | None = None,
+    *,
+    tie_order: str = "file",
 ) -> dict:
     """Train one grid point (unless ``models/<name>/report.json`` exists) and save each
     protocol's best model in ``keep/`` and ``remove/``; returns the report. ``max_seconds``:
-    a time box (:class:`~.sasrec.CETrainConfig`)."""
+    a time box (:class:`~.sasrec.CETrainConfig`). ``tie_order`` is the split's, recorded in
+    the report; a point trained on the other order is refused (``ValueError``)."""
     folder = sasrec_folder(models, point)
     done = folder / "report.json"
     if done.is_file():
-        return json.loads(done.read_text())
+        report = json.loads(done.read_text())
+        if (trained := report.get("tie_order", "file")) != tie_order:
+            raise ValueError(
+                f"{done} was trained on the {trained!r} tie order, not {tie_order!r}; "
+                "use another --models folder"
+            )
+        return report
     model_config, train_config = point.configs(max_seconds)
     best, report = train_sasrec_ce(
         train, valid.histories, valid.targets, valid.n_items, model_config, train_config,
@@ -174,6 +188,8 @@ def train_sasrec_point(
     for seen, model in best.items():
         model.save(folder / seen)
     report = {"point": asdict(point), "threads": torch.get_num_threads(), **report}
+    if tie_order != "file":  # the default stays implicit, as in the reports written before
+        report["tie_order"] = tie_order
     done.write_text(json.dumps(report, indent=1))
     return report
 
@@ -186,16 +202,18 @@ def evaluate_baselines(
     models: Path,
     sasrec_lengths: Sequence[int] = SASREC_LENGTHS,
     train_missing: bool = True,
+    tie_order: str = "file",
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Every baseline chosen on the validation users under ``seen`` and scored on ``split``:
-    ``{"dataset", "split", "seen", "n_users", "n_items", "threads", "results": [{"method",
+    """Every baseline chosen on the validation users under ``seen`` and scored on ``split``
+    (events with equal times ordered by ``tie_order``): ``{"dataset", "split", "seen",
+    "tie_order", "n_users", "n_items", "threads", "results": [{"method",
     "params", "valid_recall@10", "valid_ndcg@10", metrics..., "seconds", "ranks"}],
     "tuning": {method: grid table}}``; ``ranks`` are per-user 0-based target ranks over the
     whole catalogue."""
     check_seen(seen)
-    valid = load_split(dataset, "valid")
-    users = valid if split == "valid" else load_split(dataset, split)
+    valid = load_split(dataset, "valid", tie_order=tie_order)
+    users = valid if split == "valid" else load_split(dataset, split, tie_order=tie_order)
     train = valid.loo.train
     tie = popularity(train, valid.n_items)
     results, tuning = [], {}
@@ -248,7 +266,7 @@ def evaluate_baselines(
             folder = sasrec_folder(models, point)
             if not (folder / "report.json").is_file() and not train_missing:
                 continue
-            report = train_sasrec_point(train, valid, point, models, log)
+            report = train_sasrec_point(train, valid, point, models, log, tie_order=tie_order)
             row = report["best"][seen]
             table.append({"params": asdict(point), "epoch": row["epoch"],
                           "recall@10": row["recall@10"], "ndcg@10": row["ndcg@10"],
@@ -266,6 +284,7 @@ def evaluate_baselines(
         "dataset": dataset,
         "split": split,
         "seen": seen,
+        "tie_order": tie_order,
         "n_users": len(users.targets),
         "n_items": users.n_items,
         "threads": torch.get_num_threads(),

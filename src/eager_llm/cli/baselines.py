@@ -40,6 +40,11 @@ def baselines_command(
     out: Path = typer.Option(..., help="Folder for baselines.json and baselines.md."),
     split: str = typer.Option("test", help="valid or test."),
     seen: str = typer.Option("keep", help="keep or remove the user's history items."),
+    tie_order: str = typer.Option(
+        "file",
+        help="Order of a user's events with equal timestamps before the split: file (file "
+        "row order) or reversed (the later row first).",
+    ),
     models: Path = typer.Option(
         None, help="Folder of the trained SASRec grid points (default: OUT/sasrec-models)."
     ),
@@ -52,17 +57,21 @@ def baselines_command(
     """Most-popular, Markov co-occurrence, ItemKNN and SASRec (full softmax) on the same users.
 
     Each baseline's hyper-parameters are chosen on validation NDCG@10 under --seen, then the
-    --split numbers are computed once. Writes OUT/baselines.json (per-user target ranks,
-    the tuning tables) and OUT/baselines.md (metrics, paired differences to the strongest)."""
+    --split numbers are computed once; a user's events with equal timestamps are ordered by
+    --tie-order. Writes OUT/baselines.json (per-user target ranks, the tuning tables) and
+    OUT/baselines.md (metrics, paired differences to the strongest)."""
     from eager_llm.baselines.ranking import check_seen
     from eager_llm.baselines.report import metrics_table, write_report
     from eager_llm.baselines.tuning import SPLITS, evaluate_baselines
+    from eager_llm.data import TIE_ORDERS
     from model_zoo.outputs import prepare_outputs, remove_outputs
 
     try:
         if split not in SPLITS:
             raise ValueError(f"--split must be 'valid' or 'test', got {split!r}")
         check_seen(seen)
+        if tie_order not in TIE_ORDERS:
+            raise ValueError(f"--tie-order must be 'file' or 'reversed', got {tie_order!r}")
         lengths = parse_lengths(sasrec_lengths)
         source = Path(dataset) if Path(dataset).exists() else None
         earlier = prepare_outputs(
@@ -76,6 +85,7 @@ def baselines_command(
             models=models or out / "sasrec-models",
             sasrec_lengths=lengths,
             train_missing=train_missing,
+            tie_order=tie_order,
             log=lambda line: typer.echo(line, err=True),
         )
     except (ValueError, FileNotFoundError) as error:

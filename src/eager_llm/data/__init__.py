@@ -7,17 +7,27 @@ Modules: ``schema`` (data classes), ``fileio`` (line/table readers with ``file:l
 
 from .loaders import load_dataset, load_raw, load_reviews, review_file
 from .preprocess import preprocess
-from .schema import Interactions, ItemCatalog, ItemText, Review, reviews_by_user
+from .schema import (
+    TIE_ORDERS,
+    Interactions,
+    ItemCatalog,
+    ItemText,
+    Review,
+    check_tie_order,
+    reviews_by_user,
+)
 from .split import Example, LeaveOneOut, leave_one_out
 from .stats import dataset_stats, interaction_stats
 
 __all__ = [
+    "TIE_ORDERS",
     "Example",
     "Interactions",
     "ItemCatalog",
     "ItemText",
     "LeaveOneOut",
     "Review",
+    "check_tie_order",
     "dataset_stats",
     "interaction_stats",
     "leave_one_out",

@@ -4,6 +4,11 @@ User and item ids are strings outside this package. Inside, every user and item 
 contiguous integer index (``0..n-1``); ``Interactions.user_ids[u]`` and
 ``Interactions.item_ids[i]`` map an index back to its string id. Indices are assigned in
 order of first appearance in the rows and keep that relative order when rows are removed.
+
+Time order: by timestamp, and among events of a user with equal timestamps by row order
+(``tie_order="file"``, the default: the earlier file row first, a stable sort) or by the
+reverse of it (``"reversed"``: the later file row first). Only tied events move; the second
+order measures how much the split depends on the first.
 """
 
 from __future__ import annotations
@@ -14,6 +19,15 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+
+TIE_ORDERS = ("file", "reversed")
+
+
+def check_tie_order(tie_order: str) -> str:
+    """``tie_order`` if it is one of :data:`TIE_ORDERS`; raises ``ValueError`` otherwise."""
+    if tie_order not in TIE_ORDERS:
+        raise ValueError(f"tie_order must be 'file' or 'reversed', got {tie_order!r}")
+    return tie_order
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,14 +86,19 @@ class Interactions:
             self.timestamps[rows],
         )
 
-    def time_order(self) -> np.ndarray:
-        """Row indices sorted by user index, then time; ties keep row order (stable)."""
-        order = np.argsort(self.timestamps, kind="stable")
+    def time_order(self, tie_order: str = "file") -> np.ndarray:
+        """Row indices sorted by user index, then time; events with equal times keep their row
+        order (``"file"``, a stable sort) or take its reverse (``"reversed"``)."""
+        rows = np.arange(len(self))
+        if check_tie_order(tie_order) == "reversed":
+            rows = rows[::-1]
+        order = rows[np.argsort(self.timestamps[rows], kind="stable")]
         return order[np.argsort(self.users[order], kind="stable")]
 
-    def sequences(self) -> list[np.ndarray]:
-        """Item indices of each user (list position = user index), in time order."""
-        items = self.items[self.time_order()]
+    def sequences(self, tie_order: str = "file") -> list[np.ndarray]:
+        """Item indices of each user (list position = user index), in time order (ties:
+        ``tie_order``, see :meth:`time_order`)."""
+        items = self.items[self.time_order(tie_order)]
         counts = np.bincount(self.users, minlength=self.n_users)
         ends = np.cumsum(counts)
         return [items[end - count : end] for count, end in zip(counts, ends, strict=True)]

@@ -4,6 +4,11 @@ For a user sequence ``s`` (time order, at least three items): the training seque
 ``s[:-2]``, the validation example predicts ``s[-2]`` from the training items and the test example
 predicts ``s[-1]`` from the training items plus ``s[-2]``. Histories keep their last
 ``max_history`` items. All items and users are indices of the :class:`Interactions` split.
+
+Events of a user with equal timestamps are ordered by file row (``tie_order="file"``, the
+default) or by its reverse (``"reversed"``). Where a user's last two events share a time the
+order decides which item is the validation target and which the test target (on
+MovieLens-100K, for 44 % of the users: ``results/eager_tie_order.md``).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .schema import Interactions
+from .schema import Interactions, check_tie_order
 
 MIN_LENGTH = 3  # one training, one validation and one test item
 
@@ -69,14 +74,18 @@ def short_users_error(user_ids: list[str]) -> ValueError:
     )
 
 
-def leave_one_out(interactions: Interactions, *, max_history: int = 20) -> LeaveOneOut:
-    """Split every user's time-ordered sequence; raises if a user has < ``MIN_LENGTH`` items."""
+def leave_one_out(
+    interactions: Interactions, *, max_history: int = 20, tie_order: str = "file"
+) -> LeaveOneOut:
+    """Split every user's time-ordered sequence (equal times: ``tie_order``, ``"file"`` or
+    ``"reversed"``); raises if a user has < ``MIN_LENGTH`` items."""
+    check_tie_order(tie_order)
     if max_history < 1:
         raise ValueError(f"max_history must be >= 1, got {max_history}")
     if short := short_users(interactions):
         raise short_users_error(short)
     train, valid, test = [], [], []
-    for user, sequence in enumerate(interactions.sequences()):
+    for user, sequence in enumerate(interactions.sequences(tie_order)):
         items = sequence.tolist()
         train.append(sequence[:-2])
         valid.append(Example(user, tuple(items[:-2][-max_history:]), items[-2]))
