@@ -108,3 +108,25 @@ def test_ranks_agree_with_beam_search(toy_run, diagnosed):
     )  # fmt: skip
     assert hits.any()
     assert (survival(model, 2)[hits, -1] == 1).all()
+
+
+def test_final_step_is_the_best_checkpoint_only_when_one_was_loaded(tmp_path):
+    (tmp_path / "final").mkdir()
+    records = [{"step": 0, "eval_recall@10": 0.2}, {"step": 10, "loss": 1.0},
+               {"step": 30, "eval_recall@10": 0.1}]  # fmt: skip
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    settings = {"best_checkpoint": str(tmp_path / "checkpoint-0"), "best_metric": 0.2}
+    (tmp_path / "final" / "run_settings.json").write_text(json.dumps(settings))
+    assert script.final_step(tmp_path, {"load_best_model_at_end": True})[0] == 0
+    assert script.final_step(tmp_path, {"load_best_model_at_end": False})[0] == 30
+    # a resumed run that lost its best checkpoint (runs/eager_recipe/anneal) ends at its last step
+    settings["best_checkpoint"] = None
+    (tmp_path / "final" / "run_settings.json").write_text(json.dumps(settings))
+    step, why = script.final_step(tmp_path, {"load_best_model_at_end": True})
+    assert step == 30 and "no best checkpoint" in why
+    ranks = [{"step": 0, "ranks": [0, 1, None]}, {"step": 30, "ranks": [None, 3, 12]}]
+    (tmp_path / "validation_ranks.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ranks))
+    line = script.validation_check(tmp_path, {"load_best_model_at_end": True},
+                                   np.array([0.0, 1.0, 0.5]), 10)  # fmt: skip
+    assert "step 30" in line and "found 1 of 3" in line and "best validation point" in line
+    assert "1.0 survive" in line and "1.5 users survive" in line
