@@ -172,13 +172,15 @@ class EagerTrainer(GuardedTrainer, Trainer):
     def _keep_start_candidate(self, metrics: dict[str, float]) -> None:
         """Save ``checkpoint-0`` (kept as it is when a run resumes from it) and point
         ``best_model_checkpoint`` at it while step 0 is the best (Trainer records a best
-        step 0 but, 0 being falsy, never points at its checkpoint)."""
+        step 0 but, 0 being falsy, never points at its checkpoint). The pointer is set
+        before the save, so the state saved with every checkpoint holds it and a run resumed
+        from any of them still ends on step 0's model while that is the best."""
         self._determine_best_metric(metrics, trial=None)
         start = os.path.join(self.args.output_dir, "checkpoint-0")
-        if not os.path.isdir(start):
-            self._save_checkpoint(self.model, trial=None)
         if self.state.best_global_step == 0:
             self.state.best_model_checkpoint = start
+        if not os.path.isdir(start):
+            self._save_checkpoint(self.model, trial=None)
 
     def _load_best_model(self) -> None:
         """The best checkpoint, read the way a resumed run reads one (LM + projectors)."""

@@ -244,6 +244,34 @@ def test_anneal_falls_back_to_the_stage1_model_when_validation_only_falls(
     assert all(torch.allclose(after[key], before[key], atol=1e-6) for key in before)
 
 
+def test_a_run_resumed_from_its_start_checkpoint_still_ends_on_the_best_start(
+    root, stage1, monkeypatch
+):
+    """The fallback above when the run is interrupted after checkpoint-0 and resumed from
+    it: the saved state points at checkpoint-0, so final/ is still the stage-1 model (the
+    state saved before the pointer was set made final/ the last, worse model)."""
+    import eager_llm.training.stages as stages
+
+    script_validation(monkeypatch, [0.5, 0.2, 0.1], n_users=2)
+    anneal = config(root, "anneal", "anneal-resumed", "eval_strategy=steps", "eval_steps=2",
+                    "save_steps=2", "eval_on_start=true", "load_best_model_at_end=true",
+                    "valid_users=2")  # fmt: skip
+    trainer = stages.build_trainer(anneal, str(stage1 / "final"))
+    trainer.add_callback(Crash(1))  # after the start's validation and checkpoint-0
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    start = json.loads(
+        (root / "anneal-resumed" / "checkpoint-0" / "trainer_state.json").read_text()
+    )
+    assert start["best_model_checkpoint"].endswith("checkpoint-0")
+    final = run(anneal, base=str(stage1 / "final"), resume=True)
+    settings = json.loads((final / "run_settings.json").read_text())
+    assert settings["best_checkpoint"].endswith("checkpoint-0")
+    before = load_file(stage1 / "final" / "model.safetensors")
+    after = load_file(final / "model.safetensors")
+    assert all(torch.allclose(after[key], before[key], atol=1e-6) for key in before)
+
+
 def test_validation_baselines_include_co_occurrence_on_the_same_users(tmp_path):
     """Item 2 follows item 1 in training and never the fillers 10-21, which are more popular:
     the co-occurrence line finds each target 2 (behind the seen item 1, tied with it and
