@@ -43,6 +43,7 @@ from model_zoo.significance import detectable, holm, mcnemar, paired_bootstrap
 ROOT = Path(__file__).resolve().parents[1]
 ALPHA, K = 0.05, 10
 BASE = ("recipe", 0)
+CONTROL = "eval-control"  # the evaluation-only levers' reference
 PROTOCOLS = ("keep", "remove")
 PROTOCOL_NAMES = {"keep": "history items kept", "remove": "history items removed"}
 COOC_DEFAULT = "co-occurrence (last 5)"
@@ -282,7 +283,6 @@ def build_page(
     }  # validation's SASRec line reads the base config's 20 items
     users = {s: b["users"] for s, b in baselines.items() if b}
     target_name = COOC_TUNED if all(tuned.values()) else COOC_DEFAULT
-    base = arms.get(BASE)
 
     # the comparisons: two families, each over the planned arm x seeds (pending: p = 1)
     rows = {}
@@ -290,8 +290,9 @@ def build_page(
         record = arms.get(key)
         versus_base = versus_cooc = None
         if record and record.get("best"):
-            if base and key != BASE and base.get("best"):
-                pair = aligned(record, base, users)
+            reference = reference_of(key, record, arms)
+            if reference and key != BASE and reference.get("best"):
+                pair = aligned(record, reference, users)
                 versus_base = compare(*pair, resamples) if pair else None
             b = baselines.get(record["valid_seed"])
             line = b and b[record["protocol"]["seen"]].get(target_name)
@@ -332,6 +333,16 @@ def build_page(
     if plot is not None and arms:
         write_plot(plot, arms, baselines.get(BASE[1]), best_key, fit, target_name)
     return "\n".join(lines) + "\n"
+
+
+def reference_of(key, record, arms) -> dict | None:
+    """What an arm's "vs base" pairs with: for an evaluation-only lever the control re-rank
+    of the same seed (``eval-control``: the same final model, re-ranked the same way, so
+    only the lever differs), for every other arm the base arm."""
+    control = arms.get((CONTROL, key[1]))
+    if record.get("kind") == "eval" and key[0] != CONTROL and control and control.get("best"):
+        return control
+    return arms.get(BASE)
 
 
 def setting_lines(arms, planned, pending, baselines, tuned, target_name, n_users) -> list[str]:
@@ -421,7 +432,11 @@ def arm_lines(planned, arms, rows, definitions, families, target_name) -> list[s
         "the paired bootstrap's 95 % (10,000 resamples of users). Pending arms count in their "
         "family's size, as not rejected. *Smallest detectable effect*: the true difference "
         "found with 80 % power at the family's strictest Holm level (0.05 / tests), from the "
-        "comparison's bootstrap standard error. An arm under the *removed* protocol is compared "
+        "comparison's bootstrap standard error. An evaluation-only lever's 'vs base' is "
+        f"against `{CONTROL}` (the same final model re-ranked the same way, so only the lever "
+        "differs; the control itself against the base measures the re-rank's own drift, "
+        "bf16 batches and, where the base's final model is not its best point, that). An arm "
+        "under the *removed* protocol is compared "
         "with the base (kept) as a lever (the protocol change is the lever) and with the "
         "co-occurrence chain under its own protocol. The best point is chosen on these same users "
         "(optimistic by the choice among a run's 5-7 points); every arm is kept, worse ones "
