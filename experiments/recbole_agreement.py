@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from eager_llm.baselines import CETrainConfig, sasrec_scores, target_ranks, train_sasrec_ce
-from eager_llm.baselines.tuning import load_split
+from eager_llm.baselines.tuning import SASRecPoint, load_split
 from eager_llm.encoders import SASRec, SASRecConfig
 from eager_llm.encoders.behaviour import WINDOWS
 from eager_llm.metrics import per_user
@@ -272,9 +272,8 @@ def our_sasrec(train, valid, length: int, windows: str, args, folder: Path) -> t
     """The project's SASRec at the agreement settings on ``windows`` rows, selected on
     validation NDCG@10 with history items kept (RecBole's sequential full sort masks
     nothing); cached in ``folder``."""
-    grid = args.grid / f"len{length}-d{args.dim}-drop{args.dropout:g}-lr{args.lr:g}"
-    # this script's earlier run, or the same point of the grid (trained on disjoint windows)
-    for done in (folder, grid) if windows == "disjoint" else (folder,):
+    grid = args.grid / SASRecPoint(length, args.dim, args.dropout, args.lr, windows).name
+    for done in (folder, grid):  # this script's earlier run, or the same point of the grid
         if (done / "report.json").is_file():
             return SASRec.load(done / "keep"), json.loads((done / "report.json").read_text())
     model_config = SASRecConfig(dim=args.dim, max_len=length, dropout=args.dropout)

@@ -195,3 +195,14 @@ def test_load_split_and_trained_sasrec_points_keep_their_tie_order(tmp_path):
     assert train_sasrec_point([], None, point, tmp_path) == {"best": {}}
     with pytest.raises(ValueError, match="trained on the 'file' tie order, not 'reversed'"):
         train_sasrec_point([], None, point, tmp_path, tie_order="reversed")
+
+
+def test_the_sasrec_grid_has_every_prefix_rows_as_a_factor_in_its_own_folders():
+    from eager_llm.baselines.tuning import SASRecPoint, sasrec_grid
+
+    grid = sasrec_grid([50])
+    assert len({point.name for point in grid}) == len(grid)  # one folder per point
+    [every] = [point for point in grid if point.windows == "every-prefix"]
+    assert every.name == "len50-d64-drop0.5-lr0.001-every-prefix"
+    assert SASRecPoint(50, 64, 0.5, 1e-3).name == "len50-d64-drop0.5-lr0.001"  # as before
+    assert every.configs()[1].windows == "every-prefix"

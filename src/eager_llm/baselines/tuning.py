@@ -55,30 +55,39 @@ ITEMKNN_GRID = [
     for shrink in (0.0, 10.0, 100.0)
 ]
 # SASRec: one factor at a time around a centre (2 blocks, 1 head, batch 128, <= 100 epochs,
-# patience 10), at each history length.
+# patience 10), at each history length; the training rows are a factor too (RecBole's
+# every-prefix rows: ~max_len times the tokens of the default disjoint windows).
 SASREC_LENGTHS = (50, 200)
 SASREC_CENTRE = {"dim": 64, "dropout": 0.5, "lr": 1e-3}
-SASREC_VARIANTS = ({}, {"dropout": 0.2}, {"dim": 128}, {"lr": 3e-3})
+SASREC_VARIANTS = ({}, {"dropout": 0.2}, {"dim": 128}, {"lr": 3e-3}, {"windows": "every-prefix"})
 SASREC_EPOCHS, SASREC_PATIENCE = 100, 10
 
 
 @dataclass(frozen=True)
 class SASRecPoint:
-    """One SASRec grid point."""
+    """One SASRec grid point; ``windows``: its training rows
+    (:func:`eager_llm.encoders.behaviour.training_windows`)."""
 
     max_len: int
     dim: int
     dropout: float
     lr: float
+    windows: str = "disjoint"
 
     @property
     def name(self) -> str:
-        return f"len{self.max_len}-d{self.dim}-drop{self.dropout:g}-lr{self.lr:g}"
+        """``len50-d64-drop0.5-lr0.001``, plus ``-every-prefix`` for those rows."""
+        rows = "" if self.windows == "disjoint" else f"-{self.windows}"
+        return f"len{self.max_len}-d{self.dim}-drop{self.dropout:g}-lr{self.lr:g}{rows}"
 
     def configs(self, max_seconds: float | None = None) -> tuple[SASRecConfig, CETrainConfig]:
         model = SASRecConfig(dim=self.dim, max_len=self.max_len, dropout=self.dropout)
         train = CETrainConfig(
-            lr=self.lr, epochs=SASREC_EPOCHS, patience=SASREC_PATIENCE, max_seconds=max_seconds
+            lr=self.lr,
+            epochs=SASREC_EPOCHS,
+            patience=SASREC_PATIENCE,
+            max_seconds=max_seconds,
+            windows=self.windows,
         )
         return model, train
 
