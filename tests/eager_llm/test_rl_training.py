@@ -189,7 +189,9 @@ def test_resume_continues_exactly(root, stage2):
     assert not (resumed / "adapter_config.json").exists()  # merged, as stage 2's final/
 
 
-@pytest.mark.parametrize("name", ["tiny.yaml", "smol-ml100k.yaml", "llama-beauty.yaml"])
+@pytest.mark.parametrize(
+    "name", ["tiny.yaml", "smol-ml100k.yaml", "smol-ml1m.yaml", "llama-beauty.yaml"]
+)
 def test_shipped_configs_load_for_rl(name):
     config = load_rl_config(CONFIG.parent / name, ["bf16=false"], output_dir="s3")
     assert config.lora_settings is not None and not config.use_gct and config.beams >= 2

@@ -63,7 +63,9 @@ def test_errors_name_the_key(tmp_path, text, overrides, stage, message):
         load_config(write(tmp_path, text), stage, overrides)
 
 
-@pytest.mark.parametrize("name", ["tiny.yaml", "smol-ml100k.yaml", "llama-beauty.yaml"])
+@pytest.mark.parametrize(
+    "name", ["tiny.yaml", "smol-ml100k.yaml", "smol-ml1m.yaml", "llama-beauty.yaml"]
+)
 def test_shipped_configs_load_for_both_stages(name):
     cpu = ["bf16=false"]  # bf16 needs a GPU to validate
     stage1 = load_config(CONFIGS / name, "train", cpu, output_dir="s1")
