@@ -101,6 +101,42 @@ def test_validation_and_test_targets_never_influence_training():
         assert torch.equal(x, y), name
 
 
+def test_an_interrupted_training_resumes_from_its_epoch_checkpoint_bit_for_bit(
+    tmp_path, monkeypatch
+):
+    """Killed during epoch 3's validation, rerun with the same checkpoint file: the same
+    weights and history as a run that never stopped (dropout and shuffling states restored)."""
+    import eager_llm.encoders.behaviour as behaviour
+
+    interactions, split = cyclic_split()
+    small = SASRecConfig(dim=16, num_blocks=1, max_len=5, dropout=0.2)
+    config = TrainConfig(epochs=4, batch_size=8, patience=10, negatives=5)
+    reference, expected = train_sasrec(split, interactions.n_items, small, config, progress=False)
+    checkpoint = tmp_path / "sasrec.epoch.pt"
+    measured = behaviour.evaluate
+    calls = []
+
+    def dies_at_epoch_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return measured(*args, **kwargs)
+
+    monkeypatch.setattr(behaviour, "evaluate", dies_at_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_sasrec(split, interactions.n_items, small, config, progress=False,
+                     checkpoint=checkpoint)  # fmt: skip
+    assert torch.load(checkpoint, weights_only=False)["epoch"] == 2
+    monkeypatch.setattr(behaviour, "evaluate", measured)
+    resumed, report = train_sasrec(split, interactions.n_items, small, config, progress=False,
+                                   checkpoint=checkpoint)  # fmt: skip
+    assert report == expected
+    for (name, x), (_, y) in zip(
+        resumed.state_dict().items(), reference.state_dict().items(), strict=True
+    ):
+        assert torch.equal(x, y), name
+
+
 def test_sasrec_learns_a_cycle_scores_ranks_and_round_trips(tmp_path):
     interactions, split = cyclic_split()
     config = TrainConfig(epochs=30, batch_size=32, lr=5e-3, patience=10)

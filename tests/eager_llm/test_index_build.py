@@ -148,3 +148,35 @@ def test_index_cli_bad_input_is_one_error_line(tmp_path, duplicates):
     assert too_short.output.startswith("error: 1 users have fewer than 3 interactions")
     skipped = runner.invoke(app, [*args, "--skip-invalid"])
     assert skipped.exit_code == 0, skipped.output
+
+
+def test_an_interrupted_behaviour_training_goes_on_from_its_epoch_and_leaves_no_file(
+    tmp_path, duplicates, monkeypatch
+):
+    """The index's SASRec checkpoints every epoch beside the cache entry; a build killed in
+    epoch 3 resumes there (same embeddings as an uninterrupted build), then the file goes."""
+    import eager_llm.encoders.behaviour as behaviour
+
+    three = TrainConfig(epochs=3, patience=1_000, negatives=8)
+
+    def config(cache):
+        return IndexConfig(k=4, train=three, cache_root=str(tmp_path / cache), progress=False)
+
+    build_index(duplicates, tmp_path / "reference", config("cache-a"))
+    measured, calls = behaviour.evaluate, []
+
+    def dies_in_epoch_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return measured(*args, **kwargs)
+
+    monkeypatch.setattr(behaviour, "evaluate", dies_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(duplicates, tmp_path / "resumed", config("cache-b"))
+    [left] = (tmp_path / "cache-b").glob(".behaviour-*.epoch.pt")
+    monkeypatch.setattr(behaviour, "evaluate", measured)
+    stats = build_index(duplicates, tmp_path / "resumed", config("cache-b"))
+    assert stats["cache_hits"]["behaviour"] is False and not left.exists()
+    [a], [b] = ((tmp_path / c).glob("behaviour-*/embeddings.npy") for c in ("cache-a", "cache-b"))
+    assert np.array_equal(np.load(a), np.load(b))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -262,6 +263,17 @@ def sampled_softmax_loss(
     return F.cross_entropy(logits, torch.zeros(len(labels), dtype=torch.long))
 
 
+def save_epoch(path, epoch, model, optimiser, generator, history, best, best_state) -> None:
+    """Everything :func:`train_sasrec` needs to go on after ``epoch``, written atomically."""
+    path = Path(path)
+    state = {"epoch": epoch, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+             "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+             "history": history, "best": best, "best_state": best_state}  # fmt: skip
+    partial = path.with_name(f".{path.name}.partial")
+    torch.save(state, partial)
+    os.replace(partial, path)
+
+
 def train_sasrec(
     split: LeaveOneOut,
     num_items: int,
@@ -269,6 +281,7 @@ def train_sasrec(
     train_config: TrainConfig = TrainConfig(),
     *,
     progress: bool = True,
+    checkpoint: Path | None = None,
 ) -> tuple[SASRec, dict]:
     """Train SASRec on the windows of ``split.train`` (:func:`training_windows`) with
     next-item cross-entropy (full or sampled softmax, see :class:`TrainConfig`).
@@ -277,6 +290,11 @@ def train_sasrec(
     training stops after ``patience`` epochs without improvement; the best weights are
     returned. Returns the model (eval mode) and a report: per-epoch loss and validation
     metrics, the best epoch and its validation Recall@10/NDCG@10.
+
+    ``checkpoint``: a file written atomically after every epoch (weights, optimizer, both
+    random states, the history and the best weights so far); when it exists, training
+    continues after its epoch and ends as an uninterrupted run would (bit for bit). The
+    caller keys the file to the data and configs; it is not removed here.
     """
     if train_config.epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {train_config.epochs}")
@@ -290,7 +308,18 @@ def train_sasrec(
     history: list[dict[str, float]] = []
     best = {"epoch": 0, "ndcg@10": -1.0}
     best_state = None
-    bar = tqdm(range(1, train_config.epochs + 1), desc="SASRec", disable=not progress)
+    done = 0
+    if checkpoint is not None and Path(checkpoint).is_file():
+        saved = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimiser"])
+        generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
+        history, best, best_state, done = (
+            saved[k] for k in ("history", "best", "best_state", "epoch")
+        )
+    bar = tqdm(range(done + 1, train_config.epochs + 1), desc="SASRec", disable=not progress,
+               initial=done, total=train_config.epochs)  # fmt: skip
     for epoch in bar:
         model.train()
         total = 0.0
@@ -314,7 +343,10 @@ def train_sasrec(
                 best, best_state = dict(record), copy.deepcopy(model.state_dict())
         history.append(record)
         bar.set_postfix({key: f"{value:.4f}" for key, value in record.items() if key != "epoch"})
-        if train_config.patience is not None and epoch - best["epoch"] >= train_config.patience:
+        stop = train_config.patience is not None and epoch - best["epoch"] >= train_config.patience
+        if checkpoint is not None and not stop and epoch < train_config.epochs:
+            save_epoch(checkpoint, epoch, model, optimiser, generator, history, best, best_state)
+        if stop:
             break
     if best_state is not None:
         model.load_state_dict(best_state)

@@ -28,7 +28,7 @@ import numpy as np
 
 from eager_llm.data import Interactions, ItemCatalog, leave_one_out, load_dataset
 from eager_llm.encoders.behaviour import SASRecConfig, TrainConfig, train_sasrec
-from eager_llm.encoders.cache import cached_folder, dataset_fingerprint
+from eager_llm.encoders.cache import cached_folder, dataset_fingerprint, default_root, key_hash
 from eager_llm.encoders.semantic import DEFAULT_MODEL, encode_texts, item_texts
 from model_zoo import resolve
 
@@ -118,7 +118,9 @@ def behaviour_encoder(
     interactions: Interactions, identity: dict, config: IndexConfig
 ) -> tuple[Path, bool]:
     """Folder of the trained SASRec (``model.pt``, ``config.json``, ``report.json``,
-    ``embeddings.npy``) and whether the cache had it."""
+    ``embeddings.npy``) and whether the cache had it. The training checkpoints every epoch
+    beside the cache entry (a file keyed like it), so an interrupted build (hours on
+    MovieLens-1M) goes on where it stopped; the file goes once the entry is written."""
     sasrec = replace(config.sasrec, max_len=config.max_history)
     key = {
         **identity,
@@ -126,17 +128,22 @@ def behaviour_encoder(
         "sasrec": asdict(sasrec),
         "train": asdict(config.train),
     }
+    root = Path(config.cache_root) if config.cache_root is not None else default_root()
+    checkpoint = root / f".{BEHAVIOUR}-{key_hash(key)}.epoch.pt"
 
     def build(folder: Path) -> None:
         split = leave_one_out(interactions, max_history=config.max_history)
         model, report = train_sasrec(
-            split, interactions.n_items, sasrec, config.train, progress=config.progress
-        )
+            split, interactions.n_items, sasrec, config.train, progress=config.progress,
+            checkpoint=checkpoint,
+        )  # fmt: skip
         model.save(folder)
         (folder / "report.json").write_text(json.dumps(report, indent=1))
         np.save(folder / EMBEDDINGS, model.item_embeddings().detach().numpy())
 
-    return cached_folder(BEHAVIOUR, key, build, root=config.cache_root)
+    found = cached_folder(BEHAVIOUR, key, build, root=root)
+    checkpoint.unlink(missing_ok=True)
+    return found
 
 
 def build_index(
