@@ -206,3 +206,36 @@ def test_the_sasrec_grid_has_every_prefix_rows_as_a_factor_in_its_own_folders():
     assert every.name == "len50-d64-drop0.5-lr0.001-every-prefix"
     assert SASRecPoint(50, 64, 0.5, 1e-3).name == "len50-d64-drop0.5-lr0.001"  # as before
     assert every.configs()[1].windows == "every-prefix"
+
+
+def test_sasrec_ce_killed_in_an_epoch_goes_on_from_its_checkpoint_bit_for_bit(
+    tmp_path, monkeypatch
+):
+    import eager_llm.baselines.sasrec as sasrec
+
+    train = [np.array([(start + j) % 8 for j in range(8)]) for start in range(8)] * 2
+    histories = [[(start + j) % 8 for j in range(4)] for start in range(8)]
+    targets = [(start + 4) % 8 for start in range(8)]
+    args = (train, histories, targets, 8, SASRecConfig(dim=16, max_len=5, dropout=0.3),
+            CETrainConfig(epochs=4, patience=10, batch_size=8))  # fmt: skip
+    reference, expected = train_sasrec_ce(*args)
+    measured, calls = sasrec.validation_metrics, []
+
+    def dies_in_epoch_3(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return measured(*a, **k)
+
+    monkeypatch.setattr(sasrec, "validation_metrics", dies_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_sasrec_ce(*args, checkpoint=tmp_path / "point.pt")
+    monkeypatch.setattr(sasrec, "validation_metrics", measured)
+    models, report = train_sasrec_ce(*args, checkpoint=tmp_path / "point.pt")
+    drop = ("seconds",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in report["history"]] == [
+        {k: v for k, v in r.items() if k not in drop} for r in expected["history"]
+    ]
+    for seen in SEEN:
+        got, want = models[seen].state_dict(), reference[seen].state_dict()
+        assert all(torch.equal(got[name], want[name]) for name in want), seen

@@ -21,7 +21,13 @@ import numpy as np
 import torch
 
 from eager_llm.encoders import SASRec, SASRecConfig
-from eager_llm.encoders.behaviour import full_softmax_loss, training_windows
+from eager_llm.encoders.behaviour import (
+    full_softmax_loss,
+    random_states,
+    restore_random_states,
+    save_training_state,
+    training_windows,
+)
 from eager_llm.metrics import per_user_from_ranks
 
 from .ranking import SEEN, check_seen, target_ranks, top_k
@@ -98,11 +104,15 @@ def train_sasrec_ce(
     train_config: CETrainConfig = CETrainConfig(),
     *,
     log=None,
+    checkpoint: Path | None = None,
 ) -> tuple[dict[str, SASRec], dict]:
     """Train SASRec on the windows of ``train`` (module docstring). Returns protocol -> the
     model (eval mode) of its best validation epoch, and a report: the configs, per-epoch
     loss, validation metrics and seconds, and each protocol's best epoch and metrics.
-    ``log`` (a callable taking a line) hears one line per epoch."""
+    ``log`` (a callable taking a line) hears one line per epoch. ``checkpoint``: a file
+    written atomically after every epoch; when it exists training goes on after its epoch
+    and ends as an uninterrupted run would (the seconds and the time box count the earlier
+    sessions' training too)."""
     if train_config.epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {train_config.epochs}")
     torch.manual_seed(train_config.seed)
@@ -119,7 +129,15 @@ def train_sasrec_ce(
     history = []
     started = time.perf_counter()
     stopped = "epochs"
-    for epoch in range(1, train_config.epochs + 1):
+    done = 0
+    if checkpoint is not None and Path(checkpoint).is_file():
+        saved = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimiser"])
+        restore_random_states(generator, saved)
+        history, best, states, done = (saved[k] for k in ("history", "best", "states", "epoch"))
+        started -= history[-1]["seconds"]
+    for epoch in range(done + 1, train_config.epochs + 1):
         model.train()
         total = 0.0
         for batch in torch.randperm(len(inputs), generator=generator).split(
@@ -152,6 +170,11 @@ def train_sasrec_ce(
         if train_config.max_seconds is not None and elapsed > train_config.max_seconds:
             stopped = "time"
             break
+        if checkpoint is not None and epoch < train_config.epochs:
+            save_training_state(checkpoint, {
+                "epoch": epoch, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                **random_states(generator), "history": history, "best": best, "states": states,
+            })  # fmt: skip
     models = {}
     for seen in SEEN:
         models[seen] = SASRec(num_items, config)

@@ -178,7 +178,9 @@ def train_sasrec_point(
     """Train one grid point (unless ``models/<name>/report.json`` exists) and save each
     protocol's best model in ``keep/`` and ``remove/``; returns the report. ``max_seconds``:
     a time box (:class:`~.sasrec.CETrainConfig`). ``tie_order`` is the split's, recorded in
-    the report; a point trained on the other order is refused (``ValueError``)."""
+    the report; a point trained on the other order is refused (``ValueError``). Training
+    checkpoints every epoch in ``models/.<name>.epoch.pt``: a killed point goes on from
+    there when trained again; the file goes once the report is written."""
     folder = sasrec_folder(models, point)
     done = folder / "report.json"
     if done.is_file():
@@ -190,9 +192,12 @@ def train_sasrec_point(
             )
         return report
     model_config, train_config = point.configs(max_seconds)
+    order = "" if tie_order == "file" else f"-{tie_order}"
+    checkpoint = Path(models) / f".{point.name}{order}.epoch.pt"
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
     best, report = train_sasrec_ce(
         train, valid.histories, valid.targets, valid.n_items, model_config, train_config,
-        log=log,
+        log=log, checkpoint=checkpoint,
     )  # fmt: skip
     for seen, model in best.items():
         model.save(folder / seen)
@@ -200,6 +205,7 @@ def train_sasrec_point(
     if tie_order != "file":  # the default stays implicit, as in the reports written before
         report["tie_order"] = tie_order
     done.write_text(json.dumps(report, indent=1))
+    checkpoint.unlink(missing_ok=True)
     return report
 
 

@@ -263,15 +263,23 @@ def sampled_softmax_loss(
     return F.cross_entropy(logits, torch.zeros(len(labels), dtype=torch.long))
 
 
-def save_epoch(path, epoch, model, optimiser, generator, history, best, best_state) -> None:
-    """Everything :func:`train_sasrec` needs to go on after ``epoch``, written atomically."""
+def save_training_state(path: str | Path, state: dict) -> None:
+    """A training loop's state after an epoch (tensors, optimizer and random states, python
+    records), written atomically: a kill leaves the previous epoch's file whole."""
     path = Path(path)
-    state = {"epoch": epoch, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
-             "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-             "history": history, "best": best, "best_state": best_state}  # fmt: skip
     partial = path.with_name(f".{path.name}.partial")
     torch.save(state, partial)
     os.replace(partial, path)
+
+
+def random_states(generator: torch.Generator) -> dict:
+    """The shuffling generator's and torch's global (dropout) random states."""
+    return {"generator": generator.get_state(), "torch_rng": torch.get_rng_state()}
+
+
+def restore_random_states(generator: torch.Generator, saved: dict) -> None:
+    generator.set_state(saved["generator"])
+    torch.set_rng_state(saved["torch_rng"])
 
 
 def train_sasrec(
@@ -313,8 +321,7 @@ def train_sasrec(
         saved = torch.load(checkpoint, weights_only=False)
         model.load_state_dict(saved["model"])
         optimiser.load_state_dict(saved["optimiser"])
-        generator.set_state(saved["generator"])
-        torch.set_rng_state(saved["torch_rng"])
+        restore_random_states(generator, saved)
         history, best, best_state, done = (
             saved[k] for k in ("history", "best", "best_state", "epoch")
         )
@@ -345,7 +352,11 @@ def train_sasrec(
         bar.set_postfix({key: f"{value:.4f}" for key, value in record.items() if key != "epoch"})
         stop = train_config.patience is not None and epoch - best["epoch"] >= train_config.patience
         if checkpoint is not None and not stop and epoch < train_config.epochs:
-            save_epoch(checkpoint, epoch, model, optimiser, generator, history, best, best_state)
+            save_training_state(checkpoint, {
+                "epoch": epoch, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                **random_states(generator), "history": history, "best": best,
+                "best_state": best_state,
+            })  # fmt: skip
         if stop:
             break
     if best_state is not None:
