@@ -25,6 +25,7 @@ from eager_llm.baselines import (
     transition_counts,
 )
 from eager_llm.encoders import SASRec, SASRecConfig
+from tests.eager_llm.interrupt import dies_on_call
 
 TRAIN = [np.array([0, 1, 2]), np.array([2, 1]), np.array([2, 3, 1, 2])]  # counts 1, 3, 4, 1, 0
 
@@ -219,15 +220,8 @@ def test_sasrec_ce_killed_in_an_epoch_goes_on_from_its_checkpoint_bit_for_bit(
     args = (train, histories, targets, 8, SASRecConfig(dim=16, max_len=5, dropout=0.3),
             CETrainConfig(epochs=4, patience=10, batch_size=8))  # fmt: skip
     reference, expected = train_sasrec_ce(*args)
-    measured, calls = sasrec.validation_metrics, []
-
-    def dies_in_epoch_3(*a, **k):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return measured(*a, **k)
-
-    monkeypatch.setattr(sasrec, "validation_metrics", dies_in_epoch_3)
+    measured = sasrec.validation_metrics
+    monkeypatch.setattr(sasrec, "validation_metrics", dies_on_call(measured, 3))  # epoch 3
     with pytest.raises(KeyboardInterrupt):
         train_sasrec_ce(*args, checkpoint=tmp_path / "point.pt")
     monkeypatch.setattr(sasrec, "validation_metrics", measured)

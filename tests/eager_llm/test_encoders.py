@@ -22,6 +22,7 @@ from eager_llm.encoders.behaviour import (
     sampled_softmax_loss,
     training_windows,
 )
+from tests.eager_llm.interrupt import dies_on_call
 
 SMALL = SASRecConfig(dim=16, num_blocks=1, max_len=5, dropout=0.0)
 
@@ -114,15 +115,7 @@ def test_an_interrupted_training_resumes_from_its_epoch_checkpoint_bit_for_bit(
     reference, expected = train_sasrec(split, interactions.n_items, small, config, progress=False)
     checkpoint = tmp_path / "sasrec.epoch.pt"
     measured = behaviour.evaluate
-    calls = []
-
-    def dies_at_epoch_3(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return measured(*args, **kwargs)
-
-    monkeypatch.setattr(behaviour, "evaluate", dies_at_epoch_3)
+    monkeypatch.setattr(behaviour, "evaluate", dies_on_call(measured, 3))  # epoch 3
     with pytest.raises(KeyboardInterrupt):
         train_sasrec(split, interactions.n_items, small, config, progress=False,
                      checkpoint=checkpoint)  # fmt: skip

@@ -10,6 +10,7 @@ from eager_llm.cli import app
 from eager_llm.encoders import SASRec, SASRecConfig, TrainConfig
 from eager_llm.indexing import IndexConfig, build_index, check_bijection, load_item_index
 from eager_llm.indexing.dki import auto_k
+from tests.eager_llm.interrupt import dies_on_call
 
 runner = CliRunner()
 ONE_EPOCH = TrainConfig(epochs=1, patience=None)
@@ -163,15 +164,8 @@ def test_an_interrupted_behaviour_training_goes_on_from_its_epoch_and_leaves_no_
         return IndexConfig(k=4, train=three, cache_root=str(tmp_path / cache), progress=False)
 
     build_index(duplicates, tmp_path / "reference", config("cache-a"))
-    measured, calls = behaviour.evaluate, []
-
-    def dies_in_epoch_3(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return measured(*args, **kwargs)
-
-    monkeypatch.setattr(behaviour, "evaluate", dies_in_epoch_3)
+    measured = behaviour.evaluate
+    monkeypatch.setattr(behaviour, "evaluate", dies_on_call(measured, 3))  # epoch 3
     with pytest.raises(KeyboardInterrupt):
         build_index(duplicates, tmp_path / "resumed", config("cache-b"))
     [left] = (tmp_path / "cache-b").glob(".behaviour-*.epoch.pt")

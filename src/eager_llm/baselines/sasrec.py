@@ -23,8 +23,7 @@ import torch
 from eager_llm.encoders import SASRec, SASRecConfig
 from eager_llm.encoders.behaviour import (
     full_softmax_loss,
-    random_states,
-    restore_random_states,
+    load_training_state,
     save_training_state,
     training_windows,
 )
@@ -129,13 +128,9 @@ def train_sasrec_ce(
     history = []
     started = time.perf_counter()
     stopped = "epochs"
-    done = 0
-    if checkpoint is not None and Path(checkpoint).is_file():
-        saved = torch.load(checkpoint, weights_only=False)
-        model.load_state_dict(saved["model"])
-        optimiser.load_state_dict(saved["optimiser"])
-        restore_random_states(generator, saved)
-        history, best, states, done = (saved[k] for k in ("history", "best", "states", "epoch"))
+    done, records = load_training_state(checkpoint, model, optimiser, generator)
+    if records is not None:
+        history, best, states = records["history"], records["best"], records["states"]
         started -= history[-1]["seconds"]
     for epoch in range(done + 1, train_config.epochs + 1):
         model.train()
@@ -171,10 +166,8 @@ def train_sasrec_ce(
             stopped = "time"
             break
         if checkpoint is not None and epoch < train_config.epochs:
-            save_training_state(checkpoint, {
-                "epoch": epoch, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                **random_states(generator), "history": history, "best": best, "states": states,
-            })  # fmt: skip
+            records = {"history": history, "best": best, "states": states}
+            save_training_state(checkpoint, epoch, model, optimiser, generator, records)
     models = {}
     for seen in SEEN:
         models[seen] = SASRec(num_items, config)

@@ -263,23 +263,34 @@ def sampled_softmax_loss(
     return F.cross_entropy(logits, torch.zeros(len(labels), dtype=torch.long))
 
 
-def save_training_state(path: str | Path, state: dict) -> None:
-    """A training loop's state after an epoch (tensors, optimizer and random states, python
-    records), written atomically: a kill leaves the previous epoch's file whole."""
+def save_training_state(
+    path: str | Path, epoch: int, model, optimiser, generator: torch.Generator, records: dict
+) -> None:
+    """A training loop's state after ``epoch``: weights, optimizer, the shuffling generator's
+    and torch's global (dropout) random states, and the loop's own ``records`` (history,
+    best so far); written atomically, so a kill leaves the previous epoch's file whole."""
+    state = {"epoch": epoch, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+             "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+             "records": records}  # fmt: skip
     path = Path(path)
     partial = path.with_name(f".{path.name}.partial")
     torch.save(state, partial)
     os.replace(partial, path)
 
 
-def random_states(generator: torch.Generator) -> dict:
-    """The shuffling generator's and torch's global (dropout) random states."""
-    return {"generator": generator.get_state(), "torch_rng": torch.get_rng_state()}
-
-
-def restore_random_states(generator: torch.Generator, saved: dict) -> None:
+def load_training_state(
+    path: str | Path | None, model, optimiser, generator: torch.Generator
+) -> tuple[int, dict | None]:
+    """Restore what :func:`save_training_state` wrote into ``model``, ``optimiser`` and the
+    random states; returns ``(epoch, records)``, or ``(0, None)`` when there is no file."""
+    if path is None or not Path(path).is_file():
+        return 0, None
+    saved = torch.load(path, weights_only=False)
+    model.load_state_dict(saved["model"])
+    optimiser.load_state_dict(saved["optimiser"])
     generator.set_state(saved["generator"])
     torch.set_rng_state(saved["torch_rng"])
+    return saved["epoch"], saved["records"]
 
 
 def train_sasrec(
@@ -316,15 +327,9 @@ def train_sasrec(
     history: list[dict[str, float]] = []
     best = {"epoch": 0, "ndcg@10": -1.0}
     best_state = None
-    done = 0
-    if checkpoint is not None and Path(checkpoint).is_file():
-        saved = torch.load(checkpoint, weights_only=False)
-        model.load_state_dict(saved["model"])
-        optimiser.load_state_dict(saved["optimiser"])
-        restore_random_states(generator, saved)
-        history, best, best_state, done = (
-            saved[k] for k in ("history", "best", "best_state", "epoch")
-        )
+    done, records = load_training_state(checkpoint, model, optimiser, generator)
+    if records is not None:
+        history, best, best_state = records["history"], records["best"], records["best_state"]
     bar = tqdm(range(done + 1, train_config.epochs + 1), desc="SASRec", disable=not progress,
                initial=done, total=train_config.epochs)  # fmt: skip
     for epoch in bar:
@@ -352,11 +357,8 @@ def train_sasrec(
         bar.set_postfix({key: f"{value:.4f}" for key, value in record.items() if key != "epoch"})
         stop = train_config.patience is not None and epoch - best["epoch"] >= train_config.patience
         if checkpoint is not None and not stop and epoch < train_config.epochs:
-            save_training_state(checkpoint, {
-                "epoch": epoch, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                **random_states(generator), "history": history, "best": best,
-                "best_state": best_state,
-            })  # fmt: skip
+            records = {"history": history, "best": best, "best_state": best_state}
+            save_training_state(checkpoint, epoch, model, optimiser, generator, records)
         if stop:
             break
     if best_state is not None:
