@@ -68,16 +68,17 @@ def load_protocol(run: Path, baselines: Path, seen: str) -> tuple[dict, dict, di
 
 def compare(a: np.ndarray, b: np.ndarray) -> dict:
     """a - b on Recall@10 and NDCG@10: bootstrap intervals, McNemar p on the hits."""
-    found = {}
-    for i, metric in enumerate(("recall@10", "ndcg@10")):
-        x, y = per_user_from_ranks(a, 10)[i], per_user_from_ranks(b, 10)[i]
-        found[metric] = paired_bootstrap(x, y)
-    hits_a, hits_b = per_user_from_ranks(a, 10)[0] > 0, per_user_from_ranks(b, 10)[0] > 0
-    test = mcnemar(hits_a.tolist(), hits_b.tolist())
-    difference = per_user_from_ranks(a, 10)[0] - per_user_from_ranks(b, 10)[0]
-    se = difference.std(ddof=1) / np.sqrt(len(difference))
-    found |= {"p": test.p_value, "gained": test.a_only, "lost": test.b_only, "se": float(se)}
-    return found
+    (hits_a, gain_a), (hits_b, gain_b) = per_user_from_ranks(a, 10), per_user_from_ranks(b, 10)
+    test = mcnemar((hits_a > 0).tolist(), (hits_b > 0).tolist())
+    difference = hits_a - hits_b
+    return {
+        "recall@10": paired_bootstrap(hits_a, hits_b),
+        "ndcg@10": paired_bootstrap(gain_a, gain_b),
+        "p": test.p_value,
+        "gained": test.a_only,
+        "lost": test.b_only,
+        "se": float(difference.std(ddof=1) / np.sqrt(len(difference))),
+    }
 
 
 def stage_budget(folder: Path) -> tuple[int, int, float, float]:
